@@ -1,0 +1,10 @@
+"""cyffe: a small Cython CNN framework with Caffe's layers, files and semantics."""
+# Absolute imports: test runners may import this file under another name.
+from cyffe.layers.backend import set_random_seed
+from cyffe.layers.blob import Blob
+from cyffe.layers.registry import layer_types as layer_type_list
+from cyffe.proto import cyffe_pb2 as pb
+from cyffe.proto.errors import CyffeError, DataError, NetError, NonFiniteError, ProtoError, ShapeError
+
+TRAIN = pb.TRAIN
+TEST = pb.TEST

@@ -1,0 +1,1 @@
+"""The compute: one module per layer type, plus the Blob, the Layer contract, the registry."""

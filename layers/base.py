@@ -1,0 +1,142 @@
+"""The Layer contract: setup, reshape, forward, backward (Caffe's, in Python clothes).
+
+A layer sees only its bottom and top Blobs, its LayerParameter and the array
+backend; the graph (net/) does the wiring. Param diffs accumulate (``+=``);
+bottom diffs are written (``=``).
+"""
+import numpy as np
+
+from ..proto import cyffe_pb2 as pb
+from ..proto.errors import NetError, ShapeError
+from . import registry
+from .backend import on_gpu
+from .blob import Blob
+
+
+class Layer:
+    """Base class of every layer; subclasses set `type` and override the hooks."""
+
+    type = None                 # Caffe's type name, the registry key
+    num_bottom = None           # exact bottom count, or None (see min/max)
+    min_bottom = 0
+    max_bottom = None
+    num_top = None              # exact top count, or None (see min/max)
+    min_top = 0
+    max_top = None
+    is_loss = False             # loss layers weigh top 0 by 1 unless told otherwise
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("type"):
+            registry.register(cls)
+
+    def __init__(self, param=None, phase=pb.TRAIN, dtype=np.float32):
+        self.param = param if param is not None else pb.LayerParameter(type=self.type)
+        self.phase = phase
+        self.dtype = np.dtype(dtype)
+        self.blobs = [self._blob_from_proto(b) for b in self.param.blobs]
+
+    @property
+    def name(self):
+        return self.param.name
+
+    def _blob_from_proto(self, proto):
+        from ..proto.io import blobproto_to_array
+        values = blobproto_to_array(proto)
+        blob = Blob(values.shape, self.dtype)
+        blob.data[...] = values
+        return blob
+
+    # -- the contract ---------------------------------------------------------
+
+    def setup(self, bottom, top):
+        """Read the parameter message, create self.blobs, check bottoms."""
+
+    def reshape(self, bottom, top):
+        """Shape the tops from the bottoms."""
+        raise NotImplementedError(f"{type(self).__name__}.reshape")
+
+    def forward(self, bottom, top):
+        """Compute the tops; runs forward_gpu when the data lives on a GPU."""
+        if bottom and on_gpu(bottom[0].data) or top and on_gpu(top[0].data):
+            return self.forward_gpu(bottom, top)
+        return self.forward_cpu(bottom, top)
+
+    def backward(self, top, propagate_down, bottom):
+        """Write bottom diffs where propagate_down says so; accumulate param diffs."""
+        if bottom and on_gpu(bottom[0].data) or top and on_gpu(top[0].data):
+            return self.backward_gpu(top, propagate_down, bottom)
+        return self.backward_cpu(top, propagate_down, bottom)
+
+    def forward_cpu(self, bottom, top):
+        raise NotImplementedError(f"layer type {self.type} has no CPU forward")
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        raise NotImplementedError(f"layer type {self.type} has no CPU backward")
+
+    def forward_gpu(self, bottom, top):
+        raise NotImplementedError(f"layer type {self.type} has no GPU forward yet")
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        raise NotImplementedError(f"layer type {self.type} has no GPU backward yet")
+
+    # -- helpers for subclasses ------------------------------------------------
+
+    def check_blob_counts(self, bottom, top):
+        """A NetError unless the bottom and top counts suit this layer type."""
+        for what, blobs, exact, low, high in (
+                ("bottom", bottom, self.num_bottom, self.min_bottom, self.max_bottom),
+                ("top", top, self.num_top, self.min_top, self.max_top)):
+            n = len(blobs)
+            if exact is not None and n != exact:
+                raise NetError(f"layer '{self.name}' ({self.type}) takes {exact} {what} "
+                               f"blob(s), got {n}")
+            if n < low or high is not None and n > high:
+                bound = f"{low} to {high}" if high is not None else f"at least {low}"
+                raise NetError(f"layer '{self.name}' ({self.type}) takes {bound} {what} "
+                               f"blob(s), got {n}")
+
+    def shape_error(self, text):
+        """A ShapeError whose message names this layer."""
+        return ShapeError(f"layer '{self.name}' ({self.type}): {text}")
+
+    def allow_backward(self, bottom_index):
+        """Whether gradients may flow to bottom i (labels, for instance, take none)."""
+        return True
+
+    def new_blob(self, shape):
+        """A parameter blob of this layer's dtype."""
+        return Blob(shape, self.dtype)
+
+
+class NeuronLayer(Layer):
+    """One bottom, one top of the same shape; may run in place."""
+
+    num_bottom = 1
+    num_top = 1
+
+    def reshape(self, bottom, top):
+        top[0].reshape(bottom[0].shape)
+
+
+class LossLayer(Layer):
+    """Bottoms (prediction, target, ...) -> a scalar loss, weighted by top[0].diff."""
+
+    num_bottom = 2
+    min_top = 1
+    max_top = 1
+    is_loss = True
+
+    def reshape(self, bottom, top):
+        if bottom[0].shape[0] != bottom[1].shape[0]:
+            raise self.shape_error(f"bottoms must have the same number of items, got "
+                                   f"{bottom[0].shape} and {bottom[1].shape}")
+        top[0].reshape(())
+
+
+def canonical_axis(axis, num_axes, layer=None):
+    """Caffe's CanonicalAxisIndex: allow negative axes, reject out-of-range ones."""
+    if not -num_axes <= axis < num_axes:
+        who = f"layer '{layer.name}': " if layer is not None else ""
+        raise ShapeError(f"{who}axis {axis} is out of range for a {num_axes}-D blob")
+    return axis % num_axes

@@ -1,0 +1,1 @@
+"""What is built over layers: the graph (Net) and the solvers."""

@@ -1,0 +1,1 @@
+"""Command-line programs, thin wrappers over the public API."""
