@@ -8,3 +8,6 @@ from cyffe.proto.errors import CyffeError, DataError, NetError, NonFiniteError, 
 
 TRAIN = pb.TRAIN
 TEST = pb.TEST
+
+from cyffe.net.graph import Net
+from cyffe.net.solver import SGDSolver, get_solver

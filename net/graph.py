@@ -1,0 +1,453 @@
+"""Net: a prototxt wired into a graph of layers and run in topological order.
+
+The pipeline reads as Caffe's Net::Init: filter layers by the net state, wire
+blobs (in-place layers make new versions of a blob), insert Split layers where
+a blob version feeds several layers, order the layers (Kahn, stable on file
+order), set them up, and decide which need backward.
+"""
+import heapq
+import os
+from collections import OrderedDict
+
+import numpy as np
+
+from ..layers.blob import Blob
+from ..layers.registry import layer_class
+from ..proto import cyffe_pb2 as pb
+from ..proto.errors import NetError, NonFiniteError, ShapeError
+from ..proto.io import array_to_blobproto, blobproto_to_array, read_net, read_net_weights, write_binary
+
+
+def state_meets_rule(state, rule):
+    """Caffe's NetStateRule test: phase, level bounds, required and forbidden stages."""
+    if rule.HasField("phase") and rule.phase != state.phase:
+        return False
+    if rule.HasField("min_level") and state.level < rule.min_level:
+        return False
+    if rule.HasField("max_level") and state.level > rule.max_level:
+        return False
+    stages = set(state.stage)
+    return all(s in stages for s in rule.stage) and not any(s in stages for s in rule.not_stage)
+
+
+def layer_included(layer, state):
+    """Include rules: any may match; with none, exclude rules: none may match."""
+    if layer.include:
+        return any(state_meets_rule(state, r) for r in layer.include)
+    return not any(state_meets_rule(state, r) for r in layer.exclude)
+
+
+def _legacy_inputs_as_layer(param):
+    """Net-level `input:` fields become an Input layer in front (Caffe's upgrade)."""
+    if not param.input:
+        return param
+    shapes = list(param.input_shape)
+    if not shapes and param.input_dim:
+        dims = list(param.input_dim)
+        if len(dims) != 4 * len(param.input):
+            raise NetError("input_dim must give 4 dimensions per input")
+        shapes = [pb.BlobShape(dim=dims[4 * i:4 * i + 4]) for i in range(len(param.input))]
+    if len(shapes) != len(param.input):
+        raise NetError(f"{len(param.input)} net inputs but {len(shapes)} input shapes")
+    upgraded = pb.NetParameter()
+    upgraded.CopyFrom(param)
+    del upgraded.input[:], upgraded.input_shape[:], upgraded.input_dim[:]
+    del upgraded.layer[:]
+    layer = upgraded.layer.add(name="input", type="Input", top=list(param.input))
+    layer.input_param.shape.extend(shapes)
+    upgraded.layer.extend(param.layer)
+    return upgraded
+
+
+class Net:
+    """A network built from a prototxt, as pycaffe's caffe.Net.
+
+    Net(model, phase=TRAIN, weights=None, level=0, stages=(), dtype=np.float32);
+    pycaffe's order Net(model, weights, phase) works too. `model` is a prototxt
+    path, a prototxt string or a NetParameter.
+    """
+
+    def __init__(self, model, phase=pb.TRAIN, weights=None, level=0, stages=(),
+                 dtype=np.float32):
+        if isinstance(phase, (str, os.PathLike)) and not isinstance(weights, (str, os.PathLike)):
+            phase, weights = (weights if weights is not None else pb.TRAIN), phase
+        param, self.source = read_net(model)
+        self.where = self.source or "<net>"
+        if param.layers:
+            raise NetError(f"{self.where}: this net uses the old V1 'layers' format; "
+                           "upgrading it is not supported yet")
+        param = _legacy_inputs_as_layer(param)
+        self.param = param
+        self.phase = phase
+        self.dtype = np.dtype(dtype)
+        self.name = param.name
+
+        state = pb.NetState()
+        state.CopyFrom(param.state)
+        state.phase = phase
+        state.level = level or state.level
+        state.stage.extend(s for s in stages if s not in state.stage)
+        layer_params = [l for l in param.layer if layer_included(l, state)]
+
+        self._wire(layer_params)
+        self._setup_layers()
+        self._decide_backward(param.force_backward)
+        if weights is not None:
+            self.copy_from(weights)
+
+    # -- building ---------------------------------------------------------------
+
+    def _where(self, lp):
+        return f"{self.where}: layer '{lp.name}' ({lp.type})"
+
+    def _wire(self, layer_params):
+        """Give every layer its bottom and top Blobs, inserting Splits, then order them.
+
+        Every write of a blob name is a version: its producer's, then one per
+        in-place layer, chained in file order. A layer reads the latest version
+        written before it in the file (or the final one, if the file lists it
+        before the producer), so files with layers out of order still work.
+        """
+        seen = set()
+        for lp in layer_params:
+            if lp.name in seen:
+                raise NetError(f"{self.where}: two layers are named '{lp.name}'")
+            seen.add(lp.name)
+
+        producer, modifiers = {}, {}
+        for i, lp in enumerate(layer_params):
+            for t in lp.top:
+                if t in lp.bottom:
+                    modifiers.setdefault(t, []).append(i)
+                elif t in producer:
+                    raise NetError(f"{self._where(lp)}: top '{t}' is also produced by layer "
+                                   f"'{layer_params[producer[t]].name}'")
+                else:
+                    producer[t] = i
+        for i, lp in enumerate(layer_params):
+            for b in lp.bottom:
+                if b not in producer:
+                    raise NetError(f"{self._where(lp)}: bottom blob '{b}' is not produced by "
+                                   "any layer")
+        writers = {b: [p] + modifiers.get(b, []) for b, p in producer.items()}
+
+        consumers = {}                   # (blob name, version) -> [(layer, bottom index)]
+        for i, lp in enumerate(layer_params):
+            for j, b in enumerate(lp.bottom):
+                chain = writers[b]
+                if b in lp.top:
+                    v = chain.index(i) - 1
+                else:
+                    before = [k for k, w in enumerate(chain) if w < i]
+                    v = before[-1] if before else len(chain) - 1
+                consumers.setdefault((b, v), []).append((i, j))
+
+        bottoms = [[None] * len(lp.bottom) for lp in layer_params]
+        tops = [[None] * len(lp.top) for lp in layer_params]
+        for i, lp in enumerate(layer_params):
+            tops[i] = [None if t in lp.bottom else Blob((), self.dtype) for t in lp.top]
+        nodes = [(lp, bottoms[i], tops[i], float(i)) for i, lp in enumerate(layer_params)]
+        deps = [set() for _ in layer_params]
+        for b, chain in writers.items():
+            for v, w in enumerate(chain):
+                j = list(layer_params[w].top).index(b)
+                if tops[w][j] is None:
+                    tops[w][j] = Blob((), self.dtype)
+                blob = tops[w][j]
+                users = consumers.get((b, v), [])
+                if len(users) > 1:
+                    # A Split fans the version out and sums the diffs coming back.
+                    base = f"{b}_{layer_params[w].name}_{j}_split"
+                    split = pb.LayerParameter(name=base, type="Split", bottom=[b],
+                                              top=[f"{base}_{k}" for k in range(len(users))])
+                    outs = [Blob((), self.dtype) for _ in users]
+                    deps.append({w})
+                    nodes.append((split, [blob], outs, w + 0.5))
+                    for (ci, bi), out in zip(users, outs):
+                        bottoms[ci][bi] = out
+                        deps[ci].add(len(nodes) - 1)
+                else:
+                    for ci, bi in users:
+                        bottoms[ci][bi] = blob
+                        deps[ci].add(w)
+                if v + 1 < len(chain):
+                    # The next in-place writer writes where it reads, unless it reads a
+                    # Split output (shared with its siblings): then it gets a blob of its own.
+                    m = chain[v + 1]
+                    tops[m][list(layer_params[m].top).index(b)] = blob if len(users) == 1 else None
+        self._build_nodes(nodes, deps)
+
+    def _build_nodes(self, nodes, deps):
+        """Order the nodes (Kahn, stable on file order) and make the layer objects."""
+        users = [[] for _ in nodes]
+        pending = [len(d) for d in deps]
+        for n, d in enumerate(deps):
+            for p in d:
+                users[p].append(n)
+        ready = [(nodes[n][3], n) for n in range(len(nodes)) if pending[n] == 0]
+        heapq.heapify(ready)
+        order = []
+        while ready:
+            _, n = heapq.heappop(ready)
+            order.append(n)
+            for u in users[n]:
+                pending[u] -= 1
+                if pending[u] == 0:
+                    heapq.heappush(ready, (nodes[u][3], u))
+        if len(order) < len(nodes):
+            stuck = [nodes[n][0].name for n in range(len(nodes)) if pending[n] > 0]
+            raise NetError(f"{self.where}: the layers form a cycle: {', '.join(stuck)}")
+
+        base_dir = os.path.dirname(os.path.abspath(self.source)) if self.source else None
+        self.blobs = OrderedDict()
+        self.layers, self._bottom, self._top, self._layer_names = [], [], [], []
+        for n in order:
+            lp, bs, ts, _ = nodes[n]
+            layer = layer_class(lp.type, self._where(lp))(lp, self.phase, self.dtype)
+            layer.base_dir = base_dir
+            self.layers.append(layer)
+            self._bottom.append(bs)
+            self._top.append(ts)
+            self._layer_names.append(lp.name)
+            for name, blob in zip(lp.top, ts):
+                self.blobs[name] = blob      # a later in-place version takes the name
+
+    def _setup_layers(self):
+        self._loss_tops = []              # (blob, layer index) pairs weighed into the loss
+        owners = {}                       # ParamSpec name -> (blob, layer name)
+        self.learnable_params, self.lr_mults, self.decay_mults = [], [], []
+        self.params = OrderedDict()
+        for li, layer in enumerate(self.layers):
+            bottom, top = self._bottom[li], self._top[li]
+            layer.check_blob_counts(bottom, top)
+            layer.setup(bottom, top)
+            layer.reshape(bottom, top)
+            lp = layer.param
+            if lp.loss_weight and len(lp.loss_weight) != len(top):
+                raise NetError(f"{self._where(lp)}: {len(lp.loss_weight)} loss_weight values for "
+                               f"{len(top)} tops")
+            for ti, blob in enumerate(top):
+                weight = lp.loss_weight[ti] if lp.loss_weight else (
+                    1.0 if layer.is_loss and ti == 0 else 0.0)
+                if weight:
+                    blob.diff[...] = weight
+                    self._loss_tops.append((blob, li))
+            if len(lp.param) > len(layer.blobs):
+                raise NetError(f"{self._where(lp)}: {len(lp.param)} param specs for "
+                               f"{len(layer.blobs)} learnable blobs")
+            for pi, blob in enumerate(layer.blobs):
+                spec = lp.param[pi] if pi < len(lp.param) else pb.ParamSpec()
+                if spec.name and spec.name in owners:
+                    owner, owner_layer = owners[spec.name]
+                    same = (owner.shape == blob.shape if spec.share_mode == pb.ParamSpec.STRICT
+                            else owner.count == blob.count)
+                    if not same:
+                        raise ShapeError(f"{self._where(lp)}: shared param '{spec.name}' has "
+                                         f"shape {blob.shape} here but {owner.shape} in layer "
+                                         f"'{owner_layer}'")
+                    if owner.shape != blob.shape:
+                        owner = _view_as(owner, blob.shape)
+                    layer.blobs[pi] = owner
+                    continue
+                if spec.name:
+                    owners[spec.name] = (blob, lp.name)
+                self.learnable_params.append(blob)
+                self.lr_mults.append(spec.lr_mult)
+                self.decay_mults.append(spec.decay_mult)
+            if layer.blobs:
+                self.params[lp.name] = layer.blobs
+
+    def _decide_backward(self, force_backward):
+        """Which layers run backward and to which bottoms (Caffe's rules)."""
+        needs = {}                                        # id(blob) -> needs backward
+        layer_needs = []
+        bottom_needs = []
+        for li, layer in enumerate(self.layers):
+            lp = layer.param
+            flags = [needs.get(id(b), False) for b in self._bottom[li]]
+            if lp.propagate_down:
+                if len(lp.propagate_down) != len(flags):
+                    raise NetError(f"{self._where(lp)}: propagate_down needs one value per bottom")
+                flags = [bool(p) for p in lp.propagate_down]
+            if force_backward:
+                flags = [f or layer.allow_backward(i) for i, f in enumerate(flags)]
+            param_need = any(self._lr_mult(li, pi) != 0 for pi in range(len(layer.blobs)))
+            need = any(flags) or param_need
+            for t in self._top[li]:
+                needs[id(t)] = needs.get(id(t), False) or need
+            layer_needs.append(need)
+            bottom_needs.append(flags)
+
+        under_loss = set(id(b) for b, _ in self._loss_tops)
+        for li in reversed(range(len(self.layers))):
+            contributes = force_backward or any(id(t) in under_loss for t in self._top[li])
+            if contributes:
+                under_loss.update(id(b) for b in self._bottom[li])
+            else:
+                layer_needs[li] = False
+                bottom_needs[li] = [False] * len(bottom_needs[li])
+        self._layer_needs_backward = layer_needs
+        self._bottom_needs_backward = [
+            [f and self.layers[li].allow_backward(i) for i, f in enumerate(flags)]
+            for li, flags in enumerate(bottom_needs)]
+
+    def _lr_mult(self, li, pi):
+        specs = self.layers[li].param.param
+        return specs[pi].lr_mult if pi < len(specs) else 1.0
+
+    # -- running ------------------------------------------------------------------
+
+    @property
+    def inputs(self):
+        """Names of the blobs fed from outside (the tops of Input layers)."""
+        return [t for l in self.layers if l.type == "Input" for t in l.param.top]
+
+    @property
+    def outputs(self):
+        """Names of the blobs no layer consumes."""
+        consumed = set(id(b) for bs in self._bottom for b in bs)
+        seen, names = set(), []
+        for name, blob in self.blobs.items():
+            if id(blob) not in consumed and id(blob) not in seen and "_split_" not in name:
+                seen.add(id(blob))
+                names.append(name)
+        return names
+
+    def reshape(self):
+        """Propagate input shapes through every layer (after reshaping an input blob)."""
+        for li, layer in enumerate(self.layers):
+            layer.reshape(self._bottom[li], self._top[li])
+
+    def forward(self, blobs=None, **inputs):
+        """Run forward; keyword arguments are copied into the named input blobs.
+
+        Returns {output name: its data array} (the live arrays, as pycaffe).
+        `blobs` lists extra blob names to return.
+        """
+        for name, value in inputs.items():
+            if name not in self.blobs:
+                raise NetError(f"{self.where}: no blob named '{name}' to feed")
+            value = np.asarray(value)
+            blob = self.blobs[name]
+            if blob.shape != value.shape:
+                blob.reshape(value.shape)
+            blob.data[...] = value
+        self.loss = self.forward_all()
+        names = self.outputs + [b for b in (blobs or []) if b not in self.outputs]
+        return {n: self.blobs[n].data for n in names}
+
+    def forward_all(self):
+        """Forward through every layer; returns the weighted loss."""
+        for li, layer in enumerate(self.layers):
+            layer.reshape(self._bottom[li], self._top[li])
+            layer.forward(self._bottom[li], self._top[li])
+        return float(sum(float(np.sum(b.data * b.diff)) for b, _ in self._loss_tops))
+
+    def backward(self, diffs=None, **top_diffs):
+        """Run backward from the diffs currently in the output blobs.
+
+        Keyword arguments set output diffs first. Returns {input name: diff}.
+        """
+        for name, value in top_diffs.items():
+            self.blobs[name].diff[...] = value
+        self.backward_all()
+        names = self.inputs + [b for b in (diffs or []) if b not in self.inputs]
+        return {n: self.blobs[n].diff for n in names}
+
+    def backward_all(self):
+        for li in reversed(range(len(self.layers))):
+            if self._layer_needs_backward[li]:
+                self.layers[li].backward(self._top[li], self._bottom_needs_backward[li],
+                                         self._bottom[li])
+
+    def forward_backward(self):
+        """One forward and backward pass; returns the loss."""
+        loss = self.forward_all()
+        self.backward_all()
+        return loss
+
+    def clear_param_diffs(self):
+        for blob in self.learnable_params:
+            blob.diff[...] = 0
+
+    def first_non_finite_layer(self):
+        """The name of the first layer (in run order) whose top holds NaN or inf."""
+        for li, layer in enumerate(self.layers):
+            if any(not np.all(np.isfinite(t.data)) for t in self._top[li]):
+                return layer.name
+        return None
+
+    def check_finite(self, loss, iteration):
+        """A NonFiniteError naming the iteration and first offending layer if loss is not finite."""
+        if np.isfinite(loss):
+            return
+        culprit = self.first_non_finite_layer()
+        where = f"; layer '{culprit}' was the first to output NaN/inf" if culprit else ""
+        raise NonFiniteError(f"{self.where}: loss is {loss} at iteration {iteration}{where}")
+
+    @property
+    def layer_dict(self):
+        return OrderedDict(zip(self._layer_names, self.layers))
+
+    def share_with(self, other):
+        """Use other's learnable blobs for the layers of the same name (test nets)."""
+        theirs = other.layer_dict
+        for layer in self.layers:
+            source = theirs.get(layer.name)
+            if source is None or not layer.blobs:
+                continue
+            for i, blob in enumerate(layer.blobs):
+                if i < len(source.blobs):
+                    if source.blobs[i].shape != blob.shape:
+                        raise ShapeError(f"layer '{layer.name}': cannot share param {i}: shape "
+                                         f"{blob.shape} vs {source.blobs[i].shape}")
+                    layer.blobs[i] = source.blobs[i]
+            self.params[layer.name] = layer.blobs
+
+    # -- weights --------------------------------------------------------------------
+
+    def copy_from(self, weights):
+        """Copy learned blobs from a .caffemodel (path or NetParameter), by layer name."""
+        source = weights if isinstance(weights, pb.NetParameter) else read_net_weights(weights)
+        where = weights if isinstance(weights, (str, os.PathLike)) else "weights"
+        mine = self.layer_dict
+        for lp in source.layer:
+            layer = mine.get(lp.name)
+            if layer is None or not lp.blobs:
+                continue
+            if len(lp.blobs) != len(layer.blobs):
+                raise ShapeError(f"{where}: layer '{lp.name}' has {len(lp.blobs)} blobs there but "
+                                 f"{len(layer.blobs)} in the net")
+            for i, bp in enumerate(lp.blobs):
+                values = blobproto_to_array(bp)
+                if values.shape != layer.blobs[i].shape:
+                    if values.size != layer.blobs[i].count or bp.HasField("shape"):
+                        raise ShapeError(f"{where}: layer '{lp.name}' blob {i} has shape "
+                                         f"{values.shape} there but {layer.blobs[i].shape} in "
+                                         "the net")
+                    values = values.reshape(layer.blobs[i].shape)
+                layer.blobs[i].data[...] = values
+
+    def to_proto(self):
+        """The net as a NetParameter with its learned blobs (Caffe's ToProto)."""
+        out = pb.NetParameter(name=self.name)
+        for layer in self.layers:
+            if layer.type == "Split" and layer.name not in {l.name for l in self.param.layer}:
+                continue
+            lp = out.layer.add()
+            lp.CopyFrom(layer.param)
+            del lp.blobs[:]
+            lp.blobs.extend(array_to_blobproto(b.data) for b in layer.blobs)
+        return out
+
+    def save(self, path):
+        """Write the learned weights as a binary .caffemodel (atomically)."""
+        write_binary(self.to_proto(), path)
+
+
+def _view_as(blob, shape):
+    """A Blob sharing blob's data and diff under another shape (PERMISSIVE sharing)."""
+    view = Blob((), blob.dtype)
+    view.data = blob.data.reshape(shape)
+    view.diff = blob.diff.reshape(shape)
+    return view

@@ -1,0 +1,134 @@
+"""train_net: train a Caffe net, from a net prototxt and flags or from a solver prototxt.
+
+    train_net --proto examples/digits/lenet_train_test.prototxt
+    train_net --solver lenet_solver.prototxt
+
+Prints Caffe-style progress and writes the trained weights as a .caffemodel.
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+
+import cyffe
+from cyffe.proto import cyffe_pb2 as pb
+from cyffe.proto.io import read_solver
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog="train_net",
+        description="Train a Caffe-format net with minibatch SGD. Give the net and solver "
+                    "settings as flags (--proto), or a Caffe solver file (--solver); flags "
+                    "given with --solver override the file.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--proto", metavar="NET", help="net prototxt (train and test phases)")
+    source.add_argument("--solver", metavar="SOLVER",
+                        help="Caffe solver prototxt; its net: path is relative to the solver file")
+    s = p.add_argument_group("solver settings (Caffe's names)")
+    s.add_argument("--base-lr", type=float, default=0.01, help="base learning rate")
+    s.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
+    s.add_argument("--weight-decay", type=float, default=5e-4, help="L2 weight decay")
+    s.add_argument("--lr-policy", default="inv",
+                   choices=["fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid"],
+                   help="learning rate policy")
+    s.add_argument("--gamma", type=float, default=1e-4, help="gamma of step/exp/inv/multistep/sigmoid")
+    s.add_argument("--power", type=float, default=0.75, help="power of inv/poly")
+    s.add_argument("--stepsize", type=int, default=1000, help="stepsize of step/sigmoid")
+    s.add_argument("--stepvalue", type=int, action="append", default=None,
+                   help="an iteration where multistep lowers the rate (repeatable)")
+    s.add_argument("--max-iter", type=int, default=2000, help="iterations to train")
+    s.add_argument("--test-interval", type=int, default=500,
+                   help="test every N iterations (0: never)")
+    s.add_argument("--test-iter", type=int, default=0,
+                   help="batches per test (0: one pass over the test data when its size is "
+                        "known, else 50)")
+    s.add_argument("--display", type=int, default=100, help="log every N iterations (0: never)")
+    s.add_argument("--seed", type=int, default=-1, help="random seed (-1: not seeded)")
+    p.add_argument("--weights", help="initialize from these .caffemodel weights")
+    p.add_argument("--out", help="where to write the trained .caffemodel "
+                                 "(default: ./<net name>_iter_<N>.caffemodel)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    return p
+
+
+def solver_from_flags(args, argv):
+    """A SolverParameter: from --solver (flags given explicitly override) or from flags."""
+    explicit = {a.split("=")[0] for a in argv if a.startswith("--")}
+    if args.solver:
+        param, _ = read_solver(args.solver)
+    else:
+        param = pb.SolverParameter(net=args.proto)
+    settings = {
+        "base_lr": args.base_lr, "momentum": args.momentum, "weight_decay": args.weight_decay,
+        "lr_policy": args.lr_policy, "gamma": args.gamma, "power": args.power,
+        "stepsize": args.stepsize, "max_iter": args.max_iter,
+        "test_interval": args.test_interval, "display": args.display,
+        "random_seed": args.seed,
+    }
+    for field, value in settings.items():
+        flag = "--" + field.replace("_", "-").replace("random-seed", "seed")
+        if not args.solver or flag in explicit:
+            setattr(param, field, value)
+    if args.stepvalue and (not args.solver or "--stepvalue" in explicit):
+        del param.stepvalue[:]
+        param.stepvalue.extend(args.stepvalue)
+    if not args.solver:
+        param.solver_mode = pb.SolverParameter.CPU
+    return param
+
+
+def default_test_iter(net):
+    """Batches for one pass over a test net's data, when its data layer knows its size."""
+    for layer in net.layers:
+        rows, batch = getattr(layer, "num_rows", None), getattr(layer, "batch_size", None)
+        if rows and batch:
+            return -(-rows // batch)
+    return 50
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    try:
+        return train(args, argv)
+    except (cyffe.CyffeError, OSError) as e:
+        if args.debug:
+            raise
+        print(f"train_net: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("train_net: interrupted; no weights written", file=sys.stderr)
+        return 130
+
+
+def train(args, argv):
+    param = solver_from_flags(args, argv)
+    if args.solver:
+        if args.test_iter:
+            param.test_iter[:] = [args.test_iter] * len(param.test_iter)
+        solver = cyffe.get_solver(param, base_dir=os.path.dirname(os.path.abspath(args.solver)))
+    else:
+        if param.test_interval > 0:
+            param.test_iter.append(args.test_iter or 1)
+        solver = cyffe.SGDSolver(param)
+        if not args.test_iter:
+            solver.param.test_iter[:] = [default_test_iter(n) for n in solver.test_nets]
+    if args.weights:
+        solver.net.copy_from(args.weights)
+    solver.solve()
+    out = args.out or default_output(solver)
+    solver.net.save(out)
+    print(f"Wrote trained weights to {os.path.abspath(out)}")
+    return 0
+
+
+def default_output(solver):
+    prefix = solver.param.snapshot_prefix or (solver.net.name or "net")
+    return f"{prefix}_iter_{solver.iter}.caffemodel"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
