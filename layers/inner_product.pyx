@@ -1,0 +1,116 @@
+"""InnerProduct: y = x W^T + b over the axes from `axis` on (Caffe's InnerProduct).
+
+The bottom is viewed as an (M, K) matrix, M = prod(shape[:axis]), K = prod(shape[axis:]);
+W is (N, K), or (K, N) with transpose: true; b is (N,). The top is shape[:axis] + (N,).
+All products go to BLAS through numpy.
+"""
+import numpy as np
+
+from ..proto.errors import NetError
+from . import fillers
+from .base import Layer, canonical_axis
+
+
+class InnerProduct(Layer):
+    """A fully connected layer; blobs are [weight] or [weight, bias]."""
+
+    type = "InnerProduct"
+    num_bottom = 1
+    num_top = 1
+
+    def setup(self, bottom, top):
+        p = self.param.inner_product_param
+        if p.num_output <= 0:
+            raise NetError(f"layer '{self.name}' (InnerProduct): "
+                           f"inner_product_param.num_output must be positive, got {p.num_output}")
+        self.num_output = p.num_output
+        self.bias_term = p.bias_term
+        self.transpose = p.transpose
+        self.axis = canonical_axis(p.axis, len(bottom[0].shape), self)
+        k = int(np.prod(bottom[0].shape[self.axis:], dtype=np.int64))
+        n = self.num_output
+        wanted = [(k, n) if self.transpose else (n, k)] + ([(n,)] if self.bias_term else [])
+        if not self.blobs:
+            self.blobs = [self.new_blob(shape) for shape in wanted]
+            fillers.fill(self.blobs[0].data, p.weight_filler)
+            if self.bias_term:
+                fillers.fill(self.blobs[1].data, p.bias_filler)
+        else:
+            self._adopt_given_blobs(wanted)
+        self.weight_grad = None     # BLAS output buffer, made on the first CPU backward
+
+    def _adopt_given_blobs(self, wanted):
+        if len(self.blobs) != len(wanted):
+            raise NetError(f"layer '{self.name}' (InnerProduct): expected {len(wanted)} "
+                           f"param blob(s) (bias_term: {str(self.bias_term).lower()}), "
+                           f"got {len(self.blobs)}")
+        for i, (blob, shape) in enumerate(zip(self.blobs, wanted)):
+            # Legacy (V1) blobs are 4-D with leading ones: same values, padded shape.
+            legacy = tuple(d for d in blob.shape if d != 1) == tuple(d for d in shape if d != 1)
+            if blob.shape != shape and not (legacy and blob.count == np.prod(shape)):
+                what = "weight" if i == 0 else "bias"
+                raise self.shape_error(f"{what} blob has shape {blob.shape}, but the bottom "
+                                       f"{'and num_output ' if i == 0 else ''}need {shape}")
+            blob.reshape(shape)
+
+    def _sizes(self, bottom):
+        shape = bottom[0].shape
+        m = int(np.prod(shape[:self.axis], dtype=np.int64))
+        k = int(np.prod(shape[self.axis:], dtype=np.int64))
+        return m, k
+
+    def reshape(self, bottom, top):
+        m, k = self._sizes(bottom)
+        weight_k = self.blobs[0].shape[0 if self.transpose else 1]
+        if k != weight_k:
+            raise self.shape_error(f"bottom of shape {bottom[0].shape} has {k} inputs per "
+                                   f"item from axis {self.axis} on, but the weights take "
+                                   f"{weight_k}")
+        top[0].reshape(bottom[0].shape[:self.axis] + (self.num_output,))
+
+    def _weight_nk(self):
+        """W as an (N, K) matrix (a transposed view when stored (K, N))."""
+        w = self.blobs[0].data
+        return w.T if self.transpose else w
+
+    def forward_cpu(self, bottom, top):
+        m, k = self._sizes(bottom)
+        x = bottom[0].data.reshape(m, k)
+        y = top[0].data.reshape(m, self.num_output)
+        np.dot(x, self._weight_nk().T, out=y)
+        if self.bias_term:
+            y += self.blobs[1].data
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        m, k = self._sizes(bottom)
+        dy = top[0].diff.reshape(m, self.num_output)
+        x = bottom[0].data.reshape(m, k)
+        if self.weight_grad is None:
+            self.weight_grad = np.empty(self.blobs[0].shape, self.dtype)
+        # dW (N, K) = dy^T x; stored transposed it is x^T dy.
+        if self.transpose:
+            np.dot(x.T, dy, out=self.weight_grad)
+        else:
+            np.dot(dy.T, x, out=self.weight_grad)
+        self.blobs[0].diff += self.weight_grad
+        if self.bias_term:
+            self.blobs[1].diff += dy.sum(axis=0)
+        if propagate_down[0]:
+            np.dot(dy, self._weight_nk(), out=bottom[0].diff.reshape(m, k))
+
+    def forward_gpu(self, bottom, top):
+        m, k = self._sizes(bottom)
+        y = bottom[0].data.reshape(m, k) @ self._weight_nk().T
+        if self.bias_term:
+            y += self.blobs[1].data
+        top[0].data[...] = y.reshape(top[0].shape)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        m, k = self._sizes(bottom)
+        dy = top[0].diff.reshape(m, self.num_output)
+        x = bottom[0].data.reshape(m, k)
+        self.blobs[0].diff += x.T @ dy if self.transpose else dy.T @ x
+        if self.bias_term:
+            self.blobs[1].diff += dy.sum(axis=0)
+        if propagate_down[0]:
+            bottom[0].diff[...] = (dy @ self._weight_nk()).reshape(bottom[0].shape)

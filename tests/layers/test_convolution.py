@@ -1,0 +1,253 @@
+import numpy as np
+import pytest
+
+from cyffe.layers import conv as conv_module
+from cyffe.layers.backend import set_random_seed
+from cyffe.layers.blob import Blob
+from cyffe.layers.registry import layer_class
+from cyffe.proto import cyffe_pb2 as pb
+from cyffe.proto.errors import NetError, ShapeError
+
+from helpers.golden import run_case
+from helpers.gradcheck import check_gradient, make_blobs, setup_layer
+
+
+def conv(dtype=np.float64, filled=True, **fields):
+    """A Convolution layer named "conv"; list values go to repeated fields."""
+    param = pb.LayerParameter(name="conv", type="Convolution")
+    p = param.convolution_param
+    for key, value in fields.items():
+        if isinstance(value, list):
+            getattr(p, key).extend(value)
+        else:
+            setattr(p, key, value)
+    if filled:
+        p.weight_filler.type = "gaussian"
+        p.bias_filler.type = "gaussian"
+    return layer_class("Convolution")(param, pb.TRAIN, dtype)
+
+
+def reference_conv(x, w, b, stride, pad, dilation, group):
+    """Direct cross-correlation, one output pixel at a time."""
+    n, c, h, wd = x.shape
+    m, cg, kh, kw = w.shape
+    (sh, sw), (ph, pw), (dh, dw) = stride, pad, dilation
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    ho = (h + 2 * ph - (dh * (kh - 1) + 1)) // sh + 1
+    wo = (wd + 2 * pw - (dw * (kw - 1) + 1)) // sw + 1
+    y = np.zeros((n, m, ho, wo))
+    mg = m // group
+    for o in range(m):
+        g = o // mg
+        for i in range(ho):
+            for j in range(wo):
+                patch = xp[:, g * cg:(g + 1) * cg,
+                           i * sh:i * sh + dh * (kh - 1) + 1:dh,
+                           j * sw:j * sw + dw * (kw - 1) + 1:dw]
+                y[:, o, i, j] = np.tensordot(patch, w[o], axes=3)
+        if b is not None:
+            y[:, o] += b[o]
+    return y
+
+
+# (fields, stride, pad, dilation, group) of each configuration; input (2, 6, 7, 6)
+CONFIGS = {
+    "k3_p1": (dict(num_output=4, kernel_size=[3], pad=[1]), (1, 1), (1, 1), (1, 1), 1),
+    "k3_s2": (dict(num_output=4, kernel_size=[3], stride=[2]), (2, 2), (0, 0), (1, 1), 1),
+    "group3": (dict(num_output=6, kernel_size=[3], pad=[1], group=3), (1, 1), (1, 1), (1, 1), 3),
+    "dilation2": (dict(num_output=3, kernel_size=[3], dilation=[2], pad=[2]),
+                  (1, 1), (2, 2), (2, 2), 1),
+    "nobias": (dict(num_output=3, kernel_size=[2], bias_term=False), (1, 1), (0, 0), (1, 1), 1),
+    "rect_hw_fields": (dict(num_output=4, kernel_h=3, kernel_w=2, pad_h=1, pad_w=0,
+                            stride_h=2, stride_w=1), (2, 1), (1, 0), (1, 1), 1),
+    "rect_repeated": (dict(num_output=2, kernel_size=[2, 3], pad=[0, 2], stride=[1, 3],
+                           dilation=[2, 1], group=2), (1, 3), (0, 2), (2, 1), 2),
+    "k1": (dict(num_output=5, kernel_size=[1]), (1, 1), (0, 0), (1, 1), 1),
+}
+
+
+def forward(layer, x):
+    bottom = [Blob(x.shape, layer.dtype)]
+    bottom[0].data[...] = x
+    top = setup_layer(layer, bottom)
+    layer.forward(bottom, top)
+    return bottom, top
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_forward_matches_direct_convolution(name, dtype):
+    fields, stride, pad, dilation, group = CONFIGS[name]
+    x = np.random.default_rng(0).standard_normal((2, 6, 7, 6))
+    layer = conv(dtype, **fields)
+    _, top = forward(layer, x.astype(dtype))
+    bias = layer.blobs[1].data if len(layer.blobs) > 1 else None
+    expected = reference_conv(x, layer.blobs[0].data.astype(np.float64), bias, stride, pad,
+                              dilation, group)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(top[0].data, expected, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_gradient(name):
+    fields = CONFIGS[name][0]
+    layer = conv(**fields)
+    channels = 6 if fields.get("group", 1) == 3 else 4
+    bottom = make_blobs(np.random.default_rng(2).standard_normal((2, channels, 5, 4)))
+    top = setup_layer(layer, bottom)
+    check_gradient(layer, bottom, top)
+
+
+def test_gradient_two_bottoms_share_weights():
+    layer = conv(num_output=2, kernel_size=[2], stride=[2], pad=[1])
+    rng = np.random.default_rng(3)
+    bottom = make_blobs(rng.standard_normal((1, 2, 3, 4)), rng.standard_normal((1, 2, 3, 4)))
+    top = setup_layer(layer, bottom, num_top=2)
+    check_gradient(layer, bottom, top)
+
+
+def test_param_diffs_accumulate_and_bottom_diff_is_written():
+    layer = conv(num_output=3, kernel_size=[3], pad=[1])
+    bottom, top = forward(layer, np.random.default_rng(4).standard_normal((2, 2, 5, 5)))
+    top[0].diff[...] = 1.0
+    layer.backward(top, [True], bottom)
+    once = [p.diff.copy() for p in layer.blobs] + [bottom[0].diff.copy()]
+    layer.backward(top, [True], bottom)
+    np.testing.assert_allclose(layer.blobs[0].diff, 2 * once[0])
+    np.testing.assert_allclose(layer.blobs[1].diff, 2 * once[1])
+    np.testing.assert_allclose(bottom[0].diff, once[2])
+
+
+def test_no_propagate_down_leaves_bottom_diff_alone():
+    layer = conv(num_output=3, kernel_size=[3])
+    bottom, top = forward(layer, np.ones((1, 2, 4, 4)))
+    bottom[0].diff[...] = 7.0
+    top[0].diff[...] = 1.0
+    layer.backward(top, [False], bottom)
+    assert np.all(bottom[0].diff == 7.0)
+    assert np.any(layer.blobs[0].diff != 0)
+
+
+def test_chunked_minibatch_equals_one_chunk(monkeypatch):
+    x = np.random.default_rng(5).standard_normal((5, 3, 6, 6))
+    dy = np.random.default_rng(6).standard_normal((5, 4, 6, 6))
+    results = []
+    for limit in (conv_module.COLUMN_LIMIT, 2 * 27 * 36):
+        monkeypatch.setattr(conv_module, "COLUMN_LIMIT", limit)
+        layer = conv(num_output=4, kernel_size=[3], pad=[1])
+        set_random_seed(0)
+        bottom, top = forward(layer, x)
+        top[0].diff[...] = dy
+        layer.backward(top, [True], bottom)
+        results.append((layer.chunk, top[0].data.copy(), bottom[0].diff.copy(),
+                        layer.blobs[0].diff.copy(), layer.blobs[1].diff.copy()))
+    assert results[0][0] == 5 and results[1][0] == 2
+    for a, b in zip(results[0][1:], results[1][1:]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_backward_recomputes_columns_when_bottom_changed_shape():
+    layer = conv(num_output=2, kernel_size=[3], pad=[1])
+    bottom, top = forward(layer, np.random.default_rng(7).standard_normal((2, 2, 5, 5)))
+    bottom[0].reshape(3, 2, 4, 6)
+    bottom[0].data[...] = np.random.default_rng(8).standard_normal((3, 2, 4, 6))
+    layer.reshape(bottom, top)
+    assert top[0].shape == (3, 2, 4, 6)
+    check_gradient(layer, bottom, top)
+
+
+def test_gpu_path_on_numpy_equals_cpu_path():
+    fields = CONFIGS["rect_repeated"][0]
+    x = np.random.default_rng(9).standard_normal((2, 4, 7, 6))
+    dy = None
+    runs = []
+    for path in ("cpu", "gpu"):
+        layer = conv(**fields)
+        set_random_seed(11)
+        bottom = make_blobs(x)
+        top = setup_layer(layer, bottom)
+        getattr(layer, f"forward_{path}")(bottom, top)
+        if dy is None:
+            dy = np.random.default_rng(10).standard_normal(top[0].shape)
+        top[0].diff[...] = dy
+        for p in layer.blobs:
+            p.diff[...] = 0.5
+        getattr(layer, f"backward_{path}")(top, [True], bottom)
+        runs.append([top[0].data, bottom[0].diff] + [p.diff for p in layer.blobs])
+    for a, b in zip(*runs):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+
+
+def test_default_fillers_are_constant_zero():
+    layer = conv(filled=False, num_output=2, kernel_size=[3])
+    forward(layer, np.ones((1, 1, 3, 3)))
+    assert layer.blobs[0].shape == (2, 1, 3, 3) and layer.blobs[1].shape == (2,)
+    assert not np.any(layer.blobs[0].data) and not np.any(layer.blobs[1].data)
+
+
+def test_given_weights_are_kept():
+    param = pb.LayerParameter(name="conv", type="Convolution")
+    param.convolution_param.num_output = 1
+    param.convolution_param.kernel_size.append(1)
+    param.convolution_param.bias_term = False
+    blob = param.blobs.add()
+    blob.shape.dim.extend([1, 2, 1, 1])
+    blob.data.extend([2.0, -1.0])
+    layer = layer_class("Convolution")(param, pb.TRAIN, np.float64)
+    _, top = forward(layer, np.arange(8.0).reshape(1, 2, 2, 2))
+    np.testing.assert_allclose(top[0].data.ravel(), 2 * np.arange(4.0) - np.arange(4.0, 8.0))
+
+
+@pytest.mark.parametrize("case", ["conv_k3_p1_s1", "conv_k3_s2_p0", "conv_group3",
+                                  "conv_dilation2", "conv_nobias", "conv_kh3_kw2",
+                                  "conv_rect_pad_stride", "conv_k1"])
+def test_caffe_golden(case):
+    run_case(case)
+
+
+@pytest.mark.parametrize("fields, shape, error, text", [
+    (dict(num_output=4, kernel_size=[3], group=2), (1, 3, 5, 5), NetError, "group 2"),
+    (dict(num_output=3, kernel_size=[3], group=2), (1, 4, 5, 5), NetError, "group 2"),
+    (dict(kernel_size=[3]), (1, 3, 5, 5), NetError, "num_output"),
+    (dict(num_output=2), (1, 3, 5, 5), NetError, "kernel_size"),
+    (dict(num_output=2, kernel_size=[3], kernel_h=3, kernel_w=3), (1, 3, 5, 5), NetError,
+     "not both"),
+    (dict(num_output=2, kernel_h=3), (1, 3, 5, 5), NetError, "kernel_h and kernel_w"),
+    (dict(num_output=2, kernel_size=[3, 3, 3]), (1, 3, 5, 5), NetError, "3 times"),
+    (dict(num_output=2, kernel_size=[3], stride=[0]), (1, 3, 5, 5), NetError, "stride"),
+    (dict(num_output=2, kernel_size=[3], axis=2), (1, 3, 5, 5), NetError, "not supported yet"),
+    (dict(num_output=2, kernel_size=[3]), (1, 3, 5, 5, 5), NetError, "not supported yet"),
+    (dict(num_output=2, kernel_size=[7]), (1, 3, 5, 5), ShapeError, "larger than the input"),
+])
+def test_bad_parameters(fields, shape, error, text):
+    layer = conv(**fields)
+    with pytest.raises(error, match=text) as info:
+        setup_layer(layer, [Blob(shape)])
+    assert "'conv'" in str(info.value)
+
+
+def test_given_weights_of_the_wrong_shape():
+    param = pb.LayerParameter(name="conv", type="Convolution")
+    param.convolution_param.num_output = 2
+    param.convolution_param.kernel_size.append(3)
+    param.convolution_param.bias_term = False
+    blob = param.blobs.add()
+    blob.shape.dim.extend([2, 4, 3, 3])
+    blob.data.extend([0.0] * 72)
+    layer = layer_class("Convolution")(param, pb.TRAIN, np.float64)
+    with pytest.raises(ShapeError, match=r"'conv'.*\(2, 4, 3, 3\).*\(2, 3, 3, 3\)"):
+        setup_layer(layer, [Blob((1, 3, 5, 5), np.float64)])
+
+
+def test_reshape_to_other_channels_is_an_error():
+    layer = conv(num_output=2, kernel_size=[3])
+    bottom, top = forward(layer, np.ones((1, 3, 5, 5)))
+    bottom[0].reshape(1, 4, 5, 5)
+    with pytest.raises(ShapeError, match="'conv'.*expected \\(N, 3, H, W\\)"):
+        layer.reshape(bottom, top)
+
+
+def test_bottoms_and_tops_must_pair_up():
+    layer = conv(num_output=2, kernel_size=[3])
+    with pytest.raises(NetError, match="'conv'.*one top per bottom"):
+        setup_layer(layer, [Blob((1, 1, 5, 5)), Blob((1, 1, 5, 5))], num_top=1)

@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+
+from cyffe.layers.im2col import col2im, col2im_xp, im2col, im2col_xp
+
+# (kh, kw, ph, pw, sh, sw, dh, dw) on a 2x3x7x6 input
+GEOMETRIES = [
+    (3, 3, 1, 1, 1, 1, 1, 1),
+    (3, 3, 0, 0, 2, 2, 1, 1),
+    (3, 2, 1, 0, 2, 1, 1, 1),
+    (3, 3, 2, 1, 1, 2, 2, 2),
+    (1, 1, 0, 0, 1, 1, 1, 1),
+    (2, 4, 1, 3, 3, 1, 1, 2),
+]
+
+
+def out_size(size, k, p, s, d):
+    return (size + 2 * p - (d * (k - 1) + 1)) // s + 1
+
+
+def reference_im2col(x, kh, kw, ph, pw, sh, sw, dh, dw):
+    """The definition, one entry at a time."""
+    n, c, h, w = x.shape
+    ho, wo = out_size(h, kh, ph, sh, dh), out_size(w, kw, pw, sw, dw)
+    col = np.zeros((c * kh * kw, n * ho * wo), x.dtype)
+    for b in range(n):
+        for ch in range(c):
+            for i in range(kh):
+                for j in range(kw):
+                    for y in range(ho):
+                        for xo in range(wo):
+                            hin, win = y * sh - ph + i * dh, xo * sw - pw + j * dw
+                            if 0 <= hin < h and 0 <= win < w:
+                                col[(ch * kh + i) * kw + j, (b * ho + y) * wo + xo] = \
+                                    x[b, ch, hin, win]
+    return col, ho, wo
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_im2col_matches_reference(geometry, dtype):
+    x = np.random.default_rng(0).standard_normal((2, 3, 7, 6)).astype(dtype)
+    expected, ho, wo = reference_im2col(x, *geometry)
+    col = np.full(expected.shape, np.nan, dtype)
+    im2col(x, col, *geometry, ho, wo)
+    np.testing.assert_array_equal(col, expected)
+    np.testing.assert_array_equal(im2col_xp(np, x, *geometry, ho, wo), expected)
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+def test_col2im_is_the_adjoint(geometry):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 3, 7, 6))
+    _, ho, wo = reference_im2col(x, *geometry)
+    c = rng.standard_normal((3 * geometry[0] * geometry[1], 2 * ho * wo))
+    col = np.empty_like(c)
+    im2col(x, col, *geometry, ho, wo)
+    back = np.full_like(x, np.nan)
+    col2im(c, back, *geometry, ho, wo)
+    np.testing.assert_allclose(np.vdot(col, c), np.vdot(x, back), rtol=1e-12)
+    np.testing.assert_allclose(col2im_xp(np, c, x.shape, *geometry, ho, wo), back, rtol=1e-12)
+
+
+def test_col2im_matches_reference():
+    # col2im of a one-hot column is the pixel that column entry was read from.
+    x_shape = (1, 2, 5, 4)
+    geometry = (3, 2, 1, 1, 2, 1, 1, 1)
+    ho, wo = out_size(5, 3, 1, 2, 1), out_size(4, 2, 1, 1, 1)
+    probe = np.arange(np.prod(x_shape), dtype=np.float64).reshape(x_shape) + 1
+    source, _, _ = reference_im2col(probe, *geometry)
+    rng = np.random.default_rng(2)
+    c = rng.standard_normal(source.shape)
+    expected = np.zeros(x_shape)
+    for (row, column), value in np.ndenumerate(c):
+        if source[row, column]:
+            expected.reshape(-1)[int(source[row, column]) - 1] += value
+    back = np.empty(x_shape)
+    col2im(c, back, *geometry, ho, wo)
+    np.testing.assert_allclose(back, expected, rtol=1e-12)
+
+
+def test_wrong_col_shape_is_an_error():
+    x = np.zeros((1, 2, 4, 4))
+    with pytest.raises(ValueError, match="expected"):
+        im2col(x, np.zeros((17, 4)), 3, 3, 0, 0, 1, 1, 1, 1, 2, 2)
+    with pytest.raises(ValueError, match="expected"):
+        col2im(np.zeros((17, 4)), x, 3, 3, 0, 0, 1, 1, 1, 1, 2, 2)
