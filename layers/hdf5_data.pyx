@@ -53,6 +53,19 @@ class HDF5Data(Layer):
         self._load(self.files[self.file_order[0]])
         self.reshape(bottom, top)
 
+    @property
+    def num_rows(self):
+        """Rows in all the listed files together: one pass over the data."""
+        import h5py
+        total = 0
+        for path in self.files:
+            try:
+                with h5py.File(path, "r") as f:
+                    total += f[self.datasets[0]].shape[0]
+            except (OSError, KeyError) as e:
+                raise DataError(f"{path}: cannot read dataset '{self.datasets[0]}': {e}") from None
+        return total
+
     # -- files ----------------------------------------------------------------
 
     def _find(self, path, other_dir, what):

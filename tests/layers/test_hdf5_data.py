@@ -78,6 +78,12 @@ def test_batches_span_files_and_wrap_around(tmp_path):
     np.testing.assert_array_equal(np.concatenate(got), [0, 1, 2, 3, 4, 5, 6, 0, 1, 2, 3, 4])
 
 
+def test_num_rows_counts_every_file(tmp_path):
+    layer = hdf5(two_files(tmp_path), 3)
+    setup_layer(layer, [], num_top=2)
+    assert layer.num_rows == 7
+
+
 def test_batch_larger_than_the_data(tmp_path):
     layer = hdf5(two_files(tmp_path), 10)
     top = setup_layer(layer, [], num_top=2)
