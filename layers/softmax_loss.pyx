@@ -1,0 +1,217 @@
+"""SoftmaxWithLoss: loss = -sum over labelled positions of log(max(p_label, FLT_MIN)) / normalizer.
+
+p is the softmax of bottom[0] along softmax_param.axis, viewed as (outer, C, inner);
+bottom[1] holds outer * inner integer-valued labels (truncated to int, as Caffe
+does). Positions whose label equals loss_param.ignore_label contribute nothing.
+The normalizer (clamped to >= 1) follows loss_param.normalization:
+FULL = outer * inner, VALID = non-ignored positions (the default),
+BATCH_SIZE = outer, NONE = 1; the legacy `normalize` is read only when
+`normalization` is unset (true -> VALID, false -> BATCH_SIZE), as in Caffe.
+Backward: dx = (p - onehot(label)) * top.diff / normalizer, zero at ignored
+positions; the labels take no gradient. An optional second top receives p.
+"""
+import numpy as np
+
+from cython.parallel import prange
+from cython cimport floating
+from libc.float cimport FLT_MIN
+from libc.math cimport log
+
+from ..proto import cyffe_pb2 as pb
+from ..proto.errors import NetError
+from .backend import array_module
+from .base import LossLayer, canonical_axis
+from .softmax import softmax_array, softmax_forward, split_shape
+
+cdef enum:
+    IGNORED = -1
+    INVALID = -2
+
+
+cdef inline int label_index(double value, Py_ssize_t channels, bint has_ignore,
+                            int ignore_label) noexcept nogil:
+    """The class index of a label value, IGNORED, or INVALID (outside [0, C), NaN, huge)."""
+    cdef int label
+    if not (-2147483649.0 < value < 2147483648.0):
+        return INVALID
+    label = <int>value
+    if has_ignore and label == ignore_label:
+        return IGNORED
+    if label < 0 or label >= channels:
+        return INVALID
+    return label
+
+
+def softmax_loss_forward(const floating[:, :, ::1] prob, const floating[:, ::1] label,
+                         bint has_ignore, int ignore_label):
+    """(sum of -log(max(p_label, FLT_MIN)), labelled count, flat index of the first bad label or -1)."""
+    cdef Py_ssize_t i, j, outer = prob.shape[0], channels = prob.shape[1], inner = prob.shape[2]
+    cdef Py_ssize_t count = 0, bad = -1
+    cdef double loss = 0, p
+    cdef int k
+    with nogil:
+        for i in range(outer):
+            for j in range(inner):
+                k = label_index(label[i, j], channels, has_ignore, ignore_label)
+                if k == IGNORED:
+                    continue
+                if k == INVALID:
+                    bad = i * inner + j
+                    break
+                p = prob[i, k, j]
+                loss -= log(p if p > FLT_MIN else FLT_MIN)
+                count += 1
+            if bad >= 0:
+                break
+    return loss, count, bad
+
+
+def softmax_loss_backward(const floating[:, :, ::1] prob, const floating[:, ::1] label,
+                          floating[:, :, ::1] dx, bint has_ignore, int ignore_label,
+                          double scale):
+    """dx = (prob - onehot(label)) * scale, zero where the label is ignored (or invalid)."""
+    cdef Py_ssize_t i, j, c, outer = prob.shape[0], channels = prob.shape[1], inner = prob.shape[2]
+    cdef floating s = <floating>scale
+    cdef int k
+    with nogil:
+        for i in prange(outer, schedule="static"):
+            for j in range(inner):
+                k = label_index(label[i, j], channels, has_ignore, ignore_label)
+                if k < 0:
+                    for c in range(channels):
+                        dx[i, c, j] = 0
+                else:
+                    for c in range(channels):
+                        dx[i, c, j] = prob[i, c, j] * s
+                    dx[i, k, j] = (prob[i, k, j] - 1) * s
+
+
+class SoftmaxWithLoss(LossLayer):
+    """Softmax followed by the multinomial logistic loss, with Caffe's normalization modes."""
+
+    type = "SoftmaxWithLoss"
+    max_top = 2
+
+    def setup(self, bottom, top):
+        self.axis_param = self.param.softmax_param.axis
+        loss = self.param.loss_param
+        self.has_ignore = loss.HasField("ignore_label")
+        self.ignore_label = loss.ignore_label
+        if not loss.HasField("normalization") and loss.HasField("normalize"):
+            self.normalization = pb.LossParameter.VALID if loss.normalize else \
+                pb.LossParameter.BATCH_SIZE
+        else:
+            self.normalization = loss.normalization
+        self.prob = None
+        self.scratch = None
+        self.valid_count = 0
+
+    def allow_backward(self, bottom_index):
+        return bottom_index == 0
+
+    def reshape(self, bottom, top):
+        super().reshape(bottom, top)
+        shape = bottom[0].shape
+        self.axis = canonical_axis(self.axis_param, len(shape), self)
+        self.dims = split_shape(shape, self.axis)
+        outer, channels, inner = self.dims
+        if outer * inner != bottom[1].count:
+            raise self.shape_error(
+                f"the label count {bottom[1].count} (label shape {bottom[1].shape}) must "
+                f"equal outer * inner = {outer} * {inner} = {outer * inner} for scores of "
+                f"shape {shape} with the class axis {self.axis}")
+        if len(top) > 1:
+            top[1].reshape(shape)
+
+    def _labels(self, bottom):
+        outer, _, inner = self.dims
+        return bottom[1].data.reshape(outer, inner)
+
+    def _normalizer(self):
+        outer, _, inner = self.dims
+        if self.normalization == pb.LossParameter.FULL:
+            n = outer * inner
+        elif self.normalization == pb.LossParameter.VALID:
+            n = self.valid_count
+        elif self.normalization == pb.LossParameter.BATCH_SIZE:
+            n = outer
+        else:
+            n = 1
+        return self.dtype.type(max(1, n))
+
+    def _bad_label(self, bottom, flat_index):
+        outer, channels, inner = self.dims
+        value = float(bottom[1].data.reshape(-1)[flat_index])
+        ignoring = f" and is not ignore_label {self.ignore_label}" if self.has_ignore else ""
+        return self.shape_error(
+            f"label {value:g} at position {flat_index} of bottom '{bottom[1].shape}' is "
+            f"outside [0, {channels}){ignoring}")
+
+    def forward_cpu(self, bottom, top):
+        if self.prob is None or self.prob.shape != self.dims:
+            self.prob = np.empty(self.dims, self.dtype)
+            self.scratch = np.empty((self.dims[0], self.dims[2]), self.dtype)
+        softmax_forward(bottom[0].data.reshape(self.dims), self.prob, self.scratch)
+        loss, self.valid_count, bad = softmax_loss_forward(
+            self.prob, self._labels(bottom), self.has_ignore, self.ignore_label)
+        if bad >= 0:
+            raise self._bad_label(bottom, bad)
+        top[0].data[...] = self.dtype.type(loss) / self._normalizer()
+        if len(top) > 1:
+            top[1].data[...] = self.prob.reshape(top[1].shape)
+
+    def _check_propagate(self, propagate_down):
+        if len(propagate_down) > 1 and propagate_down[1]:
+            raise NetError(f"layer '{self.name}' (SoftmaxWithLoss) cannot backpropagate "
+                           "to the labels (bottom 1)")
+
+    def _scale(self, top):
+        return float(self.dtype.type(top[0].diff) / self._normalizer())
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        self._check_propagate(propagate_down)
+        if propagate_down[0]:
+            softmax_loss_backward(self.prob, self._labels(bottom),
+                                  bottom[0].diff.reshape(self.dims), self.has_ignore,
+                                  self.ignore_label, self._scale(top))
+
+    # -- array-API path -------------------------------------------------------
+
+    def _label_parts(self, bottom):
+        """(class index per position, 0 where not labelled; mask of labelled positions)."""
+        xp = array_module(bottom[1].data)
+        labels = self._labels(bottom)
+        channels = self.dims[1]
+        ignored = xp.trunc(labels) == self.ignore_label if self.has_ignore else \
+            xp.zeros(labels.shape, bool)
+        in_range = (labels > -1) & (labels < channels)
+        bad = ~ignored & ~in_range
+        if bool(bad.any()):
+            return None, int(xp.argmax(bad.reshape(-1)))
+        labelled = ~ignored
+        index = xp.where(labelled, labels, 0).astype(xp.int64)
+        return (index, labelled), None
+
+    def forward_gpu(self, bottom, top):
+        xp = array_module(bottom[0].data)
+        self.prob = softmax_array(bottom[0].data.reshape(self.dims), 1)
+        parts, bad = self._label_parts(bottom)
+        if bad is not None:
+            raise self._bad_label(bottom, bad)
+        index, labelled = parts
+        p = xp.take_along_axis(self.prob, index[:, None, :], axis=1)[:, 0, :]
+        loss = -(xp.log(xp.maximum(p, FLT_MIN)) * labelled).sum()
+        self.valid_count = int(labelled.sum())
+        top[0].data[...] = loss.astype(self.dtype) / self._normalizer()
+        if len(top) > 1:
+            top[1].data[...] = self.prob.reshape(top[1].shape)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        self._check_propagate(propagate_down)
+        if propagate_down[0]:
+            xp = array_module(self.prob)
+            (index, labelled), _ = self._label_parts(bottom)
+            onehot = xp.arange(self.dims[1])[None, :, None] == index[:, None, :]
+            dx = (self.prob - onehot) * labelled[:, None, :]
+            dx *= self.dtype.type(self._scale(top))
+            bottom[0].diff[...] = dx.reshape(bottom[0].shape)
