@@ -86,6 +86,21 @@ def softmax_loss_backward(const floating[:, :, ::1] prob, const floating[:, ::1]
                     dx[i, k, j] = (prob[i, k, j] - 1) * s
 
 
+def label_indices(labels, channels, has_ignore, ignore_label):
+    """(class index per label, 0 where unlabelled; labelled mask; flat index of the first bad label or None).
+
+    Array-API: works on numpy and cupy arrays of float labels, truncated to int as Caffe does.
+    """
+    xp = array_module(labels)
+    ignored = xp.trunc(labels) == ignore_label if has_ignore else xp.zeros(labels.shape, bool)
+    labelled = ~ignored
+    bad = labelled & ~((labels > -1) & (labels < channels))
+    if bool(bad.any()):
+        return None, None, int(xp.argmax(bad.reshape(-1)))
+    index = xp.where(labelled, labels, 0).astype(np.intp)
+    return index, labelled, None
+
+
 class SoftmaxWithLoss(LossLayer):
     """Softmax followed by the multinomial logistic loss, with Caffe's normalization modes."""
 
@@ -177,28 +192,13 @@ class SoftmaxWithLoss(LossLayer):
 
     # -- array-API path -------------------------------------------------------
 
-    def _label_parts(self, bottom):
-        """(class index per position, 0 where not labelled; mask of labelled positions)."""
-        xp = array_module(bottom[1].data)
-        labels = self._labels(bottom)
-        channels = self.dims[1]
-        ignored = xp.trunc(labels) == self.ignore_label if self.has_ignore else \
-            xp.zeros(labels.shape, bool)
-        in_range = (labels > -1) & (labels < channels)
-        bad = ~ignored & ~in_range
-        if bool(bad.any()):
-            return None, int(xp.argmax(bad.reshape(-1)))
-        labelled = ~ignored
-        index = xp.where(labelled, labels, 0).astype(xp.int64)
-        return (index, labelled), None
-
     def forward_gpu(self, bottom, top):
         xp = array_module(bottom[0].data)
         self.prob = softmax_array(bottom[0].data.reshape(self.dims), 1)
-        parts, bad = self._label_parts(bottom)
+        index, labelled, bad = label_indices(self._labels(bottom), self.dims[1],
+                                             self.has_ignore, self.ignore_label)
         if bad is not None:
             raise self._bad_label(bottom, bad)
-        index, labelled = parts
         p = xp.take_along_axis(self.prob, index[:, None, :], axis=1)[:, 0, :]
         loss = -(xp.log(xp.maximum(p, FLT_MIN)) * labelled).sum()
         self.valid_count = int(labelled.sum())
@@ -210,7 +210,8 @@ class SoftmaxWithLoss(LossLayer):
         self._check_propagate(propagate_down)
         if propagate_down[0]:
             xp = array_module(self.prob)
-            (index, labelled), _ = self._label_parts(bottom)
+            index, labelled, _ = label_indices(self._labels(bottom), self.dims[1],
+                                               self.has_ignore, self.ignore_label)
             onehot = xp.arange(self.dims[1])[None, :, None] == index[:, None, :]
             dx = (self.prob - onehot) * labelled[:, None, :]
             dx *= self.dtype.type(self._scale(top))
