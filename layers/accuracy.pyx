@@ -15,7 +15,7 @@ from ..proto.errors import NetError
 from .backend import array_module
 from .base import Layer, canonical_axis
 from .softmax import split_shape
-from .softmax_loss import label_indices
+from .softmax_loss import bad_label_error, label_indices
 
 
 def accuracy_counts(const floating[:, :, ::1] scores, const Py_ssize_t[:, ::1] index,
@@ -86,10 +86,7 @@ class Accuracy(Layer):
         index, labelled, bad = label_indices(bottom[1].data.reshape(outer, inner), channels,
                                              self.has_ignore, self.ignore_label)
         if bad is not None:
-            value = float(bottom[1].data.reshape(-1)[bad])
-            ignoring = f" and is not ignore_label {self.ignore_label}" if self.has_ignore else ""
-            raise self.shape_error(f"label {value:g} at position {bad} of bottom "
-                                   f"'{bottom[1].shape}' is outside [0, {channels}){ignoring}")
+            raise bad_label_error(self, bottom[1], bad, channels)
         return index, labelled
 
     def _write_tops(self, top, hits, totals):

@@ -101,6 +101,14 @@ def label_indices(labels, channels, has_ignore, ignore_label):
     return index, labelled, None
 
 
+def bad_label_error(layer, labels, flat_index, channels):
+    """The ShapeError for a label outside [0, channels) that is not the ignore_label."""
+    value = float(labels.data.reshape(-1)[flat_index])
+    ignoring = f" and is not ignore_label {layer.ignore_label}" if layer.has_ignore else ""
+    return layer.shape_error(f"label {value:g} at position {flat_index} of the labels "
+                             f"(shape {labels.shape}) is outside [0, {channels}){ignoring}")
+
+
 class SoftmaxWithLoss(LossLayer):
     """Softmax followed by the multinomial logistic loss, with Caffe's normalization modes."""
 
@@ -154,14 +162,6 @@ class SoftmaxWithLoss(LossLayer):
             n = 1
         return self.dtype.type(max(1, n))
 
-    def _bad_label(self, bottom, flat_index):
-        outer, channels, inner = self.dims
-        value = float(bottom[1].data.reshape(-1)[flat_index])
-        ignoring = f" and is not ignore_label {self.ignore_label}" if self.has_ignore else ""
-        return self.shape_error(
-            f"label {value:g} at position {flat_index} of bottom '{bottom[1].shape}' is "
-            f"outside [0, {channels}){ignoring}")
-
     def forward_cpu(self, bottom, top):
         if self.prob is None or self.prob.shape != self.dims:
             self.prob = np.empty(self.dims, self.dtype)
@@ -170,7 +170,7 @@ class SoftmaxWithLoss(LossLayer):
         loss, self.valid_count, bad = softmax_loss_forward(
             self.prob, self._labels(bottom), self.has_ignore, self.ignore_label)
         if bad >= 0:
-            raise self._bad_label(bottom, bad)
+            raise bad_label_error(self, bottom[1], bad, self.dims[1])
         top[0].data[...] = self.dtype.type(loss) / self._normalizer()
         if len(top) > 1:
             top[1].data[...] = self.prob.reshape(top[1].shape)
@@ -198,7 +198,7 @@ class SoftmaxWithLoss(LossLayer):
         index, labelled, bad = label_indices(self._labels(bottom), self.dims[1],
                                              self.has_ignore, self.ignore_label)
         if bad is not None:
-            raise self._bad_label(bottom, bad)
+            raise bad_label_error(self, bottom[1], bad, self.dims[1])
         p = xp.take_along_axis(self.prob, index[:, None, :], axis=1)[:, 0, :]
         loss = -(xp.log(xp.maximum(p, FLT_MIN)) * labelled).sum()
         self.valid_count = int(labelled.sum())
