@@ -49,29 +49,25 @@ def images_to_columns(const floating[:, :, ::1] top, floating[:, ::1] y):
                 y[m, n * length + l] = top[n, m, l]
 
 
-def spatial_values(layer, param, field, default):
-    """(h, w) from a repeated field and its _h/_w twins, by Caffe's rules."""
-    values = list(getattr(param, field)) if field != "kernel" else list(param.kernel_size)
-    repeated = "kernel_size" if field == "kernel" else field
-    twins = (f"{field}_h", f"{field}_w") if field != "dilation" else ()
+def spatial_values(layer, param, repeated, twins, default):
+    """(h, w) from a repeated field (1 or 2 values) or its (_h, _w) twins, by Caffe's rules."""
+    values = list(getattr(param, repeated))
     if twins and (param.HasField(twins[0]) or param.HasField(twins[1])):
         if values:
             raise NetError(f"layer '{layer.name}': give either {repeated} or "
                            f"{twins[0]}/{twins[1]}, not both")
-        if field == "kernel" and not (param.HasField(twins[0]) and param.HasField(twins[1])):
-            raise NetError(f"layer '{layer.name}': kernel_h and kernel_w go together")
+        if default is None and not (param.HasField(twins[0]) and param.HasField(twins[1])):
+            raise NetError(f"layer '{layer.name}': {twins[0]} and {twins[1]} go together")
         return getattr(param, twins[0]), getattr(param, twins[1])
     if not values:
         if default is None:
-            raise NetError(f"layer '{layer.name}': kernel_size (or kernel_h and kernel_w) "
+            raise NetError(f"layer '{layer.name}': {repeated} (or {twins[0]} and {twins[1]}) "
                            "is required")
         return default, default
-    if len(values) == 1:
-        return values[0], values[0]
-    if len(values) == 2:
-        return values[0], values[1]
-    raise NetError(f"layer '{layer.name}': {repeated} is given {len(values)} times; give it "
-                   "once, or once per spatial axis (2)")
+    if len(values) > 2:
+        raise NetError(f"layer '{layer.name}': {repeated} is given {len(values)} times; give "
+                       "it once, or once per spatial axis (2)")
+    return values[0], values[len(values) - 1]
 
 
 class Convolution(Layer):
@@ -93,10 +89,10 @@ class Convolution(Layer):
         if len(bottom[0].shape) != 4:
             raise NetError(f"layer '{self.name}': {len(bottom[0].shape) - 2}-D convolution "
                            f"(bottom shape {bottom[0].shape}) is not supported yet; only 2-D")
-        self.kernel = spatial_values(self, p, "kernel", None)
-        self.stride = spatial_values(self, p, "stride", 1)
-        self.pad = spatial_values(self, p, "pad", 0)
-        self.dilation = spatial_values(self, p, "dilation", 1)
+        self.kernel = spatial_values(self, p, "kernel_size", ("kernel_h", "kernel_w"), None)
+        self.stride = spatial_values(self, p, "stride", ("stride_h", "stride_w"), 1)
+        self.pad = spatial_values(self, p, "pad", ("pad_h", "pad_w"), 0)
+        self.dilation = spatial_values(self, p, "dilation", (), 1)
         for what, values in (("kernel size", self.kernel), ("stride", self.stride),
                              ("dilation", self.dilation)):
             if min(values) <= 0:

@@ -86,6 +86,29 @@ def softmax_loss_backward(const floating[:, :, ::1] prob, const floating[:, ::1]
                     dx[i, k, j] = (prob[i, k, j] - 1) * s
 
 
+def label_indices(labels, channels, has_ignore, ignore_label):
+    """(class index per label, 0 where unlabelled; labelled mask; flat index of the first bad label or None).
+
+    Array-API: works on numpy and cupy arrays of float labels, truncated to int as Caffe does.
+    """
+    xp = array_module(labels)
+    ignored = xp.trunc(labels) == ignore_label if has_ignore else xp.zeros(labels.shape, bool)
+    labelled = ~ignored
+    bad = labelled & ~((labels > -1) & (labels < channels))
+    if bool(bad.any()):
+        return None, None, int(xp.argmax(bad.reshape(-1)))
+    index = xp.where(labelled, labels, 0).astype(np.intp)
+    return index, labelled, None
+
+
+def bad_label_error(layer, labels, flat_index, channels):
+    """The ShapeError for a label outside [0, channels) that is not the ignore_label."""
+    value = float(labels.data.reshape(-1)[flat_index])
+    ignoring = f" and is not ignore_label {layer.ignore_label}" if layer.has_ignore else ""
+    return layer.shape_error(f"label {value:g} at position {flat_index} of the labels "
+                             f"(shape {labels.shape}) is outside [0, {channels}){ignoring}")
+
+
 class SoftmaxWithLoss(LossLayer):
     """Softmax followed by the multinomial logistic loss, with Caffe's normalization modes."""
 
@@ -139,14 +162,6 @@ class SoftmaxWithLoss(LossLayer):
             n = 1
         return self.dtype.type(max(1, n))
 
-    def _bad_label(self, bottom, flat_index):
-        outer, channels, inner = self.dims
-        value = float(bottom[1].data.reshape(-1)[flat_index])
-        ignoring = f" and is not ignore_label {self.ignore_label}" if self.has_ignore else ""
-        return self.shape_error(
-            f"label {value:g} at position {flat_index} of bottom '{bottom[1].shape}' is "
-            f"outside [0, {channels}){ignoring}")
-
     def forward_cpu(self, bottom, top):
         if self.prob is None or self.prob.shape != self.dims:
             self.prob = np.empty(self.dims, self.dtype)
@@ -155,7 +170,7 @@ class SoftmaxWithLoss(LossLayer):
         loss, self.valid_count, bad = softmax_loss_forward(
             self.prob, self._labels(bottom), self.has_ignore, self.ignore_label)
         if bad >= 0:
-            raise self._bad_label(bottom, bad)
+            raise bad_label_error(self, bottom[1], bad, self.dims[1])
         top[0].data[...] = self.dtype.type(loss) / self._normalizer()
         if len(top) > 1:
             top[1].data[...] = self.prob.reshape(top[1].shape)
@@ -177,28 +192,13 @@ class SoftmaxWithLoss(LossLayer):
 
     # -- array-API path -------------------------------------------------------
 
-    def _label_parts(self, bottom):
-        """(class index per position, 0 where not labelled; mask of labelled positions)."""
-        xp = array_module(bottom[1].data)
-        labels = self._labels(bottom)
-        channels = self.dims[1]
-        ignored = xp.trunc(labels) == self.ignore_label if self.has_ignore else \
-            xp.zeros(labels.shape, bool)
-        in_range = (labels > -1) & (labels < channels)
-        bad = ~ignored & ~in_range
-        if bool(bad.any()):
-            return None, int(xp.argmax(bad.reshape(-1)))
-        labelled = ~ignored
-        index = xp.where(labelled, labels, 0).astype(xp.int64)
-        return (index, labelled), None
-
     def forward_gpu(self, bottom, top):
         xp = array_module(bottom[0].data)
         self.prob = softmax_array(bottom[0].data.reshape(self.dims), 1)
-        parts, bad = self._label_parts(bottom)
+        index, labelled, bad = label_indices(self._labels(bottom), self.dims[1],
+                                             self.has_ignore, self.ignore_label)
         if bad is not None:
-            raise self._bad_label(bottom, bad)
-        index, labelled = parts
+            raise bad_label_error(self, bottom[1], bad, self.dims[1])
         p = xp.take_along_axis(self.prob, index[:, None, :], axis=1)[:, 0, :]
         loss = -(xp.log(xp.maximum(p, FLT_MIN)) * labelled).sum()
         self.valid_count = int(labelled.sum())
@@ -210,7 +210,8 @@ class SoftmaxWithLoss(LossLayer):
         self._check_propagate(propagate_down)
         if propagate_down[0]:
             xp = array_module(self.prob)
-            (index, labelled), _ = self._label_parts(bottom)
+            index, labelled, _ = label_indices(self._labels(bottom), self.dims[1],
+                                               self.has_ignore, self.ignore_label)
             onehot = xp.arange(self.dims[1])[None, :, None] == index[:, None, :]
             dx = (self.prob - onehot) * labelled[:, None, :]
             dx *= self.dtype.type(self._scale(top))
