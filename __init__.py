@@ -1,5 +1,12 @@
 """cyffe: a small Cython CNN framework with Caffe's layers, files and semantics."""
 # Absolute imports: test runners may import this file under another name.
+import os
+
+# Our OpenMP loops alternate with NumPy's BLAS threads; OpenMP threads that
+# spin-wait between loops starve BLAS on small machines (24x slower LeNet
+# steps on 2 cores). libgomp reads this when the first layer module loads it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from cyffe.layers.backend import set_random_seed
 from cyffe.layers.blob import Blob
 from cyffe.layers.registry import layer_types as layer_type_list

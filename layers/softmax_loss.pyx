@@ -59,7 +59,8 @@ def softmax_loss_forward(const floating[:, :, ::1] prob, const floating[:, ::1] 
                     bad = i * inner + j
                     break
                 p = prob[i, k, j]
-                loss -= log(p if p > FLT_MIN else FLT_MIN)
+                # as std::max(p, FLT_MIN): a NaN probability stays NaN, so divergence shows
+                loss -= log(FLT_MIN if p < FLT_MIN else p)
                 count += 1
             if bad >= 0:
                 break

@@ -93,7 +93,10 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     try:
-        return train(args, argv)
+        # Overflow shows up as a non-finite loss, which the solver reports with
+        # the iteration and layer; NumPy's warnings would only repeat it.
+        with np.errstate(all="ignore"):
+            return train(args, argv)
     except (cyffe.CyffeError, OSError) as e:
         if args.debug:
             raise
