@@ -189,7 +189,7 @@ def test_force_backward_reaches_the_inputs():
     net = cyffe.Net(text)
     feed(net, x=X)
     net.forward()
-    diffs = net.backward()
+    net.backward()
     np.testing.assert_allclose(net.blobs["x"].diff, 4 * X)
 
 

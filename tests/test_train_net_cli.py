@@ -1,5 +1,4 @@
 """train_net from the command line: training, solver files, and one-line errors."""
-import os
 import shutil
 import subprocess
 import sys

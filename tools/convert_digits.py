@@ -19,7 +19,6 @@ import importlib.util
 import math
 import os
 import sys
-import tempfile
 
 import numpy as np
 

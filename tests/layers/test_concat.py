@@ -7,7 +7,7 @@ from cyffe.proto import cyffe_pb2 as pb
 from cyffe.proto.errors import NetError, ShapeError
 
 from helpers.golden import run_case
-from helpers.gradcheck import check_gradient, make_blobs, setup_layer
+from helpers.gradcheck import check_gradient, setup_layer
 
 
 def concat(axis=None, concat_dim=None, dtype=np.float64):

@@ -6,7 +6,8 @@ from cyffe.layers.registry import layer_class
 from cyffe.proto import cyffe_pb2 as pb
 
 from helpers.golden import run_case
-from helpers.gradcheck import check_gradient, make_blobs, setup_layer
+from helpers.gradcheck import (check_gpu_path, check_gradient, check_in_place, make_blobs,
+                               setup_layer)
 
 
 def relu(slope=0.0, dtype=np.float64):
@@ -42,35 +43,11 @@ def test_gradient(slope):
 
 @pytest.mark.parametrize("slope", [0.0, 0.1])
 def test_in_place_equals_separate_top(slope):
-    x = away_from_zero((3, 7))
-    dy = np.random.default_rng(1).standard_normal(x.shape)
-    separate, inplace = relu(slope), relu(slope)
-    b1 = make_blobs(x)
-    t1 = setup_layer(separate, b1)
-    b2 = make_blobs(x)
-    setup_layer(inplace, b2, top=b2)
-    separate.forward(b1, t1)
-    inplace.forward(b2, b2)
-    np.testing.assert_array_equal(b2[0].data, t1[0].data)
-    t1[0].diff[...] = dy
-    b2[0].diff[...] = dy
-    separate.backward(t1, [True], b1)
-    inplace.backward(b2, [True], b2)
-    np.testing.assert_array_equal(b2[0].diff, b1[0].diff)
+    check_in_place(lambda: relu(slope), away_from_zero((3, 7)))
 
 
 def test_gpu_path_on_numpy_equals_cpu_path():
-    x = away_from_zero((4, 6))
-    cpu, gpu = relu(0.2), relu(0.2)
-    b1, b2 = make_blobs(x), make_blobs(x)
-    t1, t2 = setup_layer(cpu, b1), setup_layer(gpu, b2)
-    cpu.forward_cpu(b1, t1)
-    gpu.forward_gpu(b2, t2)
-    np.testing.assert_allclose(t2[0].data, t1[0].data)
-    t1[0].diff[...] = t2[0].diff[...] = 1.5
-    cpu.backward_cpu(t1, [True], b1)
-    gpu.backward_gpu(t2, [True], b2)
-    np.testing.assert_allclose(b2[0].diff, b1[0].diff)
+    check_gpu_path(lambda: relu(0.2), away_from_zero((4, 6)))
 
 
 @pytest.mark.parametrize("case", ["relu", "relu_slope0.1"])

@@ -7,7 +7,8 @@ from cyffe.proto import cyffe_pb2 as pb
 from cyffe.proto.errors import NetError
 
 from helpers.golden import run_case
-from helpers.gradcheck import check_gradient, make_blobs, setup_layer
+from helpers.gradcheck import (check_gpu_path, check_gradient, check_in_place, make_blobs,
+                               setup_layer)
 
 
 def sigmoid(dtype=np.float64):
@@ -47,35 +48,11 @@ def test_gradient():
 
 
 def test_in_place_equals_separate_top():
-    x = inputs((3, 7))
-    dy = np.random.default_rng(1).standard_normal(x.shape)
-    separate, inplace = sigmoid(), sigmoid()
-    b1 = make_blobs(x)
-    t1 = setup_layer(separate, b1)
-    b2 = make_blobs(x)
-    setup_layer(inplace, b2, top=b2)
-    separate.forward(b1, t1)
-    inplace.forward(b2, b2)
-    np.testing.assert_array_equal(b2[0].data, t1[0].data)
-    t1[0].diff[...] = dy
-    b2[0].diff[...] = dy
-    separate.backward(t1, [True], b1)
-    inplace.backward(b2, [True], b2)
-    np.testing.assert_array_equal(b2[0].diff, b1[0].diff)
+    check_in_place(lambda: sigmoid(), inputs((3, 7)))
 
 
 def test_gpu_path_on_numpy_equals_cpu_path():
-    x = inputs((4, 6))
-    cpu, gpu = sigmoid(), sigmoid()
-    b1, b2 = make_blobs(x), make_blobs(x)
-    t1, t2 = setup_layer(cpu, b1), setup_layer(gpu, b2)
-    cpu.forward_cpu(b1, t1)
-    gpu.forward_gpu(b2, t2)
-    np.testing.assert_allclose(t2[0].data, t1[0].data, rtol=1e-12, atol=1e-15)
-    t1[0].diff[...] = t2[0].diff[...] = np.random.default_rng(2).standard_normal(x.shape)
-    cpu.backward_cpu(t1, [True], b1)
-    gpu.backward_gpu(t2, [True], b2)
-    np.testing.assert_allclose(b2[0].diff, b1[0].diff, rtol=1e-12, atol=1e-15)
+    check_gpu_path(lambda: sigmoid(), inputs((4, 6)), rtol=1e-12, atol=1e-15)
 
 
 def test_caffe_golden():
