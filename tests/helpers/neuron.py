@@ -4,15 +4,21 @@ import numpy as np
 from cyffe.layers.blob import Blob
 from cyffe.layers.registry import layer_class
 from cyffe.proto import cyffe_pb2 as pb
+from cyffe.proto.io import array_to_blobproto
 
 from .gradcheck import make_blobs, setup_layer
 
 
-def make_layer(type_name, dtype=np.float64, params=None, **fields):
-    """A layer of type_name with `<params>` set from fields (e.g. params="elu_param", alpha=2)."""
+def make_layer(type_name, dtype=np.float64, params=None, blobs=(), **fields):
+    """A layer of type_name with `<params>` set from fields (e.g. params="elu_param", alpha=2).
+
+    blobs: arrays given as the layer's learnable blobs, as weights in a LayerParameter are.
+    """
     param = pb.LayerParameter(name=type_name.lower(), type=type_name)
     for key, value in fields.items():
         setattr(getattr(param, params), key, value)
+    for array in blobs:
+        param.blobs.append(array_to_blobproto(np.asarray(array, np.float64)))
     return layer_class(type_name)(param, pb.TRAIN, dtype)
 
 

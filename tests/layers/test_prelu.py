@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 
 from cyffe.proto.errors import NetError, ShapeError
-from cyffe.proto.io import array_to_blobproto
 
 from helpers.golden import run_case
 from helpers.gradcheck import check_gradient, make_blobs, setup_layer
@@ -10,11 +9,8 @@ from helpers.neuron import check_gpu_matches_cpu, check_in_place, make_layer, ru
 
 
 def prelu(dtype=np.float64, shared=False, slopes=None):
-    layer = make_layer("PReLU", dtype, "prelu_param", channel_shared=shared)
-    if slopes is not None:
-        layer.param.blobs.append(array_to_blobproto(np.asarray(slopes, np.float64)))
-        layer.blobs = [layer._blob_from_proto(b) for b in layer.param.blobs]
-    return layer
+    return make_layer("PReLU", dtype, "prelu_param", blobs=() if slopes is None else [slopes],
+                      channel_shared=shared)
 
 
 def away_from_zero(shape, seed=0):
