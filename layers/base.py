@@ -9,7 +9,7 @@ import numpy as np
 from ..proto import cyffe_pb2 as pb
 from ..proto.errors import NetError, ShapeError
 from . import registry
-from .backend import on_gpu
+from .backend import array_module, on_gpu
 from .blob import Blob
 
 
@@ -117,6 +117,20 @@ class NeuronLayer(Layer):
 
     def reshape(self, bottom, top):
         top[0].reshape(bottom[0].shape)
+
+    def keep_bottom(self, bottom, top):
+        """In place, copy the input aside before forward overwrites it (Caffe's bottom_memory_)."""
+        if top[0] is not bottom[0]:
+            return
+        x = bottom[0].data
+        kept = getattr(self, "_kept_bottom", None)
+        if kept is None or kept.shape != x.shape or type(kept) is not type(x):
+            kept = self._kept_bottom = array_module(x).empty_like(x)
+        kept[...] = x
+
+    def bottom_data(self, bottom, top):
+        """The input forward saw: the copy keep_bottom made when running in place."""
+        return self._kept_bottom if top[0] is bottom[0] else bottom[0].data
 
 
 class LossLayer(Layer):

@@ -1,0 +1,57 @@
+"""AbsVal: y = |x|  (Caffe's AbsVal). Backward: dx = sign(x) * dy, with sign(0) = 0.
+
+Like Caffe, it does not run in place: the output has lost the input's sign.
+"""
+from cython.parallel import prange
+from cython cimport floating
+
+from ..proto.errors import NetError
+from .backend import array_module
+from .base import NeuronLayer
+
+
+def absval_forward(const floating[::1] x, floating[::1] y):
+    cdef Py_ssize_t i, n = x.shape[0]
+    cdef floating v
+    with nogil:
+        for i in prange(n, schedule="static"):
+            v = x[i]
+            y[i] = v if v >= 0 else -v
+
+
+def absval_backward(const floating[::1] x, const floating[::1] dy, floating[::1] dx):
+    """dx = sign(x) * dy; 0 where x is 0."""
+    cdef Py_ssize_t i, n = x.shape[0]
+    cdef floating v
+    with nogil:
+        for i in prange(n, schedule="static"):
+            v = x[i]
+            dx[i] = dy[i] if v > 0 else (-dy[i] if v < 0 else 0)
+
+
+class AbsVal(NeuronLayer):
+    """Elementwise absolute value; needs a top of its own."""
+
+    type = "AbsVal"
+
+    def setup(self, bottom, top):
+        if top[0] is bottom[0]:
+            raise NetError(f"layer '{self.name}' (AbsVal) cannot run in place (Caffe's "
+                           f"neither): give it a top blob of its own")
+
+    def forward_cpu(self, bottom, top):
+        absval_forward(bottom[0].data.reshape(-1), top[0].data.reshape(-1))
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            absval_backward(bottom[0].data.reshape(-1), top[0].diff.reshape(-1),
+                            bottom[0].diff.reshape(-1))
+
+    def forward_gpu(self, bottom, top):
+        xp = array_module(bottom[0].data)
+        top[0].data[...] = xp.abs(bottom[0].data)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            xp = array_module(top[0].diff)
+            bottom[0].diff[...] = xp.sign(bottom[0].data) * top[0].diff

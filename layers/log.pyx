@@ -1,0 +1,67 @@
+"""Log: y = log_base(shift + scale * x), base -1 meaning e  (Caffe's Log).
+
+Backward: dx = dy * scale / (ln(base) * (shift + scale * x)). In place, forward keeps a
+copy of the input for backward.
+"""
+import math
+
+from cython.parallel import prange
+from cython cimport floating
+from libc.math cimport log
+
+from ..proto.errors import NetError
+from .backend import array_module
+from .base import NeuronLayer
+
+
+def log_forward(const floating[::1] x, floating[::1] y, double scale, double shift,
+                double base_scale):
+    """y = base_scale * ln(shift + scale * x), base_scale = 1 / ln(base)."""
+    cdef Py_ssize_t i, n = x.shape[0]
+    with nogil:
+        for i in prange(n, schedule="static"):
+            y[i] = <floating>(base_scale * log(shift + scale * x[i]))
+
+
+def log_backward(const floating[::1] x, const floating[::1] dy, floating[::1] dx,
+                 double scale, double shift, double base_scale):
+    """dx = dy * scale * base_scale / (shift + scale * x); dx may alias dy."""
+    cdef Py_ssize_t i, n = x.shape[0]
+    cdef double numerator = scale * base_scale
+    with nogil:
+        for i in prange(n, schedule="static"):
+            dx[i] = <floating>(dy[i] * numerator / (shift + scale * x[i]))
+
+
+class Log(NeuronLayer):
+    """A logarithm of an affine map, elementwise; runs in place."""
+
+    type = "Log"
+
+    def setup(self, bottom, top):
+        p = self.param.log_param
+        if not (p.base > 0 and p.base != 1 or p.base == -1):
+            raise NetError(f"layer '{self.name}' (Log): log_param.base must be positive and "
+                           f"not 1, or -1 for e; got {p.base}")
+        self.scale, self.shift = p.scale, p.shift
+        self.base_scale = 1.0 if p.base == -1 else 1.0 / math.log(p.base)
+
+    def forward_cpu(self, bottom, top):
+        self.keep_bottom(bottom, top)
+        log_forward(bottom[0].data.reshape(-1), top[0].data.reshape(-1),
+                    self.scale, self.shift, self.base_scale)
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            log_backward(self.bottom_data(bottom, top).reshape(-1), top[0].diff.reshape(-1),
+                         bottom[0].diff.reshape(-1), self.scale, self.shift, self.base_scale)
+
+    def forward_gpu(self, bottom, top):
+        self.keep_bottom(bottom, top)
+        xp = array_module(bottom[0].data)
+        top[0].data[...] = self.base_scale * xp.log(self.shift + self.scale * bottom[0].data)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            base = self.shift + self.scale * self.bottom_data(bottom, top)
+            bottom[0].diff[...] = top[0].diff * (self.scale * self.base_scale) / base

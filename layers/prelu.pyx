@@ -1,0 +1,148 @@
+"""PReLU: y = max(x, 0) + a_c * min(x, 0), a learnable slope per channel (Caffe's PReLU).
+
+The channel axis is 1; with channel_shared one slope serves every channel (a 0-d blob, as
+Caffe stores it). Slopes start at 0.25 unless prelu_param.filler says otherwise.
+Backward: dx = dy where x > 0, a_c * dy elsewhere; da_c += sum over x <= 0 of dy * x.
+In place, forward keeps a copy of the input for backward, as Caffe does.
+"""
+import numpy as np
+
+from cython.parallel import prange
+from cython cimport floating
+
+from ..proto import cyffe_pb2 as pb
+from ..proto.errors import NetError
+from . import fillers
+from .backend import array_module
+from .base import NeuronLayer
+
+
+def prelu_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
+                  const floating[::1] slope, bint shared):
+    """x, y viewed as (num, channels, inner); slope has one value, or one per channel."""
+    cdef Py_ssize_t r, n, c, d
+    cdef Py_ssize_t channels = x.shape[1], dim = x.shape[2]
+    cdef floating v, a
+    with nogil:
+        for r in prange(x.shape[0] * channels, schedule="static"):
+            n = r // channels
+            c = r % channels
+            a = slope[0] if shared else slope[c]
+            for d in range(dim):
+                v = x[n, c, d]
+                y[n, c, d] = v if v > 0 else v * a
+
+
+def prelu_backward(const floating[:, :, ::1] x, const floating[:, :, ::1] dy,
+                   floating[:, :, ::1] dx, const floating[::1] slope, bint shared):
+    """dx = dy where x > 0, slope * dy elsewhere; dx may alias dy."""
+    cdef Py_ssize_t r, n, c, d
+    cdef Py_ssize_t channels = x.shape[1], dim = x.shape[2]
+    cdef floating a
+    with nogil:
+        for r in prange(x.shape[0] * channels, schedule="static"):
+            n = r // channels
+            c = r % channels
+            a = slope[0] if shared else slope[c]
+            for d in range(dim):
+                dx[n, c, d] = dy[n, c, d] if x[n, c, d] > 0 else dy[n, c, d] * a
+
+
+def prelu_slope_gradient(const floating[:, :, ::1] x, const floating[:, :, ::1] dy,
+                         double[::1] out):
+    """out[c] = sum over items and positions of channel c where x <= 0 of dy * x."""
+    cdef Py_ssize_t n, c, d
+    cdef double acc
+    cdef floating v
+    with nogil:
+        for c in prange(x.shape[1], schedule="static"):
+            acc = 0
+            for n in range(x.shape[0]):
+                for d in range(x.shape[2]):
+                    v = x[n, c, d]
+                    if v <= 0:
+                        acc = acc + dy[n, c, d] * v
+            out[c] = acc
+
+
+class PReLU(NeuronLayer):
+    """Parametric ReLU; blobs are [slopes] (shape (channels,), or () when channel_shared)."""
+
+    type = "PReLU"
+
+    def setup(self, bottom, top):
+        p = self.param.prelu_param
+        self._check_axes(bottom)
+        self.channel_shared = p.channel_shared
+        channels = bottom[0].shape[1]
+        if not self.blobs:
+            self.blobs = [self.new_blob(() if self.channel_shared else (channels,))]
+            if p.HasField("filler"):
+                fillers.fill(self.blobs[0].data, p.filler)
+            else:
+                fillers.fill(self.blobs[0].data, pb.FillerParameter(type="constant", value=0.25))
+        if len(self.blobs) != 1:
+            raise NetError(f"layer '{self.name}' (PReLU): expected 1 param blob (the slopes), "
+                           f"got {len(self.blobs)}")
+        wanted = 1 if self.channel_shared else channels
+        if self.blobs[0].count != wanted:
+            why = ("channel_shared" if self.channel_shared else
+                   f"one per channel; the bottom has {channels} channels")
+            raise NetError(f"layer '{self.name}' (PReLU): the slope blob has "
+                           f"{self.blobs[0].count} value(s) (shape {self.blobs[0].shape}), but "
+                           f"{wanted} are needed ({why})")
+        self._channels = channels
+        self.slope_sums = None
+
+    def _check_axes(self, bottom):
+        if len(bottom[0].shape) < 2:
+            raise self.shape_error(f"bottom must have at least 2 axes (num, channels, ...), "
+                                   f"got shape {bottom[0].shape}")
+
+    def reshape(self, bottom, top):
+        self._check_axes(bottom)
+        if bottom[0].shape[1] != self._channels:
+            raise self.shape_error(f"bottom of shape {bottom[0].shape} has "
+                                   f"{bottom[0].shape[1]} channels, the slopes were set up "
+                                   f"for {self._channels}")
+        top[0].reshape(bottom[0].shape)
+
+    def _view(self, array):
+        return array.reshape(array.shape[0], self._channels, -1)
+
+    def forward_cpu(self, bottom, top):
+        self.keep_bottom(bottom, top)
+        prelu_forward(self._view(bottom[0].data), self._view(top[0].data),
+                      self.blobs[0].data.reshape(-1), self.channel_shared)
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        x = self._view(self.bottom_data(bottom, top))
+        dy = self._view(top[0].diff)
+        # Slopes first: in place, writing the bottom diff overwrites the top diff.
+        if self.slope_sums is None:
+            self.slope_sums = np.empty(self._channels, np.float64)
+        prelu_slope_gradient(x, dy, self.slope_sums)
+        slope_diff = self.blobs[0].diff
+        slope_diff += self.slope_sums.sum() if self.channel_shared else self.slope_sums
+        if propagate_down[0]:
+            prelu_backward(x, dy, self._view(bottom[0].diff),
+                           self.blobs[0].data.reshape(-1), self.channel_shared)
+
+    def _slope(self):
+        a = self.blobs[0].data
+        return a if self.channel_shared else a.reshape(1, self._channels, 1)
+
+    def forward_gpu(self, bottom, top):
+        self.keep_bottom(bottom, top)
+        x = self._view(bottom[0].data)
+        top[0].data[...] = (x * ((x > 0) + (x <= 0) * self._slope())).reshape(top[0].shape)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        xp = array_module(top[0].diff)
+        x = self._view(self.bottom_data(bottom, top))
+        dy = self._view(top[0].diff)
+        negative = dy * x * (x <= 0)
+        self.blobs[0].diff += xp.sum(negative) if self.channel_shared else negative.sum(axis=(0, 2))
+        if propagate_down[0]:
+            dx = dy * ((x > 0) + (x <= 0) * self._slope())
+            bottom[0].diff[...] = dx.reshape(bottom[0].shape)

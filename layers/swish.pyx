@@ -1,0 +1,72 @@
+"""Swish: y = x * sigmoid(beta * x)  (Caffe's Swish).
+
+The sigmoid is kept from forward (as Caffe keeps its inner Sigmoid layer's output), and
+backward reads only it and the output: dx = dy * (beta * y + s * (1 - beta * y)), with
+s = sigmoid(beta * x); so the layer runs in place.
+"""
+from cython.parallel import prange
+from cython cimport floating
+from libc.math cimport tanh
+
+from .backend import array_module
+from .base import NeuronLayer
+
+
+def swish_forward(const floating[::1] x, floating[::1] y, floating[::1] s, double beta):
+    """s = sigmoid(beta * x), y = x * s; y may alias x."""
+    cdef Py_ssize_t i, n = x.shape[0]
+    cdef floating v, sig
+    with nogil:
+        for i in prange(n, schedule="static"):
+            v = x[i]
+            sig = <floating>(0.5 * tanh(0.5 * beta * v) + 0.5)
+            s[i] = sig
+            y[i] = v * sig
+
+
+def swish_backward(const floating[::1] y, const floating[::1] s, const floating[::1] dy,
+                   floating[::1] dx, double beta):
+    """dx = dy * (beta * y + s * (1 - beta * y)); dx may alias dy."""
+    cdef Py_ssize_t i, n = y.shape[0]
+    cdef double by
+    with nogil:
+        for i in prange(n, schedule="static"):
+            by = beta * y[i]
+            dx[i] = <floating>(dy[i] * (by + s[i] * (1 - by)))
+
+
+class Swish(NeuronLayer):
+    """The self-gated unit x * sigmoid(beta x); runs in place."""
+
+    type = "Swish"
+
+    def setup(self, bottom, top):
+        self.beta = self.param.swish_param.beta
+        self.sigmoid = None
+
+    def reshape(self, bottom, top):
+        top[0].reshape(bottom[0].shape)
+        x = bottom[0].data
+        if self.sigmoid is None or self.sigmoid.shape != x.shape \
+                or type(self.sigmoid) is not type(x):
+            self.sigmoid = array_module(x).empty_like(x)
+
+    def forward_cpu(self, bottom, top):
+        swish_forward(bottom[0].data.reshape(-1), top[0].data.reshape(-1),
+                      self.sigmoid.reshape(-1), self.beta)
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            swish_backward(top[0].data.reshape(-1), self.sigmoid.reshape(-1),
+                           top[0].diff.reshape(-1), bottom[0].diff.reshape(-1), self.beta)
+
+    def forward_gpu(self, bottom, top):
+        xp = array_module(bottom[0].data)
+        x = bottom[0].data
+        self.sigmoid[...] = 0.5 * xp.tanh(0.5 * self.beta * x) + 0.5
+        top[0].data[...] = x * self.sigmoid
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            by = self.beta * top[0].data
+            bottom[0].diff[...] = top[0].diff * (by + self.sigmoid * (1 - by))
