@@ -117,8 +117,7 @@ class Bias(Layer):
             sum_outer_inner(dy, self.blobs[0].diff.reshape(-1), True)
 
     def forward_gpu(self, bottom, top):
-        outer, dim, inner = self.dims
-        b = self._bias(bottom).data.reshape(1, dim, 1)
+        b = self._bias(bottom).data.reshape(1, self.dims[1], 1)
         top[0].data[...] = (bottom[0].data.reshape(self.dims) + b).reshape(top[0].shape)
 
     def backward_gpu(self, top, propagate_down, bottom):

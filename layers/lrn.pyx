@@ -68,32 +68,34 @@ def plane_window_sum(const floating[:, :, ::1] src, floating[:, :, ::1] tmp,
                         out[p, h, w] += tmp[p, j, w]
 
 
-def lrn_output(const floating[::1] x, floating[::1] scale, floating[::1] y, double shift,
-               double a, double beta):
-    """scale = shift + a * scale (scale holds the window sums on entry); y = x * scale^-beta."""
+def lrn_output(const floating[::1] x, floating[::1] scale, floating[::1] power,
+               floating[::1] y, double shift, double a, double beta):
+    """scale = shift + a * scale (scale holds the window sums on entry), power = scale^-beta,
+    y = x * power."""
     cdef Py_ssize_t i, n = x.shape[0]
     with nogil:
         for i in prange(n, schedule="static"):
             scale[i] = <floating>(shift + a * scale[i])
-            y[i] = <floating>(x[i] * pow(scale[i], -beta))
+            power[i] = <floating>pow(scale[i], -beta)
+            y[i] = x[i] * power[i]
 
 
 def lrn_ratio(const floating[::1] dy, const floating[::1] x, const floating[::1] scale,
-              floating[::1] ratio, double beta):
-    """ratio = dy * y / scale = dy * x * scale^(-beta - 1)."""
+              const floating[::1] power, floating[::1] ratio):
+    """ratio = dy * y / scale = dy * x * power / scale."""
     cdef Py_ssize_t i, n = dy.shape[0]
     with nogil:
         for i in prange(n, schedule="static"):
-            ratio[i] = <floating>(dy[i] * x[i] * pow(scale[i], -beta - 1))
+            ratio[i] = dy[i] * x[i] * power[i] / scale[i]
 
 
-def lrn_input_grad(const floating[::1] dy, const floating[::1] x, const floating[::1] scale,
-                   const floating[::1] window, floating[::1] dx, double coef, double beta):
-    """dx = dy * scale^-beta - coef * x * window."""
+def lrn_input_grad(const floating[::1] dy, const floating[::1] x, const floating[::1] power,
+                   const floating[::1] window, floating[::1] dx, double coef):
+    """dx = dy * power - coef * x * window."""
     cdef Py_ssize_t i, n = dy.shape[0]
     with nogil:
         for i in prange(n, schedule="static"):
-            dx[i] = <floating>(dy[i] * pow(scale[i], -beta) - coef * x[i] * window[i])
+            dx[i] = <floating>(dy[i] * power[i] - coef * x[i] * window[i])
 
 
 class LRN(Layer):
@@ -136,7 +138,8 @@ class LRN(Layer):
     def _buffers(self, like):
         if self.scale is None or self.scale.shape != like.shape or \
                 type(self.scale) is not type(like):
-            self.scale, self.tmp, self.ratio, self.window = (like.copy() for _ in range(4))
+            self.scale, self.power, self.tmp, self.ratio, self.window = (
+                like.copy() for _ in range(5))
 
     def _window_sum_cpu(self, src, out, square):
         if self.across:
@@ -149,18 +152,19 @@ class LRN(Layer):
     def forward_cpu(self, bottom, top):
         self._buffers(bottom[0].data)
         self._window_sum_cpu(bottom[0].data, self.scale, True)
-        lrn_output(bottom[0].data.reshape(-1), self.scale.reshape(-1), top[0].data.reshape(-1),
-                   self.shift, self.a, self.beta)
+        lrn_output(bottom[0].data.reshape(-1), self.scale.reshape(-1), self.power.reshape(-1),
+                   top[0].data.reshape(-1), self.shift, self.a, self.beta)
 
     def backward_cpu(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
-        # y is recomputed from x and scale: a later in-place layer may have changed the top.
+        # y is recomputed from x and scale^-beta: a later in-place layer may have changed
+        # the top.
         dy, x = top[0].diff.reshape(-1), bottom[0].data.reshape(-1)
-        lrn_ratio(dy, x, self.scale.reshape(-1), self.ratio.reshape(-1), self.beta)
+        lrn_ratio(dy, x, self.scale.reshape(-1), self.power.reshape(-1), self.ratio.reshape(-1))
         self._window_sum_cpu(self.ratio, self.window, False)
-        lrn_input_grad(dy, x, self.scale.reshape(-1), self.window.reshape(-1),
-                       bottom[0].diff.reshape(-1), 2.0 * self.a * self.beta, self.beta)
+        lrn_input_grad(dy, x, self.power.reshape(-1), self.window.reshape(-1),
+                       bottom[0].diff.reshape(-1), 2.0 * self.a * self.beta)
 
     def _window_sum_gpu(self, src):
         """Zero-padded window sums with array ops (runs on numpy and cupy)."""
