@@ -1,0 +1,196 @@
+"""LRN: y = x * scale^-beta, scale = shift + a * (sum of x^2 over a local window)  (Caffe's LRN).
+
+local_size n must be odd; windows are centred and zero-padded.
+* ACROSS_CHANNELS: the window is n neighbouring channels at the same pixel;
+  shift = k, a = alpha / n.
+* WITHIN_CHANNEL: the window is n x n pixels of the same channel. Caffe builds this from
+  AVE pooling (pad (n - 1) / 2, stride 1, whose divisor is always n^2 here) and a Power
+  layer with shift 1: shift = 1 (k is not used), a = alpha / n^2.
+Backward: dx = dy * scale^-beta - 2 * a * beta * x * W(dy * y / scale), where W is the
+same window sum (the windows are symmetric). Does not run in place.
+"""
+import numpy as np
+from cython.parallel import prange
+from cython cimport floating
+from libc.math cimport pow
+
+from ..proto import cyffe_pb2 as pb
+from ..proto.errors import NetError
+from .backend import array_module
+from .base import Layer
+
+
+def channel_window_sum(const floating[:, :, ::1] src, floating[:, :, ::1] out, int half,
+                       bint square):
+    """out[n, c, s] = sum of src (or src^2) over channels [c - half, c + half] in range."""
+    cdef Py_ssize_t r, n, c, j, s, lo, hi
+    cdef Py_ssize_t channels = src.shape[1], spatial = src.shape[2]
+    cdef Py_ssize_t rows = src.shape[0] * channels
+    cdef floating v
+    with nogil:
+        for r in prange(rows, schedule="static"):
+            n = r // channels
+            c = r % channels
+            lo = c - half if c >= half else 0
+            hi = c + half if c + half < channels else channels - 1
+            for s in range(spatial):
+                out[n, c, s] = 0
+            for j in range(lo, hi + 1):
+                for s in range(spatial):
+                    v = src[n, j, s]
+                    out[n, c, s] += v * v if square else v
+
+
+def plane_window_sum(const floating[:, :, ::1] src, floating[:, :, ::1] tmp,
+                     floating[:, :, ::1] out, int half, bint square):
+    """out[p, h, w] = sum of src (or src^2) over the (2 half + 1)^2 window in range."""
+    cdef Py_ssize_t p, h, w, j, lo, hi
+    cdef Py_ssize_t planes = src.shape[0], height = src.shape[1], width = src.shape[2]
+    cdef floating v, acc
+    with nogil:
+        for p in prange(planes, schedule="static"):
+            for h in range(height):
+                for w in range(width):
+                    lo = w - half if w >= half else 0
+                    hi = w + half if w + half < width else width - 1
+                    acc = 0
+                    for j in range(lo, hi + 1):
+                        v = src[p, h, j]
+                        acc = acc + (v * v if square else v)
+                    tmp[p, h, w] = acc
+            for h in range(height):
+                lo = h - half if h >= half else 0
+                hi = h + half if h + half < height else height - 1
+                for w in range(width):
+                    out[p, h, w] = 0
+                for j in range(lo, hi + 1):
+                    for w in range(width):
+                        out[p, h, w] += tmp[p, j, w]
+
+
+def lrn_output(const floating[::1] x, floating[::1] scale, floating[::1] power,
+               floating[::1] y, double shift, double a, double beta):
+    """scale = shift + a * scale (scale holds the window sums on entry), power = scale^-beta,
+    y = x * power."""
+    cdef Py_ssize_t i, n = x.shape[0]
+    with nogil:
+        for i in prange(n, schedule="static"):
+            scale[i] = <floating>(shift + a * scale[i])
+            power[i] = <floating>pow(scale[i], -beta)
+            y[i] = x[i] * power[i]
+
+
+def lrn_ratio(const floating[::1] dy, const floating[::1] x, const floating[::1] scale,
+              const floating[::1] power, floating[::1] ratio):
+    """ratio = dy * y / scale = dy * x * power / scale."""
+    cdef Py_ssize_t i, n = dy.shape[0]
+    with nogil:
+        for i in prange(n, schedule="static"):
+            ratio[i] = dy[i] * x[i] * power[i] / scale[i]
+
+
+def lrn_input_grad(const floating[::1] dy, const floating[::1] x, const floating[::1] power,
+                   const floating[::1] window, floating[::1] dx, double coef):
+    """dx = dy * power - coef * x * window."""
+    cdef Py_ssize_t i, n = dy.shape[0]
+    with nogil:
+        for i in prange(n, schedule="static"):
+            dx[i] = <floating>(dy[i] * power[i] - coef * x[i] * window[i])
+
+
+class LRN(Layer):
+    """Local response normalization across channels or within each channel."""
+
+    type = "LRN"
+    num_bottom = 1
+    num_top = 1
+
+    def setup(self, bottom, top):
+        p = self.param.lrn_param
+        if p.local_size % 2 == 0:
+            raise NetError(f"layer '{self.name}' (LRN): local_size must be odd, got "
+                           f"{p.local_size}")
+        if p.norm_region not in (pb.LRNParameter.ACROSS_CHANNELS,
+                                 pb.LRNParameter.WITHIN_CHANNEL):
+            raise NetError(f"layer '{self.name}' (LRN): unknown norm_region {p.norm_region}")
+        if top[0] is bottom[0]:
+            raise NetError(f"layer '{self.name}' (LRN) does not run in place: its backward "
+                           "needs the input")
+        self.size = p.local_size
+        self.half = (p.local_size - 1) // 2
+        self.beta = p.beta
+        self.across = p.norm_region == pb.LRNParameter.ACROSS_CHANNELS
+        if self.across:
+            self.shift, self.a = p.k, p.alpha / p.local_size
+        else:
+            self.shift, self.a = 1.0, p.alpha / (p.local_size * p.local_size)
+        self.scale = None
+
+    def reshape(self, bottom, top):
+        shape = bottom[0].shape
+        if len(shape) != 4:
+            raise self.shape_error(f"the bottom must be 4-D (num, channels, height, width), "
+                                   f"got {shape}")
+        n, c, h, w = shape
+        self.dims = (n, c, h * w) if self.across else (n * c, h, w)
+        top[0].reshape(shape)
+
+    def _buffers(self, like):
+        if self.scale is None or self.scale.shape != like.shape or \
+                type(self.scale) is not type(like):
+            self.scale, self.power, self.tmp, self.ratio, self.window = (
+                like.copy() for _ in range(5))
+
+    def _window_sum_cpu(self, src, out, square):
+        if self.across:
+            channel_window_sum(src.reshape(self.dims), out.reshape(self.dims), self.half,
+                               square)
+        else:
+            plane_window_sum(src.reshape(self.dims), self.tmp.reshape(self.dims),
+                             out.reshape(self.dims), self.half, square)
+
+    def forward_cpu(self, bottom, top):
+        self._buffers(bottom[0].data)
+        self._window_sum_cpu(bottom[0].data, self.scale, True)
+        lrn_output(bottom[0].data.reshape(-1), self.scale.reshape(-1), self.power.reshape(-1),
+                   top[0].data.reshape(-1), self.shift, self.a, self.beta)
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        # y is recomputed from x and scale^-beta: a later in-place layer may have changed
+        # the top.
+        dy, x = top[0].diff.reshape(-1), bottom[0].data.reshape(-1)
+        lrn_ratio(dy, x, self.scale.reshape(-1), self.power.reshape(-1), self.ratio.reshape(-1))
+        self._window_sum_cpu(self.ratio, self.window, False)
+        lrn_input_grad(dy, x, self.power.reshape(-1), self.window.reshape(-1),
+                       bottom[0].diff.reshape(-1), 2.0 * self.a * self.beta)
+
+    def _window_sum_gpu(self, src):
+        """Zero-padded window sums with array ops (runs on numpy and cupy)."""
+        xp = array_module(src)
+        h = self.half
+        if self.across:
+            n, c, s = self.dims
+            padded = xp.zeros((n, c + 2 * h, s), src.dtype)
+            padded[:, h:h + c] = src.reshape(self.dims)
+            return sum(padded[:, j:j + c] for j in range(self.size))
+        p, height, width = self.dims
+        padded = xp.zeros((p, height + 2 * h, width + 2 * h), src.dtype)
+        padded[:, h:h + height, h:h + width] = src.reshape(self.dims)
+        rows = sum(padded[:, :, j:j + width] for j in range(self.size))
+        return sum(rows[:, j:j + height] for j in range(self.size))
+
+    def forward_gpu(self, bottom, top):
+        x = bottom[0].data
+        self.scale_gpu = self.shift + self.a * self._window_sum_gpu(x * x).reshape(x.shape)
+        top[0].data[...] = x * self.scale_gpu ** -self.beta
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        dy, x = top[0].diff, bottom[0].data
+        scale = self.scale_gpu
+        window = self._window_sum_gpu(dy * x * scale ** (-self.beta - 1)).reshape(x.shape)
+        bottom[0].diff[...] = (dy * scale ** -self.beta
+                               - 2.0 * self.a * self.beta * x * window)

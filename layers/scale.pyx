@@ -1,0 +1,155 @@
+"""Scale: y = x * s (+ b), s and b broadcast over the axes of x they do not cover  (Caffe's Scale).
+
+x is viewed as (outer, dim, inner) as in Bias: s covers the axes [axis, axis + s.ndim).
+s is a learnable blob (one bottom; shape x.shape[axis:axis + num_axes], num_axes -1 = to
+the end; filler default constant 1) or bottom 1, which then takes a gradient.
+bias_term adds a learnable b of s's shape (bias_filler, default constant 0); Caffe does
+that with an inner Bias layer, here it is the same arithmetic done directly.
+Backward: dx = dy * s, ds = sum of dy * x over outer and inner, db = sum of dy.
+Runs in place: x is kept for ds when the top is the bottom.
+"""
+import numpy as np
+from cython.parallel import prange
+from cython cimport floating
+
+from . import fillers
+from .base import Layer
+from .bias import broadcast_add, broadcast_dims, param_blob_shape, sum_outer_inner
+
+
+def broadcast_multiply(const floating[:, :, ::1] x, const floating[::1] s,
+                       floating[:, :, ::1] y):
+    """y[o, d, i] = x[o, d, i] * s[d]; y may be x."""
+    cdef Py_ssize_t r, i, o, d
+    cdef Py_ssize_t dim = x.shape[1], inner = x.shape[2], rows = x.shape[0] * x.shape[1]
+    with nogil:
+        for r in prange(rows, schedule="static"):
+            o = r // dim
+            d = r % dim
+            for i in range(inner):
+                y[o, d, i] = x[o, d, i] * s[d]
+
+
+def dot_outer_inner(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
+                    floating[::1] out, bint accumulate):
+    """out[d] (+)= sum over o, i of dy[o, d, i] * x[o, d, i]."""
+    cdef Py_ssize_t o, d, i
+    cdef Py_ssize_t outer = dy.shape[0], dim = dy.shape[1], inner = dy.shape[2]
+    cdef double acc
+    with nogil:
+        for d in prange(dim, schedule="static"):
+            acc = 0
+            for o in range(outer):
+                for i in range(inner):
+                    acc = acc + dy[o, d, i] * x[o, d, i]
+            if accumulate:
+                out[d] += <floating>acc
+            else:
+                out[d] = <floating>acc
+
+
+class Scale(Layer):
+    """Multiplies by a (learnable or second-bottom) scale along axis, optionally adds a bias.
+
+    blobs: [scale] or [scale, bias] with one bottom; [] or [bias] with two.
+    """
+
+    type = "Scale"
+    min_bottom = 1
+    max_bottom = 2
+    num_top = 1
+
+    def setup(self, bottom, top):
+        p = self.param.scale_param
+        self.axis = p.axis
+        self.bias_term = p.bias_term
+        two = len(bottom) == 2
+        if two:
+            operand_shape = bottom[1].shape
+        else:
+            operand_shape = param_blob_shape(self, bottom[0].shape, p.axis, p.num_axes)
+        wanted = ([] if two else [operand_shape]) + ([operand_shape] if self.bias_term else [])
+        if not self.blobs:
+            self.blobs = [self.new_blob(shape) for shape in wanted]
+            if not two:
+                if p.HasField("filler"):
+                    fillers.fill(self.blobs[0].data, p.filler)
+                else:
+                    self.blobs[0].data[...] = 1
+            if self.bias_term:
+                fillers.fill(self.blobs[len(self.blobs) - 1].data, p.bias_filler)
+        elif [b.shape for b in self.blobs] != wanted:
+            raise self.shape_error(f"expected param blobs of shapes {wanted} (bottoms: "
+                                   f"{len(bottom)}, bias_term: {str(self.bias_term).lower()}), "
+                                   f"got {[b.shape for b in self.blobs]}")
+        self.saved_x = None
+
+    def _scale(self, bottom):
+        return bottom[1] if len(bottom) == 2 else self.blobs[0]
+
+    def _bias(self):
+        return self.blobs[len(self.blobs) - 1]
+
+    def reshape(self, bottom, top):
+        scale = self._scale(bottom)
+        self.dims = broadcast_dims(self, bottom[0].shape, scale.shape, self.axis)
+        top[0].reshape(bottom[0].shape)
+
+    def _keep_input(self, bottom, top):
+        """In place, the input is overwritten; keep a copy for the scale's gradient."""
+        if top[0] is bottom[0]:
+            x = bottom[0].data
+            if self.saved_x is None or self.saved_x.shape != x.shape or \
+                    type(self.saved_x) is not type(x):
+                self.saved_x = x.copy()
+            else:
+                self.saved_x[...] = x
+
+    def _input(self, bottom, top):
+        return self.saved_x if top[0] is bottom[0] else bottom[0].data
+
+    def forward_cpu(self, bottom, top):
+        self._keep_input(bottom, top)
+        y = top[0].data.reshape(self.dims)
+        broadcast_multiply(bottom[0].data.reshape(self.dims),
+                           self._scale(bottom).data.reshape(-1), y)
+        if self.bias_term:
+            broadcast_add(y, self._bias().data.reshape(-1), y)
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        dy = top[0].diff.reshape(self.dims)
+        x = self._input(bottom, top).reshape(self.dims)
+        scale = self._scale(bottom)
+        if self.bias_term:
+            sum_outer_inner(dy, self._bias().diff.reshape(-1), True)
+        if len(bottom) == 2:
+            if propagate_down[1]:
+                dot_outer_inner(dy, x, scale.diff.reshape(-1), False)
+        else:
+            dot_outer_inner(dy, x, scale.diff.reshape(-1), True)
+        if propagate_down[0]:
+            broadcast_multiply(dy, scale.data.reshape(-1), bottom[0].diff.reshape(self.dims))
+
+    def forward_gpu(self, bottom, top):
+        self._keep_input(bottom, top)
+        dim = self.dims[1]
+        y = bottom[0].data.reshape(self.dims) * self._scale(bottom).data.reshape(1, dim, 1)
+        if self.bias_term:
+            y = y + self._bias().data.reshape(1, dim, 1)
+        top[0].data[...] = y.reshape(top[0].shape)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        dim = self.dims[1]
+        dy = top[0].diff.reshape(self.dims)
+        x = self._input(bottom, top).reshape(self.dims)
+        scale = self._scale(bottom)
+        if self.bias_term:
+            self._bias().diff += dy.sum(axis=(0, 2)).reshape(scale.shape)
+        ds = (dy * x).sum(axis=(0, 2)).reshape(scale.shape)
+        if len(bottom) == 2:
+            if propagate_down[1]:
+                scale.diff[...] = ds
+        else:
+            scale.diff += ds
+        if propagate_down[0]:
+            bottom[0].diff[...] = (dy * scale.data.reshape(1, dim, 1)).reshape(bottom[0].shape)
