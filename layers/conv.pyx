@@ -80,7 +80,7 @@ class Convolution(Layer):
     def setup(self, bottom, top):
         p = self.param.convolution_param
         if len(bottom) != len(top):
-            raise NetError(f"layer '{self.name}' (Convolution) needs one top per bottom, got "
+            raise NetError(f"layer '{self.name}' ({self.type}) needs one top per bottom, got "
                            f"{len(bottom)} bottoms and {len(top)} tops")
         axis = canonical_axis(p.axis, len(bottom[0].shape), self)
         if axis != 1:
@@ -109,8 +109,7 @@ class Convolution(Layer):
                            f"input channels ({self.channels}) and num_output "
                            f"({self.num_output})")
 
-        weight_shape = (self.num_output, self.channels // self.group) + tuple(self.kernel)
-        shapes = [weight_shape] + [(self.num_output,)] * self.bias_term
+        shapes = [self.weight_shape()] + [(self.num_output,)] * self.bias_term
         if self.blobs:
             if len(self.blobs) != len(shapes):
                 raise self.shape_error(f"expected {len(shapes)} param blobs (bias_term is "
@@ -125,6 +124,10 @@ class Convolution(Layer):
             if self.bias_term:
                 fillers.fill(self.blobs[1].data, p.bias_filler)
         self._geometry = None
+
+    def weight_shape(self):
+        """(num_output, C / group, kh, kw), Caffe's order."""
+        return (self.num_output, self.channels // self.group) + tuple(self.kernel)
 
     def output_shape(self, height, width):
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel, self.stride, self.pad, self.dilation

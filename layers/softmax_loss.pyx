@@ -102,6 +102,32 @@ def label_indices(labels, channels, has_ignore, ignore_label):
     return index, labelled, None
 
 
+def normalization_mode(loss_param, default):
+    """Caffe's choice of normalizer: `normalization` if set, else the legacy `normalize`
+    (true -> VALID, false -> BATCH_SIZE), else the layer type's default."""
+    if loss_param.HasField("normalization"):
+        return loss_param.normalization
+    if loss_param.HasField("normalize"):
+        return pb.LossParameter.VALID if loss_param.normalize else pb.LossParameter.BATCH_SIZE
+    return default
+
+
+def loss_normalizer(mode, outer, inner, valid_count, dtype):
+    """Caffe's get_normalizer: FULL outer*inner, VALID valid_count, BATCH_SIZE outer, NONE 1.
+
+    Clamped to >= 1, so a batch with nothing labelled gives a zero loss, not NaN.
+    """
+    if mode == pb.LossParameter.FULL:
+        n = outer * inner
+    elif mode == pb.LossParameter.VALID:
+        n = valid_count
+    elif mode == pb.LossParameter.BATCH_SIZE:
+        n = outer
+    else:
+        n = 1
+    return dtype.type(max(1, n))
+
+
 def bad_label_error(layer, labels, flat_index, channels):
     """The ShapeError for a label outside [0, channels) that is not the ignore_label."""
     value = float(labels.data.reshape(-1)[flat_index])
@@ -121,11 +147,7 @@ class SoftmaxWithLoss(LossLayer):
         loss = self.param.loss_param
         self.has_ignore = loss.HasField("ignore_label")
         self.ignore_label = loss.ignore_label
-        if not loss.HasField("normalization") and loss.HasField("normalize"):
-            self.normalization = pb.LossParameter.VALID if loss.normalize else \
-                pb.LossParameter.BATCH_SIZE
-        else:
-            self.normalization = loss.normalization
+        self.normalization = normalization_mode(loss, pb.LossParameter.VALID)
         self.prob = None
         self.scratch = None
         self.valid_count = 0
@@ -153,15 +175,7 @@ class SoftmaxWithLoss(LossLayer):
 
     def _normalizer(self):
         outer, _, inner = self.dims
-        if self.normalization == pb.LossParameter.FULL:
-            n = outer * inner
-        elif self.normalization == pb.LossParameter.VALID:
-            n = self.valid_count
-        elif self.normalization == pb.LossParameter.BATCH_SIZE:
-            n = outer
-        else:
-            n = 1
-        return self.dtype.type(max(1, n))
+        return loss_normalizer(self.normalization, outer, inner, self.valid_count, self.dtype)
 
     def forward_cpu(self, bottom, top):
         if self.prob is None or self.prob.shape != self.dims:

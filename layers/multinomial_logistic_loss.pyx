@@ -1,0 +1,115 @@
+"""MultinomialLogisticLoss: loss = -sum_n log(max(p_{n, l_n}, 1e-20)) / N  (Caffe's layer).
+
+bottom[0] holds probabilities viewed as (N, K), K = count / N; bottom[1] one label
+per item (truncated to int, in [0, K)). 1e-20 is Caffe's kLOG_THRESHOLD, a float
+constant (so float64 nets use its float32 rounding, as Caffe's Dtype(kLOG_THRESHOLD)).
+A NaN probability stays NaN. Backward: dx_{n, l_n} = -top.diff / (N max(p, 1e-20)),
+zero elsewhere; the labels take no gradient.
+"""
+import numpy as np
+
+from cython.parallel import prange
+from cython cimport floating
+from libc.math cimport log
+
+from ..proto.errors import NetError
+from .backend import array_module
+from .base import LossLayer
+from .softmax_loss import bad_label_error, label_indices
+
+LOG_THRESHOLD = float(np.float32(1e-20))
+
+
+def multinomial_forward(const floating[:, ::1] prob, const Py_ssize_t[::1] label):
+    """sum over items of -log(max(p_label, LOG_THRESHOLD))."""
+    cdef Py_ssize_t i, num = prob.shape[0]
+    cdef floating threshold = <floating>LOG_THRESHOLD, p
+    cdef double loss = 0
+    with nogil:
+        for i in prange(num, schedule="static"):
+            p = prob[i, label[i]]
+            loss += -log(threshold if p < threshold else p)
+    return loss
+
+
+def multinomial_backward(const floating[:, ::1] prob, const Py_ssize_t[::1] label,
+                         floating[:, ::1] dx, double scale):
+    """dx = 0, except dx[i, label_i] = -scale / max(p, LOG_THRESHOLD)."""
+    cdef Py_ssize_t i, k, num = prob.shape[0], classes = prob.shape[1]
+    cdef floating threshold = <floating>LOG_THRESHOLD, p
+    with nogil:
+        for i in prange(num, schedule="static"):
+            for k in range(classes):
+                dx[i, k] = 0
+            p = prob[i, label[i]]
+            dx[i, label[i]] = <floating>(-scale / (threshold if p < threshold else p))
+
+
+class MultinomialLogisticLoss(LossLayer):
+    """Negative log-likelihood of the labelled class under given probabilities."""
+
+    type = "MultinomialLogisticLoss"
+
+    def setup(self, bottom, top):
+        self.has_ignore = False
+        self.ignore_label = 0
+
+    def allow_backward(self, bottom_index):
+        return bottom_index == 0
+
+    def reshape(self, bottom, top):
+        super().reshape(bottom, top)
+        num = bottom[0].shape[0] if bottom[0].shape else 0
+        if bottom[1].count != num:
+            raise self.shape_error(f"expected one label per item ({num} for probabilities "
+                                   f"of shape {bottom[0].shape}), got labels of shape "
+                                   f"{bottom[1].shape}")
+        self.dims = (num, bottom[0].count // max(1, num))
+
+    def _label_index(self, bottom):
+        index, _, bad = label_indices(bottom[1].data.reshape(-1), self.dims[1], False, 0)
+        if bad is not None:
+            raise bad_label_error(self, bottom[1], bad, self.dims[1])
+        return index
+
+    def _check_propagate(self, propagate_down):
+        if len(propagate_down) > 1 and propagate_down[1]:
+            raise NetError(f"layer '{self.name}' (MultinomialLogisticLoss) cannot "
+                           "backpropagate to the labels (bottom 1)")
+
+    def _scale(self, top):
+        return float(self.dtype.type(top[0].diff) / self.dtype.type(self.dims[0]))
+
+    def forward_cpu(self, bottom, top):
+        loss = multinomial_forward(bottom[0].data.reshape(self.dims), self._label_index(bottom))
+        top[0].data[...] = self.dtype.type(loss) / self.dtype.type(self.dims[0])
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        self._check_propagate(propagate_down)
+        if propagate_down[0]:
+            multinomial_backward(bottom[0].data.reshape(self.dims), self._label_index(bottom),
+                                 bottom[0].diff.reshape(self.dims), self._scale(top))
+
+    # -- array-API path -------------------------------------------------------
+
+    def _labelled_prob(self, bottom):
+        xp = array_module(bottom[0].data)
+        index = self._label_index(bottom)
+        p = xp.take_along_axis(bottom[0].data.reshape(self.dims), index[:, None], axis=1)
+        threshold = self.dtype.type(LOG_THRESHOLD)
+        return index, xp.where(p < threshold, threshold, p)
+
+    def forward_gpu(self, bottom, top):
+        xp = array_module(bottom[0].data)
+        _, p = self._labelled_prob(bottom)
+        top[0].data[...] = -xp.log(p).sum() / self.dtype.type(self.dims[0])
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        self._check_propagate(propagate_down)
+        if propagate_down[0]:
+            xp = array_module(bottom[0].data)
+            index, p = self._labelled_prob(bottom)
+            dx = xp.zeros(self.dims, self.dtype)
+            xp.put_along_axis(dx, index[:, None], -self.dtype.type(self._scale(top)) / p,
+                              axis=1)
+            bottom[0].diff[...] = dx.reshape(bottom[0].shape)
