@@ -90,33 +90,3 @@ def check_gradient(layer, bottom, top, check_bottom=None, check_params=True, eps
                 f"{layer.type} '{layer.name}': {name} gradient at flat index {k}: "
                 f"analytic {got!r} vs numerical {numeric!r}")
 
-
-def check_in_place(make_layer, x, seed=1):
-    """The layer run in place (top is bottom) gives what it gives with a top of its own."""
-    dy = np.random.default_rng(seed).standard_normal(np.shape(x))
-    separate, inplace = make_layer(), make_layer()
-    b1, b2 = make_blobs(x), make_blobs(x)
-    t1 = setup_layer(separate, b1)
-    setup_layer(inplace, b2, top=b2)
-    separate.forward(b1, t1)
-    inplace.forward(b2, b2)
-    np.testing.assert_array_equal(b2[0].data, t1[0].data)
-    t1[0].diff[...] = dy
-    b2[0].diff[...] = dy
-    separate.backward(t1, [True], b1)
-    inplace.backward(b2, [True], b2)
-    np.testing.assert_array_equal(b2[0].diff, b1[0].diff)
-
-
-def check_gpu_path(make_layer, x, rtol=1e-12, atol=1e-15, seed=2):
-    """forward_gpu/backward_gpu, run on NumPy, equal the CPU path (one bottom, one top)."""
-    cpu, gpu = make_layer(), make_layer()
-    b1, b2 = make_blobs(x), make_blobs(x)
-    t1, t2 = setup_layer(cpu, b1), setup_layer(gpu, b2)
-    cpu.forward_cpu(b1, t1)
-    gpu.forward_gpu(b2, t2)
-    np.testing.assert_allclose(t2[0].data, t1[0].data, rtol=rtol, atol=atol)
-    t1[0].diff[...] = t2[0].diff[...] = np.random.default_rng(seed).standard_normal(t1[0].shape)
-    cpu.backward_cpu(t1, [True], b1)
-    gpu.backward_gpu(t2, [True], b2)
-    np.testing.assert_allclose(b2[0].diff, b1[0].diff, rtol=rtol, atol=atol)

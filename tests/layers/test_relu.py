@@ -6,8 +6,8 @@ from cyffe.layers.registry import layer_class
 from cyffe.proto import cyffe_pb2 as pb
 
 from helpers.golden import run_case
-from helpers.gradcheck import (check_gpu_path, check_gradient, check_in_place, make_blobs,
-                               setup_layer)
+from helpers.gradcheck import check_gradient, make_blobs, setup_layer
+from helpers.neuron import check_gpu_matches_cpu, check_in_place
 
 
 def relu(slope=0.0, dtype=np.float64):
@@ -47,7 +47,7 @@ def test_in_place_equals_separate_top(slope):
 
 
 def test_gpu_path_on_numpy_equals_cpu_path():
-    check_gpu_path(lambda: relu(0.2), away_from_zero((4, 6)))
+    check_gpu_matches_cpu(lambda: relu(0.2), away_from_zero((4, 6)))
 
 
 @pytest.mark.parametrize("case", ["relu", "relu_slope0.1"])

@@ -7,8 +7,8 @@ from cyffe.proto import cyffe_pb2 as pb
 from cyffe.proto.errors import NetError, ShapeError
 
 from helpers.golden import run_case
-from helpers.gradcheck import (check_gradient, check_in_place, make_blobs,
-                               setup_layer)
+from helpers.gradcheck import check_gradient, make_blobs, setup_layer
+from helpers.neuron import check_in_place
 
 
 def softmax(axis=1, dtype=np.float64):

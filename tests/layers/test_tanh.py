@@ -7,8 +7,8 @@ from cyffe.proto import cyffe_pb2 as pb
 from cyffe.proto.errors import NetError
 
 from helpers.golden import run_case
-from helpers.gradcheck import (check_gpu_path, check_gradient, check_in_place, make_blobs,
-                               setup_layer)
+from helpers.gradcheck import check_gradient, make_blobs, setup_layer
+from helpers.neuron import check_gpu_matches_cpu, check_in_place
 
 
 def tanh_layer(dtype=np.float64):
@@ -52,7 +52,7 @@ def test_in_place_equals_separate_top():
 
 
 def test_gpu_path_on_numpy_equals_cpu_path():
-    check_gpu_path(lambda: tanh_layer(), inputs((4, 6)), rtol=1e-12, atol=1e-15)
+    check_gpu_matches_cpu(lambda: tanh_layer(), inputs((4, 6)))
 
 
 def test_caffe_golden():
