@@ -1,5 +1,6 @@
 """The array backend (NumPy on the CPU, CuPy on a GPU) and the random stream."""
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 _rng = np.random.default_rng()
 
@@ -27,3 +28,19 @@ def array_module(array):
 def on_gpu(array):
     """Whether array lives on a GPU."""
     return array_module(array) is not np
+
+
+_threadpools = None
+
+
+def one_blas_thread():
+    """A context in which NumPy's BLAS runs on one thread.
+
+    Our kernels parallelize across the batch themselves; multithreaded BLAS on
+    top of them (or beside another process on a small machine) spin-waits and
+    turns a 20 s training run into minutes.
+    """
+    global _threadpools
+    if _threadpools is None:
+        _threadpools = ThreadpoolController()
+    return _threadpools.limit(limits=1, user_api="blas")

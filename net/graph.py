@@ -11,6 +11,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from ..layers.backend import one_blas_thread
 from ..layers.blob import Blob
 from ..layers.registry import layer_class
 from ..proto import cyffe_pb2 as pb
@@ -108,12 +109,6 @@ class Net:
         written before it in the file (or the final one, if the file lists it
         before the producer), so files with layers out of order still work.
         """
-        seen = set()
-        for lp in layer_params:
-            if lp.name in seen:
-                raise NetError(f"{self.where}: two layers are named '{lp.name}'")
-            seen.add(lp.name)
-
         producer, modifiers = {}, {}
         for i, lp in enumerate(layer_params):
             for t in lp.top:
@@ -338,9 +333,10 @@ class Net:
 
     def forward_all(self):
         """Forward through every layer; returns the weighted loss."""
-        for li, layer in enumerate(self.layers):
-            layer.reshape(self._bottom[li], self._top[li])
-            layer.forward(self._bottom[li], self._top[li])
+        with one_blas_thread():
+            for li, layer in enumerate(self.layers):
+                layer.reshape(self._bottom[li], self._top[li])
+                layer.forward(self._bottom[li], self._top[li])
         return float(sum(float(np.sum(b.data * b.diff)) for b, _ in self._loss_tops))
 
     def backward(self, diffs=None, **top_diffs):
@@ -355,10 +351,12 @@ class Net:
         return {n: self.blobs[n].diff for n in names}
 
     def backward_all(self):
-        for li in reversed(range(len(self.layers))):
-            if self._layer_needs_backward[li]:
-                self.layers[li].backward(self._top[li], self._bottom_needs_backward[li],
-                                         self._bottom[li])
+        """Backward through the layers that need it, last to first."""
+        with one_blas_thread():
+            for li in reversed(range(len(self.layers))):
+                if self._layer_needs_backward[li]:
+                    self.layers[li].backward(self._top[li], self._bottom_needs_backward[li],
+                                             self._bottom[li])
 
     def forward_backward(self):
         """One forward and backward pass; returns the loss."""

@@ -202,9 +202,11 @@ def test_forward_feeds_inputs_and_returns_outputs():
         net.forward(nope=X)
 
 
-def test_two_layers_with_the_same_name_is_an_error():
-    with pytest.raises(cyffe.NetError, match="two layers are named 'a'"):
-        cyffe.Net(source("x") + scale("a", "x") + scale("a", "x", top="a2"))
+def test_two_layers_may_share_a_name_as_in_caffe():
+    # Caffe's own mnist_autoencoder names two loss layers "loss"; lookups by name take the last.
+    net = cyffe.Net(source("x") + scale("a", "x", w=2) + scale("a", "x", top="a2", w=3))
+    assert [l.name for l in net.layers] == ["x", "x_x_0_split", "a", "a"]
+    assert net.params["a"][0].data[0] == 3
 
 
 def test_save_and_copy_from_round_trip(tmp_path):

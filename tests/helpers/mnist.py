@@ -1,0 +1,21 @@
+"""The shared MNIST IDX files, read for tests (the MNIST data layer is issue 4's)."""
+import gzip
+import struct
+
+import numpy as np
+
+from .shared import shared_path
+
+
+def load(split="t10k", count=None):
+    """(images (N, 1, 28, 28) uint8, labels (N,) uint8) of the train or t10k split."""
+    with gzip.open(shared_path("data", "mnist", f"{split}-images-idx3-ubyte.gz")) as f:
+        magic, n, rows, cols = struct.unpack(">iiii", f.read(16))
+        assert magic == 0x803
+        n = min(n, count or n)
+        images = np.frombuffer(f.read(n * rows * cols), np.uint8).reshape(n, 1, rows, cols)
+    with gzip.open(shared_path("data", "mnist", f"{split}-labels-idx1-ubyte.gz")) as f:
+        magic, _ = struct.unpack(">ii", f.read(8))
+        assert magic == 0x801
+        labels = np.frombuffer(f.read(n), np.uint8)
+    return images, labels
