@@ -14,8 +14,7 @@ from cython cimport floating
 from ..proto import cyffe_pb2 as pb
 from ..proto.errors import NetError
 from .backend import array_module
-from .base import LossLayer
-from .softmax_loss import bad_label_error, label_indices
+from .softmax_loss import PerItemLabelLoss
 
 
 def hinge_margins(const floating[:, ::1] x, const Py_ssize_t[::1] label,
@@ -35,7 +34,7 @@ def hinge_margins(const floating[:, ::1] x, const Py_ssize_t[::1] label,
     return total
 
 
-class HingeLoss(LossLayer):
+class HingeLoss(PerItemLabelLoss):
     """One-vs-all hinge loss (L1 or squared L2) over the classes of each item."""
 
     type = "HingeLoss"
@@ -45,32 +44,7 @@ class HingeLoss(LossLayer):
         if norm not in (pb.HingeLossParameter.L1, pb.HingeLossParameter.L2):
             raise NetError(f"layer '{self.name}' (HingeLoss): unknown norm {norm}")
         self.squared = norm == pb.HingeLossParameter.L2
-        self.has_ignore = False
-        self.ignore_label = 0
         self.margin = None
-
-    def allow_backward(self, bottom_index):
-        return bottom_index == 0
-
-    def reshape(self, bottom, top):
-        super().reshape(bottom, top)
-        num = bottom[0].shape[0] if bottom[0].shape else 0
-        if bottom[1].count != num:
-            raise self.shape_error(f"expected one label per item ({num} for scores of shape "
-                                   f"{bottom[0].shape}), got labels of shape "
-                                   f"{bottom[1].shape}")
-        self.dims = (num, bottom[0].count // max(1, num))
-
-    def _label_index(self, bottom):
-        index, _, bad = label_indices(bottom[1].data.reshape(-1), self.dims[1], False, 0)
-        if bad is not None:
-            raise bad_label_error(self, bottom[1], bad, self.dims[1])
-        return index
-
-    def _check_propagate(self, propagate_down):
-        if len(propagate_down) > 1 and propagate_down[1]:
-            raise NetError(f"layer '{self.name}' (HingeLoss) cannot backpropagate to the "
-                           "labels (bottom 1)")
 
     def _scale(self, top):
         scale = self.dtype.type(top[0].diff) / self.dtype.type(self.dims[0])

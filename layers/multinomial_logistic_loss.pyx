@@ -12,10 +12,8 @@ from cython.parallel import prange
 from cython cimport floating
 from libc.math cimport log
 
-from ..proto.errors import NetError
 from .backend import array_module
-from .base import LossLayer
-from .softmax_loss import bad_label_error, label_indices
+from .softmax_loss import PerItemLabelLoss
 
 LOG_THRESHOLD = float(np.float32(1e-20))
 
@@ -45,37 +43,10 @@ def multinomial_backward(const floating[:, ::1] prob, const Py_ssize_t[::1] labe
             dx[i, label[i]] = <floating>(-scale / (threshold if p < threshold else p))
 
 
-class MultinomialLogisticLoss(LossLayer):
+class MultinomialLogisticLoss(PerItemLabelLoss):
     """Negative log-likelihood of the labelled class under given probabilities."""
 
     type = "MultinomialLogisticLoss"
-
-    def setup(self, bottom, top):
-        self.has_ignore = False
-        self.ignore_label = 0
-
-    def allow_backward(self, bottom_index):
-        return bottom_index == 0
-
-    def reshape(self, bottom, top):
-        super().reshape(bottom, top)
-        num = bottom[0].shape[0] if bottom[0].shape else 0
-        if bottom[1].count != num:
-            raise self.shape_error(f"expected one label per item ({num} for probabilities "
-                                   f"of shape {bottom[0].shape}), got labels of shape "
-                                   f"{bottom[1].shape}")
-        self.dims = (num, bottom[0].count // max(1, num))
-
-    def _label_index(self, bottom):
-        index, _, bad = label_indices(bottom[1].data.reshape(-1), self.dims[1], False, 0)
-        if bad is not None:
-            raise bad_label_error(self, bottom[1], bad, self.dims[1])
-        return index
-
-    def _check_propagate(self, propagate_down):
-        if len(propagate_down) > 1 and propagate_down[1]:
-            raise NetError(f"layer '{self.name}' (MultinomialLogisticLoss) cannot "
-                           "backpropagate to the labels (bottom 1)")
 
     def _scale(self, top):
         return float(self.dtype.type(top[0].diff) / self.dtype.type(self.dims[0]))

@@ -136,6 +136,39 @@ def bad_label_error(layer, labels, flat_index, channels):
                              f"(shape {labels.shape}) is outside [0, {channels}){ignoring}")
 
 
+class PerItemLabelLoss(LossLayer):
+    """A loss over (N, C...) scores with one integer label per item, no ignore_label.
+
+    Shared by HingeLoss and MultinomialLogisticLoss: `self.dims` is (N, C) and
+    labels take no gradient.
+    """
+
+    has_ignore = False
+    ignore_label = 0
+
+    def allow_backward(self, bottom_index):
+        return bottom_index == 0
+
+    def reshape(self, bottom, top):
+        super().reshape(bottom, top)
+        num = bottom[0].shape[0] if bottom[0].shape else 0
+        if bottom[1].count != num:
+            raise self.shape_error(f"expected one label per item ({num} for bottom 0 of shape "
+                                   f"{bottom[0].shape}), got labels of shape {bottom[1].shape}")
+        self.dims = (num, bottom[0].count // max(1, num))
+
+    def _label_index(self, bottom):
+        index, _, bad = label_indices(bottom[1].data.reshape(-1), self.dims[1], False, 0)
+        if bad is not None:
+            raise bad_label_error(self, bottom[1], bad, self.dims[1])
+        return index
+
+    def _check_propagate(self, propagate_down):
+        if len(propagate_down) > 1 and propagate_down[1]:
+            raise NetError(f"layer '{self.name}' ({self.type}) cannot backpropagate to the "
+                           "labels (bottom 1)")
+
+
 class SoftmaxWithLoss(LossLayer):
     """Softmax followed by the multinomial logistic loss, with Caffe's normalization modes."""
 
