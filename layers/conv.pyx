@@ -160,34 +160,43 @@ def depthwise_backward_params(const floating[:, :, :, ::1] x, const floating[:, 
     cdef Py_ssize_t height = x.shape[2], width = x.shape[3]
     cdef Py_ssize_t kh = dw_out.shape[1], kw = dw_out.shape[2]
     cdef Py_ssize_t multiplier = outputs // x.shape[1]
-    cdef Py_ssize_t n, o, c, i, j, yo, xo, y0, y1, x0, x1, hin, shift
+    cdef Py_ssize_t n, o, c, i, j, yo, xo, x0, x1, hin, shift, row
     cdef bint has_bias = db.shape[0] > 0
     cdef floating total
+    # Per-output rows of partial sums, one per kernel offset and one for the bias: the inner
+    # loops stay elementwise (they vectorize), each row is summed once at the end, and every
+    # row of dy and x is read once per image while it sits in cache.
+    cdef floating[:, :, ::1] rows = np.zeros((outputs, kh * kw + 1, wo),
+                                             dtype=np.asarray(dy).dtype)
     with nogil:
-        # Each output owns its weights and bias: no races.
+        # Each output owns its weights, bias and rows: no races.
         for o in prange(outputs, schedule="static"):
             c = o // multiplier
-            if has_bias:
-                total = 0
-                for n in range(num):
-                    for yo in range(ho):
+            for n in range(num):
+                for yo in range(ho):
+                    if has_bias:
                         for xo in range(wo):
-                            total = total + dy[n, o, yo, xo]
-                db[o] += total
-            for i in range(kh):
-                y0 = first_inside(ph - i * dh, sh)
-                y1 = end_inside(ph - i * dh, sh, height, ho)
-                for j in range(kw):
-                    shift = pw - j * dw
-                    x0 = first_inside(shift, sw)
-                    x1 = end_inside(shift, sw, width, wo)
-                    total = 0
-                    for n in range(num):
-                        for yo in range(y0, y1):
-                            hin = yo * sh - ph + i * dh
+                            rows[o, kh * kw, xo] += dy[n, o, yo, xo]
+                    for i in range(kh):
+                        hin = yo * sh - ph + i * dh
+                        if hin < 0 or hin >= height:
+                            continue
+                        for j in range(kw):
+                            shift = pw - j * dw
+                            x0 = first_inside(shift, sw)
+                            x1 = end_inside(shift, sw, width, wo)
+                            row = i * kw + j
                             for xo in range(x0, x1):
-                                total = total + dy[n, o, yo, xo] * x[n, c, hin, xo * sw - shift]
-                    dw_out[o, i, j] += total
+                                rows[o, row, xo] += (dy[n, o, yo, xo] *
+                                                     x[n, c, hin, xo * sw - shift])
+            for row in range(kh * kw + has_bias):
+                total = 0
+                for xo in range(wo):
+                    total = total + rows[o, row, xo]
+                if row < kh * kw:
+                    dw_out[o, row // kw, row % kw] += total
+                else:
+                    db[o] += total
 
 
 def spatial_values(layer, param, repeated, twins, default, num_spatial):
