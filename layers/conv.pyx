@@ -1,21 +1,40 @@
 """Convolution: y[n, o] = sum_{c in group(o)} w[o, c] (*) x[n, c] + b[o]  (Caffe's Convolution).
 
-(*) is 2-D cross-correlation with padding, stride and dilation; the output is
-(H + 2*pad - (dilation*(k-1) + 1)) // stride + 1 per spatial axis. Channels and
-outputs split into `group` independent groups. Weights (num_output, C/group, kh, kw),
-bias (num_output,). Forward: im2col of a chunk of images into one column matrix,
-then one GEMM per group; backward: GEMMs for the weight gradient, the bias gradient
-and the column gradient, then col2im. Several bottoms share the weights (one top each).
+(*) is N-D cross-correlation with padding, stride and dilation over the
+num_spatial_axes = bottom.ndim - axis - 1 axes after the channel axis
+(convolution_param.axis, default 1; the axes before it are all "images"). Output size
+per spatial axis: (in + pad_before + pad_after - (dilation*(k-1) + 1)) // stride + 1.
+kernel_size / stride / pad / dilation are given once (every spatial axis) or once per
+spatial axis; kernel_h/_w, stride_h/_w, pad_h/_w only in 2-D. Channels and outputs
+split into `group` independent groups. Weights (num_output, C/group, k1, ..., kn),
+bias (num_output,). Forward: im2col of a chunk of images into one column matrix (the
+fast 2-D kernels in 2-D, general N-D kernels otherwise or with force_nd_im2col), then
+one GEMM per group; backward: GEMMs for the weight gradient, the bias gradient and the
+column gradient, then col2im. Several bottoms share the weights (one top each).
+
+Depthwise (2-D, group == C, num_output = C * multiplier): direct kernels, no columns
+and no GEMM: output plane o reads input plane o // multiplier.
+
+cyffe-only fields:
+* pad_scheme: EXPLICIT (pad / pad_h / pad_w) or SAME: output = ceil(in / stride) per
+  axis, total pad = max((out-1)*stride + dilation*(k-1)+1 - in, 0), the odd pixel after
+  (TensorFlow's / PyTorch's 'same'). SAME with explicit pads is an error.
+* pad_fill: what the padding holds: ZERO (Caffe), CONSTANT (pad_value), REFLECT (mirror
+  without the edge; needs every pad < the input size) or REPLICATE (the edge pixel).
+  Gradients that reach reflected / replicated pixels go back to the pixels they copy.
 """
+import math
+
 import numpy as np
 from cython.parallel import prange
 from cython cimport floating
 
+from ..proto import cyffe_pb2 as pb
 from ..proto.errors import NetError
 from . import fillers
 from .backend import array_module
 from .base import Layer, canonical_axis
-from .im2col import col2im, col2im_xp, im2col, im2col_xp
+from .im2col import Patches
 
 # Most elements the column buffer holds; a larger minibatch is im2col'ed in chunks.
 COLUMN_LIMIT = 1 << 24
@@ -49,10 +68,145 @@ def images_to_columns(const floating[:, :, ::1] top, floating[:, ::1] y):
                 y[m, n * length + l] = top[n, m, l]
 
 
-def spatial_values(layer, param, repeated, twins, default):
-    """(h, w) from a repeated field (1 or 2 values) or its (_h, _w) twins, by Caffe's rules."""
+cdef inline Py_ssize_t first_inside(Py_ssize_t shift, Py_ssize_t stride) noexcept nogil:
+    """The first output o >= 0 with o*stride - shift >= 0."""
+    if shift <= 0:
+        return 0
+    return (shift + stride - 1) // stride
+
+
+cdef inline Py_ssize_t end_inside(Py_ssize_t shift, Py_ssize_t stride, Py_ssize_t size,
+                                  Py_ssize_t count) noexcept nogil:
+    """One past the last output o < count with o*stride - shift < size."""
+    cdef Py_ssize_t limit = size + shift
+    if limit <= 0:
+        return 0
+    limit = (limit + stride - 1) // stride
+    return limit if limit < count else count
+
+
+def depthwise_forward(const floating[:, :, :, ::1] x, const floating[:, :, ::1] w,
+                      const floating[::1] bias, floating[:, :, :, ::1] y,
+                      int ph, int pw, int sh, int sw, int dh, int dw):
+    """y[n, o] = sum_ij w[o, i, j] x[n, o // M, y*sh - ph + i*dh, x*sw - pw + j*dw] + b[o]."""
+    cdef Py_ssize_t num = y.shape[0], outputs = y.shape[1], ho = y.shape[2], wo = y.shape[3]
+    cdef Py_ssize_t height = x.shape[2], width = x.shape[3]
+    cdef Py_ssize_t kh = w.shape[1], kw = w.shape[2], multiplier = outputs // x.shape[1]
+    cdef Py_ssize_t plane, n, o, c, i, j, yo, xo, y0, y1, x0, x1, hin, shift
+    cdef bint has_bias = bias.shape[0] > 0
+    cdef floating weight, b
+    with nogil:
+        for plane in prange(num * outputs, schedule="static"):
+            n = plane // outputs
+            o = plane % outputs
+            c = o // multiplier
+            b = bias[o] if has_bias else 0
+            for yo in range(ho):
+                for xo in range(wo):
+                    y[n, o, yo, xo] = b
+            for i in range(kh):
+                y0 = first_inside(ph - i * dh, sh)
+                y1 = end_inside(ph - i * dh, sh, height, ho)
+                for j in range(kw):
+                    shift = pw - j * dw
+                    x0 = first_inside(shift, sw)
+                    x1 = end_inside(shift, sw, width, wo)
+                    weight = w[o, i, j]
+                    for yo in range(y0, y1):
+                        hin = yo * sh - ph + i * dh
+                        for xo in range(x0, x1):
+                            y[n, o, yo, xo] += weight * x[n, c, hin, xo * sw - shift]
+
+
+def depthwise_backward_data(const floating[:, :, :, ::1] dy, const floating[:, :, ::1] w,
+                            floating[:, :, :, ::1] dx,
+                            int ph, int pw, int sh, int sw, int dh, int dw):
+    """dx[n, c] = the sum over c's outputs of w (*)^T dy (written, not accumulated)."""
+    cdef Py_ssize_t num = dx.shape[0], channels = dx.shape[1]
+    cdef Py_ssize_t height = dx.shape[2], width = dx.shape[3]
+    cdef Py_ssize_t ho = dy.shape[2], wo = dy.shape[3]
+    cdef Py_ssize_t kh = w.shape[1], kw = w.shape[2], multiplier = dy.shape[1] // channels
+    cdef Py_ssize_t plane, n, o, c, m, i, j, yo, xo, y0, y1, x0, x1, hin, shift
+    cdef floating weight
+    with nogil:
+        # Each input plane gathers from its own outputs: no races.
+        for plane in prange(num * channels, schedule="static"):
+            n = plane // channels
+            c = plane % channels
+            for yo in range(height):
+                for xo in range(width):
+                    dx[n, c, yo, xo] = 0
+            for m in range(multiplier):
+                o = c * multiplier + m
+                for i in range(kh):
+                    y0 = first_inside(ph - i * dh, sh)
+                    y1 = end_inside(ph - i * dh, sh, height, ho)
+                    for j in range(kw):
+                        shift = pw - j * dw
+                        x0 = first_inside(shift, sw)
+                        x1 = end_inside(shift, sw, width, wo)
+                        weight = w[o, i, j]
+                        for yo in range(y0, y1):
+                            hin = yo * sh - ph + i * dh
+                            for xo in range(x0, x1):
+                                dx[n, c, hin, xo * sw - shift] += weight * dy[n, o, yo, xo]
+
+
+def depthwise_backward_params(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] dy,
+                              floating[:, :, ::1] dw_out, floating[::1] db,
+                              int ph, int pw, int sh, int sw, int dh, int dw):
+    """dw_out[o, i, j] += sum_n <dy[n, o], the window of x[n, o // M]>; db[o] += sum dy[:, o]."""
+    cdef Py_ssize_t num = dy.shape[0], outputs = dy.shape[1], ho = dy.shape[2], wo = dy.shape[3]
+    cdef Py_ssize_t height = x.shape[2], width = x.shape[3]
+    cdef Py_ssize_t kh = dw_out.shape[1], kw = dw_out.shape[2]
+    cdef Py_ssize_t multiplier = outputs // x.shape[1]
+    cdef Py_ssize_t n, o, c, i, j, yo, xo, x0, x1, hin, shift, row
+    cdef bint has_bias = db.shape[0] > 0
+    cdef floating total
+    # Per-output rows of partial sums, one per kernel offset and one for the bias: the inner
+    # loops stay elementwise (they vectorize), each row is summed once at the end, and every
+    # row of dy and x is read once per image while it sits in cache.
+    cdef floating[:, :, ::1] rows = np.zeros((outputs, kh * kw + 1, wo),
+                                             dtype=np.asarray(dy).dtype)
+    with nogil:
+        # Each output owns its weights, bias and rows: no races.
+        for o in prange(outputs, schedule="static"):
+            c = o // multiplier
+            for n in range(num):
+                for yo in range(ho):
+                    if has_bias:
+                        for xo in range(wo):
+                            rows[o, kh * kw, xo] += dy[n, o, yo, xo]
+                    for i in range(kh):
+                        hin = yo * sh - ph + i * dh
+                        if hin < 0 or hin >= height:
+                            continue
+                        for j in range(kw):
+                            shift = pw - j * dw
+                            x0 = first_inside(shift, sw)
+                            x1 = end_inside(shift, sw, width, wo)
+                            row = i * kw + j
+                            for xo in range(x0, x1):
+                                rows[o, row, xo] += (dy[n, o, yo, xo] *
+                                                     x[n, c, hin, xo * sw - shift])
+            for row in range(kh * kw + has_bias):
+                total = 0
+                for xo in range(wo):
+                    total = total + rows[o, row, xo]
+                if row < kh * kw:
+                    dw_out[o, row // kw, row % kw] += total
+                else:
+                    db[o] += total
+
+
+def spatial_values(layer, param, repeated, twins, default, num_spatial):
+    """One value per spatial axis from a repeated field (once, or once per axis) or, in 2-D
+    only, from its (_h, _w) twins, by Caffe's rules."""
     values = list(getattr(param, repeated))
     if twins and (param.HasField(twins[0]) or param.HasField(twins[1])):
+        if num_spatial != 2:
+            raise NetError(f"layer '{layer.name}': {twins[0]}/{twins[1]} are for 2-D only; "
+                           f"this layer has {num_spatial} spatial axes (use {repeated})")
         if values:
             raise NetError(f"layer '{layer.name}': give either {repeated} or "
                            f"{twins[0]}/{twins[1]}, not both")
@@ -61,17 +215,77 @@ def spatial_values(layer, param, repeated, twins, default):
         return getattr(param, twins[0]), getattr(param, twins[1])
     if not values:
         if default is None:
-            raise NetError(f"layer '{layer.name}': {repeated} (or {twins[0]} and {twins[1]}) "
-                           "is required")
-        return default, default
-    if len(values) > 2:
+            also = f" (or {twins[0]} and {twins[1]})" if twins and num_spatial == 2 else ""
+            raise NetError(f"layer '{layer.name}': {repeated}{also} is required")
+        return (default,) * num_spatial
+    if len(values) == 1:
+        return tuple(values) * num_spatial
+    if len(values) != num_spatial:
         raise NetError(f"layer '{layer.name}': {repeated} is given {len(values)} times; give "
-                       "it once, or once per spatial axis (2)")
-    return values[0], values[len(values) - 1]
+                       f"it once, or once per spatial axis ({num_spatial})")
+    return tuple(values)
 
 
-class Convolution(Layer):
-    """2-D convolution by im2col + GEMM; one top per bottom, weights shared."""
+class ConvolutionGeometry:
+    """Mixin: reads convolution_param's geometry (kernel, stride, pad, dilation, axis,
+    padding scheme and fill) and makes the Patches of an input shape."""
+
+    def read_geometry(self, bottom_shape):
+        """Set axis, num_spatial, kernel, stride, dilation, pad and the padding options."""
+        p = self.param.convolution_param
+        self.axis = canonical_axis(p.axis, len(bottom_shape), self)
+        self.num_spatial = len(bottom_shape) - self.axis - 1
+        n = self.num_spatial
+        self.kernel = spatial_values(self, p, "kernel_size", ("kernel_h", "kernel_w"), None, n)
+        self.stride = spatial_values(self, p, "stride", ("stride_h", "stride_w"), 1, n)
+        self.pad = spatial_values(self, p, "pad", ("pad_h", "pad_w"), 0, n)
+        self.dilation = spatial_values(self, p, "dilation", (), 1, n)
+        for what, values in (("kernel size", self.kernel), ("stride", self.stride),
+                             ("dilation", self.dilation)):
+            if any(v <= 0 for v in values):
+                raise NetError(f"layer '{self.name}': {what} must be positive, got {values}")
+        self.same_padding = p.pad_scheme == pb.SAME
+        if self.same_padding and (len(p.pad) or p.HasField("pad_h") or p.HasField("pad_w")):
+            raise NetError(f"layer '{self.name}': pad_scheme SAME computes the padding; do "
+                           "not give pad / pad_h / pad_w as well")
+        self.pad_fill = pb.PadFill.Name(p.pad_fill).lower()
+        self.pad_value = p.pad_value
+        self.force_nd = p.force_nd_im2col
+        self._geometry = None
+
+    def spatial_pads(self, in_shape):
+        """(pad_before, pad_after) per spatial axis for an input of spatial shape in_shape."""
+        if not self.same_padding:
+            return self.pad, self.pad
+        before, after = [], []
+        for size, k, s, d in zip(in_shape, self.kernel, self.stride, self.dilation):
+            out = -(-size // s)
+            total = max((out - 1) * s + d * (k - 1) + 1 - size, 0)
+            before.append(total // 2)
+            after.append(total - total // 2)
+        return tuple(before), tuple(after)
+
+    def make_patches(self, in_shape):
+        """The Patches of an input of spatial shape in_shape (checks REFLECT's limit)."""
+        before, after = self.spatial_pads(in_shape)
+        if self.pad_fill == "reflect" and any(
+                b >= size or a >= size for b, a, size in zip(before, after, in_shape)):
+            raise self.shape_error(f"pad_fill REFLECT needs every pad smaller than the input: "
+                                   f"pads {before} / {after} for spatial shape {in_shape}")
+        return Patches(in_shape, self.kernel, self.stride, self.dilation, before, after,
+                       self.pad_fill, self.pad_value, self.force_nd)
+
+    def expected_shape(self, channels):
+        """How a fitting bottom shape reads, for error messages."""
+        spatial = ["H", "W"] if self.num_spatial == 2 else [
+            f"D{d + 1}" for d in range(self.num_spatial)]
+        outer = ["N"] if self.axis == 1 else [f"N{a + 1}" for a in range(self.axis)]
+        return "(" + ", ".join(outer + [str(channels)] + spatial) + ")"
+
+
+class Convolution(ConvolutionGeometry, Layer):
+    """N-D convolution by im2col + GEMM (direct kernels when depthwise); one top per bottom,
+    weights shared."""
 
     type = "Convolution"
     min_bottom = 1
@@ -82,25 +296,11 @@ class Convolution(Layer):
         if len(bottom) != len(top):
             raise NetError(f"layer '{self.name}' ({self.type}) needs one top per bottom, got "
                            f"{len(bottom)} bottoms and {len(top)} tops")
-        axis = canonical_axis(p.axis, len(bottom[0].shape), self)
-        if axis != 1:
-            raise NetError(f"layer '{self.name}': convolution_param.axis {p.axis} is not "
-                           "supported yet (only the channel axis 1)")
-        if len(bottom[0].shape) != 4:
-            raise NetError(f"layer '{self.name}': {len(bottom[0].shape) - 2}-D convolution "
-                           f"(bottom shape {bottom[0].shape}) is not supported yet; only 2-D")
-        self.kernel = spatial_values(self, p, "kernel_size", ("kernel_h", "kernel_w"), None)
-        self.stride = spatial_values(self, p, "stride", ("stride_h", "stride_w"), 1)
-        self.pad = spatial_values(self, p, "pad", ("pad_h", "pad_w"), 0)
-        self.dilation = spatial_values(self, p, "dilation", (), 1)
-        for what, values in (("kernel size", self.kernel), ("stride", self.stride),
-                             ("dilation", self.dilation)):
-            if min(values) <= 0:
-                raise NetError(f"layer '{self.name}': {what} must be positive, got {values}")
+        self.read_geometry(bottom[0].shape)
         self.num_output = p.num_output
         self.group = p.group
         self.bias_term = p.bias_term
-        self.channels = bottom[0].shape[1]
+        self.channels = bottom[0].shape[self.axis]
         if self.num_output <= 0:
             raise NetError(f"layer '{self.name}': num_output must be positive, got "
                            f"{self.num_output}")
@@ -108,6 +308,8 @@ class Convolution(Layer):
             raise NetError(f"layer '{self.name}': group {self.group} must divide both the "
                            f"input channels ({self.channels}) and num_output "
                            f"({self.num_output})")
+        self.depthwise = (self.num_spatial == 2 and not self.force_nd
+                          and self.group == self.channels)
 
         shapes = [self.weight_shape()] + [(self.num_output,)] * self.bias_term
         if self.blobs:
@@ -123,39 +325,40 @@ class Convolution(Layer):
             fillers.fill(self.blobs[0].data, p.weight_filler)
             if self.bias_term:
                 fillers.fill(self.blobs[1].data, p.bias_filler)
-        self._geometry = None
 
     def weight_shape(self):
-        """(num_output, C / group, kh, kw), Caffe's order."""
+        """(num_output, C / group, k1, ..., kn), Caffe's order."""
         return (self.num_output, self.channels // self.group) + tuple(self.kernel)
 
-    def output_shape(self, height, width):
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel, self.stride, self.pad, self.dilation
-        return ((height + 2 * ph - (dh * (kh - 1) + 1)) // sh + 1,
-                (width + 2 * pw - (dw * (kw - 1) + 1)) // sw + 1)
-
-    def reshape(self, bottom, top):
+    def check_bottoms(self, bottom):
+        """All bottoms share one shape that fits the channels: returns it."""
         shape = bottom[0].shape
         for b in bottom[1:]:
             if b.shape != shape:
                 raise self.shape_error(f"all bottoms must have one shape, got {shape} and "
                                        f"{b.shape}")
-        if len(shape) != 4 or shape[1] != self.channels:
+        if len(shape) != self.axis + 1 + self.num_spatial or shape[self.axis] != self.channels:
             raise self.shape_error(f"bottom shape {shape} does not fit: expected "
-                                   f"(N, {self.channels}, H, W)")
-        num, _, height, width = shape
-        ho, wo = self.output_shape(height, width)
-        if ho <= 0 or wo <= 0:
-            raise self.shape_error(f"kernel {self.kernel} (dilation {self.dilation}, pad "
-                                   f"{self.pad}) is larger than the input {shape}")
-        for t in top:
-            t.reshape(num, self.num_output, ho, wo)
-        geometry = (num, height, width, bottom[0].data.dtype)
+                                   f"{self.expected_shape(self.channels)}")
+        return shape
+
+    def reshape(self, bottom, top):
+        shape = self.check_bottoms(bottom)
+        geometry = (shape, bottom[0].data.dtype)
         if geometry != self._geometry:
+            in_shape = shape[self.axis + 1:]
+            patches = self.make_patches(in_shape)
+            if any(o <= 0 for o in patches.out_shape):
+                raise self.shape_error(f"kernel {self.kernel} (dilation {self.dilation}, pad "
+                                       f"{patches.pad_before} / {patches.pad_after}) is larger "
+                                       f"than the input {shape}")
+            self.patches = patches
             self._geometry = geometry
-            self.out_hw = (ho, wo)
-            rows = self.channels * self.kernel[0] * self.kernel[1]
-            length = ho * wo
+            num = math.prod(shape[:self.axis])
+            self.image_shape = (num, self.channels) + tuple(in_shape)
+            self.top_shape = shape[:self.axis] + (self.num_output,) + patches.out_shape
+            rows = self.channels * patches.kernel_volume
+            length = patches.length
             self.chunk = max(1, min(num, COLUMN_LIMIT // max(1, rows * length)))
             dtype = bottom[0].data.dtype
             self._col = np.empty(rows * self.chunk * length, dtype)
@@ -166,34 +369,47 @@ class Convolution(Layer):
                 self.group, self.num_output // self.group, -1)[0]
             self._no_bias = np.empty(0, dtype)
             self._col_holds = None
+        for t in top:
+            t.reshape(*self.top_shape)
 
     # -- CPU ------------------------------------------------------------------
 
     def _chunks(self, num):
         """(start, stop, col (K, m*L), out (M, m*L)) for each chunk of images."""
-        length = self.out_hw[0] * self.out_hw[1]
+        length = self.patches.length
         rows = self._col.size // (self.chunk * length)
         for start in range(0, num, self.chunk):
             m = min(self.chunk, num - start)
             yield (start, start + m, self._col[:rows * m * length].reshape(rows, m * length),
                    self._out[:self.num_output * m * length].reshape(self.num_output, -1))
 
-    def _im2col(self, x, col):
-        (kh, kw), (ph, pw), (sh, sw), (dh, dw) = self.kernel, self.pad, self.stride, self.dilation
-        im2col(x, col, kh, kw, ph, pw, sh, sw, dh, dw, *self.out_hw)
-
     def _grouped(self, array, rows):
         return [array[g * rows:(g + 1) * rows] for g in range(self.group)]
+
+    def _images(self, array):
+        """array (a bottom's data or diff) as contiguous (N, C, *spatial)."""
+        return np.ascontiguousarray(array).reshape(self.image_shape)
+
+    def _depthwise_args(self):
+        (ph, pw), (sh, sw), (dh, dw) = self.patches.source_pads, self.stride, self.dilation
+        return ph, pw, sh, sw, dh, dw
 
     def forward_cpu(self, bottom, top):
         weights = self.blobs[0].data.reshape(self.group, self.num_output // self.group, -1)
         bias = self.blobs[1].data if self.bias_term else self._no_bias
-        single_chunk = self.chunk >= bottom[0].shape[0]
+        single_chunk = self.chunk >= self.image_shape[0]
         for i, (b, t) in enumerate(zip(bottom, top)):
-            x = np.ascontiguousarray(b.data)
-            top_rows = t.data.reshape(t.shape[0], self.num_output, -1)
+            x = self._images(b.data)
+            if self.depthwise:
+                depthwise_forward(self.patches.source(x),
+                                  self.blobs[0].data.reshape(self.num_output, *self.kernel),
+                                  bias, t.data.reshape((x.shape[0], self.num_output) +
+                                                       self.patches.out_shape),
+                                  *self._depthwise_args())
+                continue
+            top_rows = t.data.reshape(x.shape[0], self.num_output, -1)
             for start, stop, col, out in self._chunks(x.shape[0]):
-                self._im2col(x[start:stop], col)
+                self.patches.to_columns(x[start:stop], col)
                 for w, c, o in zip(weights, self._grouped(col, col.shape[0] // self.group),
                                    self._grouped(out, weights.shape[1])):
                     np.dot(w, c, out=o)
@@ -201,12 +417,30 @@ class Convolution(Layer):
             # The columns of a single-chunk bottom stay valid for its backward.
             self._col_holds = i if single_chunk else None
 
+    def _backward_depthwise(self, top, propagate_down, bottom):
+        weights = self.blobs[0].data.reshape(self.num_output, *self.kernel)
+        bias_diff = self.blobs[1].diff if self.bias_term else self._no_bias
+        args = self._depthwise_args()
+        for i, (b, t) in enumerate(zip(bottom, top)):
+            dy = np.ascontiguousarray(t.diff).reshape(
+                (self.image_shape[0], self.num_output) + self.patches.out_shape)
+            depthwise_backward_params(self.patches.source(self._images(b.data)), dy,
+                                      self.blobs[0].diff.reshape(weights.shape), bias_diff,
+                                      *args)
+            if propagate_down[i]:
+                dx = b.diff.reshape(self.image_shape)
+                g = self.patches.source_gradient(dx)
+                depthwise_backward_data(dy, weights, g, *args)
+                self.patches.fold(g, dx)
+
     def backward_cpu(self, top, propagate_down, bottom):
+        if self.depthwise:
+            self._backward_depthwise(top, propagate_down, bottom)
+            return
         weights = self.blobs[0].data.reshape(self.group, self.num_output // self.group, -1)
         weight_diff = self.blobs[0].diff.reshape(weights.shape)
-        (kh, kw), (ph, pw), (sh, sw), (dh, dw) = self.kernel, self.pad, self.stride, self.dilation
         for i, (b, t) in enumerate(zip(bottom, top)):
-            top_rows = t.diff.reshape(t.shape[0], self.num_output, -1)
+            top_rows = t.diff.reshape(self.image_shape[0], self.num_output, -1)
             x = None
             for start, stop, col, out in self._chunks(top_rows.shape[0]):
                 images_to_columns(top_rows[start:stop], out)
@@ -215,8 +449,8 @@ class Convolution(Layer):
                     self.blobs[1].diff += self._bias_grad
                 if self._col_holds != i:
                     if x is None:
-                        x = np.ascontiguousarray(b.data)
-                    self._im2col(x[start:stop], col)
+                        x = self._images(b.data)
+                    self.patches.to_columns(x[start:stop], col)
                     self._col_holds = None
                 cols = self._grouped(col, col.shape[0] // self.group)
                 outs = self._grouped(out, weights.shape[1])
@@ -227,21 +461,16 @@ class Convolution(Layer):
                     for w, c, o in zip(weights, cols, outs):
                         np.dot(w.T, o, out=c)
                     self._col_holds = None
-                    col2im(col, b.diff[start:stop], kh, kw, ph, pw, sh, sw, dh, dw,
-                           *self.out_hw)
+                    self.patches.from_columns(col, b.diff.reshape(self.image_shape)[start:stop])
 
     # -- GPU (array-API; runs on numpy too) -------------------------------------
-
-    def _geometry_args(self):
-        (kh, kw), (ph, pw), (sh, sw), (dh, dw) = self.kernel, self.pad, self.stride, self.dilation
-        return (kh, kw, ph, pw, sh, sw, dh, dw) + tuple(self.out_hw)
 
     def forward_gpu(self, bottom, top):
         xp = array_module(bottom[0].data)
         weights = self.blobs[0].data.reshape(self.group, self.num_output // self.group, -1)
+        num = self.image_shape[0]
         for b, t in zip(bottom, top):
-            num = b.shape[0]
-            col = im2col_xp(xp, b.data, *self._geometry_args())
+            col = self.patches.columns_xp(xp, b.data.reshape(self.image_shape))
             out = xp.matmul(weights, col.reshape(self.group, weights.shape[2], -1))
             out = out.reshape(self.num_output, num, -1).transpose(1, 0, 2)
             if self.bias_term:
@@ -251,15 +480,17 @@ class Convolution(Layer):
     def backward_gpu(self, top, propagate_down, bottom):
         xp = array_module(bottom[0].data)
         weights = self.blobs[0].data.reshape(self.group, self.num_output // self.group, -1)
+        num = self.image_shape[0]
         for i, (b, t) in enumerate(zip(bottom, top)):
-            dy = t.diff.reshape(t.shape[0], self.num_output, -1)
+            dy = t.diff.reshape(num, self.num_output, -1)
             if self.bias_term:
                 self.blobs[1].diff += dy.sum(axis=(0, 2))
             out = dy.transpose(1, 0, 2).reshape(self.group, weights.shape[1], -1)
-            col = im2col_xp(xp, b.data, *self._geometry_args())
+            col = self.patches.columns_xp(xp, b.data.reshape(self.image_shape))
             col = col.reshape(self.group, weights.shape[2], -1)
             self.blobs[0].diff += xp.matmul(out, col.transpose(0, 2, 1)).reshape(
                 self.blobs[0].shape)
             if propagate_down[i]:
                 dcol = xp.matmul(weights.transpose(0, 2, 1), out)
-                b.diff[...] = col2im_xp(xp, dcol, b.shape, *self._geometry_args())
+                b.diff[...] = self.patches.image_xp(xp, dcol, self.image_shape).reshape(
+                    b.shape)

@@ -215,8 +215,9 @@ def test_caffe_golden(case):
     (dict(num_output=2, kernel_h=3), (1, 3, 5, 5), NetError, "kernel_h and kernel_w"),
     (dict(num_output=2, kernel_size=[3, 3, 3]), (1, 3, 5, 5), NetError, "3 times"),
     (dict(num_output=2, kernel_size=[3], stride=[0]), (1, 3, 5, 5), NetError, "stride"),
-    (dict(num_output=2, kernel_size=[3], axis=2), (1, 3, 5, 5), NetError, "not supported yet"),
-    (dict(num_output=2, kernel_size=[3]), (1, 3, 5, 5, 5), NetError, "not supported yet"),
+    (dict(num_output=2, kernel_size=[3], axis=2), (1, 3, 5, 2), ShapeError,
+     "larger than the input"),
+    (dict(num_output=2, kernel_h=3, kernel_w=3), (1, 3, 5, 5, 5), NetError, "2-D only"),
     (dict(num_output=2, kernel_size=[7]), (1, 3, 5, 5), ShapeError, "larger than the input"),
 ])
 def test_bad_parameters(fields, shape, error, text):
