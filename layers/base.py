@@ -133,6 +133,50 @@ class NeuronLayer(Layer):
         return self._kept_bottom if top[0] is bottom[0] else bottom[0].data
 
 
+class ViewLayer(Layer):
+    """One bottom, one top that is a reshaped view of it (Flatten, Reshape).
+
+    Data and diff share memory, so neither pass copies anything, unless someone
+    rebound the top's arrays to ones of their own. Subclasses give top_shape.
+    """
+
+    num_bottom = 1
+    num_top = 1
+
+    def setup(self, bottom, top):
+        if top[0] is bottom[0]:
+            raise NetError(f"layer '{self.name}' ({self.type}) cannot run in place "
+                           "(its top is its bottom)")
+        self._views = (None,) * 4
+
+    def top_shape(self, shape):
+        raise NotImplementedError
+
+    def reshape(self, bottom, top):
+        b, t = bottom[0], top[0]
+        shape = self.top_shape(b.shape)
+        # Views re-established every time: the bottom may have new arrays.
+        t.data = b.data.reshape(shape)
+        t.diff = b.diff.reshape(shape)
+        self._views = (b.data, t.data, b.diff, t.diff)
+
+    def _sharing(self, b, t, k):
+        """Whether b and t are still the arrays reshape made views of each other."""
+        return self._views[k] is b and self._views[k + 1] is t
+
+    def forward_cpu(self, bottom, top):
+        if not self._sharing(bottom[0].data, top[0].data, 0):
+            top[0].data[...] = bottom[0].data.reshape(top[0].shape)
+
+    forward_gpu = forward_cpu
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        if propagate_down[0] and not self._sharing(bottom[0].diff, top[0].diff, 2):
+            bottom[0].diff[...] = top[0].diff.reshape(bottom[0].shape)
+
+    backward_gpu = backward_cpu
+
+
 class LossLayer(Layer):
     """Bottoms (prediction, target, ...) -> a scalar loss, weighted by top[0].diff."""
 

@@ -22,10 +22,10 @@ from ..proto import cyffe_pb2 as pb
 from ..proto.errors import DataError, NetError
 from ..proto.io import blobproto_to_array
 from .backend import array_module
-from .base import LossLayer, canonical_axis
+from .base import LossLayer
 from .multinomial_logistic_loss import LOG_THRESHOLD
-from .softmax import softmax_array, softmax_forward, split_shape
-from .softmax_loss import bad_label_error, label_indices, loss_normalizer
+from .softmax import softmax_array, softmax_forward
+from .softmax_loss import bad_label_error, class_axis_dims, label_indices, loss_normalizer
 
 
 def read_infogain_matrix(layer, path):
@@ -118,14 +118,8 @@ class InfogainLoss(LossLayer):
     def reshape(self, bottom, top):
         super().reshape(bottom, top)
         shape = bottom[0].shape
-        self.axis = canonical_axis(self.axis_param, len(shape), self)
-        self.dims = split_shape(shape, self.axis)
+        self.axis, self.dims = class_axis_dims(self, bottom)
         outer, classes, inner = self.dims
-        if outer * inner != bottom[1].count:
-            raise self.shape_error(
-                f"the label count {bottom[1].count} (label shape {bottom[1].shape}) must "
-                f"equal outer * inner = {outer} * {inner} = {outer * inner} for scores of "
-                f"shape {shape} with the class axis {self.axis}")
         matrix = bottom[2] if len(bottom) > 2 else self.infogain
         if int(np.prod(matrix.shape)) != classes * classes:
             raise self.shape_error(f"the infogain matrix (shape {matrix.shape}) must hold "

@@ -10,20 +10,16 @@ rebound the top's arrays).
 import numpy as np
 
 from ..proto.errors import NetError
-from .base import Layer
+from .base import ViewLayer
 
 
-class Reshape(Layer):
+class Reshape(ViewLayer):
     """Give the bottom a new shape; the top is a view of the bottom."""
 
     type = "Reshape"
-    num_bottom = 1
-    num_top = 1
 
     def setup(self, bottom, top):
-        if top[0] is bottom[0]:
-            raise NetError(f"layer '{self.name}' (Reshape) cannot run in place "
-                           "(its top is its bottom)")
+        super().setup(bottom, top)
         p = self.param.reshape_param
         self.dims = [int(d) for d in p.shape.dim]
         self.axis_param = p.axis
@@ -37,7 +33,6 @@ class Reshape(Layer):
         if self.num_axes_param < -1:
             raise NetError(f"layer '{self.name}' (Reshape): num_axes must be -1 (to the end) "
                            f"or at least 0, got {self.num_axes_param}")
-        self._views = (None,) * 4
 
     def top_shape(self, shape):
         """The top shape for a bottom of `shape` (Caffe's rules for 0 and -1)."""
@@ -73,30 +68,3 @@ class Reshape(Layer):
                                    f"{int(np.prod(result, dtype=np.int64))} values but "
                                    f"bottom shape {shape} holds {count}")
         return result
-
-    def reshape(self, bottom, top):
-        b, t = bottom[0], top[0]
-        shape = self.top_shape(b.shape)
-        # Views re-established every time: the bottom may have new arrays.
-        t.data = b.data.reshape(shape)
-        t.diff = b.diff.reshape(shape)
-        self._views = (b.data, t.data, b.diff, t.diff)
-
-    def _sharing(self, b, t, k):
-        """Whether b and t are still the arrays reshape made views of each other."""
-        return self._views[k] is b and self._views[k + 1] is t
-
-    def forward_cpu(self, bottom, top):
-        """Nothing to compute while the top's data is a view of the bottom's; else copy."""
-        if not self._sharing(bottom[0].data, top[0].data, 0):
-            top[0].data[...] = bottom[0].data.reshape(top[0].shape)
-
-    forward_gpu = forward_cpu
-
-    def backward_cpu(self, top, propagate_down, bottom):
-        if not propagate_down[0]:
-            return
-        if not self._sharing(bottom[0].diff, top[0].diff, 2):
-            bottom[0].diff[...] = top[0].diff.reshape(bottom[0].shape)
-
-    backward_gpu = backward_cpu

@@ -128,6 +128,20 @@ def loss_normalizer(mode, outer, inner, valid_count, dtype):
     return dtype.type(max(1, n))
 
 
+def class_axis_dims(layer, bottom):
+    """(axis, (outer, classes, inner)) of the scores around the layer's class axis,
+    checking that there is one label per (outer, inner) position."""
+    shape = bottom[0].shape
+    axis = canonical_axis(layer.axis_param, len(shape), layer)
+    outer, classes, inner = split_shape(shape, axis)
+    if outer * inner != bottom[1].count:
+        raise layer.shape_error(
+            f"the label count {bottom[1].count} (label shape {bottom[1].shape}) must "
+            f"equal outer * inner = {outer} * {inner} = {outer * inner} for scores of "
+            f"shape {shape} with the class axis {axis}")
+    return axis, (outer, classes, inner)
+
+
 def bad_label_error(layer, labels, flat_index, channels):
     """The ShapeError for a label outside [0, channels) that is not the ignore_label."""
     value = float(labels.data.reshape(-1)[flat_index])
@@ -191,14 +205,7 @@ class SoftmaxWithLoss(LossLayer):
     def reshape(self, bottom, top):
         super().reshape(bottom, top)
         shape = bottom[0].shape
-        self.axis = canonical_axis(self.axis_param, len(shape), self)
-        self.dims = split_shape(shape, self.axis)
-        outer, channels, inner = self.dims
-        if outer * inner != bottom[1].count:
-            raise self.shape_error(
-                f"the label count {bottom[1].count} (label shape {bottom[1].shape}) must "
-                f"equal outer * inner = {outer} * {inner} = {outer * inner} for scores of "
-                f"shape {shape} with the class axis {self.axis}")
+        self.axis, self.dims = class_axis_dims(self, bottom)
         if len(top) > 1:
             top[1].reshape(shape)
 
