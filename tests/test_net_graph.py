@@ -223,3 +223,12 @@ def test_save_and_copy_from_round_trip(tmp_path):
 def test_missing_weights_file_names_it(tmp_path):
     with pytest.raises(cyffe.DataError, match="nope.caffemodel"):
         cyffe.Net(source("x") + scale("a", "x"), cyffe.TEST, weights=str(tmp_path / "nope.caffemodel"))
+
+
+def test_wrong_number_of_bottoms_or_tops_names_the_layer_and_what_it_takes():
+    two = source("x") + source("y")
+    with pytest.raises(cyffe.NetError, match=r"layer 'r' \(ReLU\) takes 1 bottom blob\(s\), got 2"):
+        cyffe.Net(two + 'layer { name: "r" type: "ReLU" bottom: "x" bottom: "y" top: "r" }')
+    with pytest.raises(cyffe.NetError, match=r"layer 'l' \(SoftmaxWithLoss\) takes 1 to 2 top"):
+        cyffe.Net(two + 'layer { name: "l" type: "SoftmaxWithLoss" bottom: "x" bottom: "y" '
+                  'top: "a" top: "b" top: "c" }')
