@@ -8,6 +8,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from cyffe.layers.backend import set_random_seed
+from cyffe.layers.base import Layer
 from cyffe.layers.blob import Blob
 from cyffe.layers.registry import layer_types as layer_type_list
 from cyffe.proto import cyffe_pb2 as pb

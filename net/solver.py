@@ -208,7 +208,9 @@ class SGDSolver:
             for k, value in enumerate(np.ravel(mean)):
                 label = name if np.size(mean) == 1 else f"{name}[{k}]"
                 self.log(f"    Test net output #{index}: {label} = {value:.6g}")
-        return {name: (float(m) if np.size(m) == 1 else m) for name, m in means.items()}
+        # A one-element output of any shape (pycaffe's losses are (1,)) reads as a number.
+        return {name: (float(np.ravel(m)[0]) if np.size(m) == 1 else m)
+                for name, m in means.items()}
 
     # -- the update -------------------------------------------------------------------
 
