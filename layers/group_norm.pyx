@@ -24,6 +24,9 @@ from . import fillers
 from .backend import array_module
 from .base import Layer
 
+# At most this many tasks share the scale and bias gradients (each keeps a row of partials).
+ITEM_CHUNKS = 32
+
 def group_norm_forward(const floating[:, :, ::1] x, const floating[::1] scale,
                        const floating[::1] bias, floating[:, :, ::1] x_norm,
                        floating[:, :, ::1] y, double[::1] inv_std, Py_ssize_t groups,
@@ -94,30 +97,30 @@ def group_norm_backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] 
 
 
 def affine_gradients(const floating[:, :, ::1] dy, const floating[:, :, ::1] x_norm,
-                     double[::1] scale_grad, double[::1] bias_grad):
-    """scale_grad[c] = sum over n, s of dy * x_norm; bias_grad[c] = sum of dy (written)."""
-    cdef Py_ssize_t block, n, c, s, c0, c1
+                     double[:, ::1] scale_partial, double[:, ::1] bias_partial):
+    """Row t of the partials: sums of dy * x_norm and of dy per channel over chunk t of the items.
+
+    Each task walks its items in memory order (a walk down a channel would jump a whole
+    item per step); the caller adds up the chunks.
+    """
+    cdef Py_ssize_t t, n, c, s
     cdef Py_ssize_t num = dy.shape[0], channels = dy.shape[1], spatial = dy.shape[2]
-    # Each task owns a block of channels and walks the items in order (contiguous reads).
-    cdef Py_ssize_t width = 16
-    cdef Py_ssize_t blocks = (channels + width - 1) // width
+    cdef Py_ssize_t chunks = scale_partial.shape[0]
     cdef double acc_scale, acc_bias
     with nogil:
-        for block in prange(blocks, schedule="static"):
-            c0 = block * width
-            c1 = c0 + width if c0 + width < channels else channels
-            for c in range(c0, c1):
-                scale_grad[c] = 0
-                bias_grad[c] = 0
-            for n in range(num):
-                for c in range(c0, c1):
+        for t in prange(chunks, schedule="static"):
+            for c in range(channels):
+                scale_partial[t, c] = 0
+                bias_partial[t, c] = 0
+            for n in range(t * num // chunks, (t + 1) * num // chunks):
+                for c in range(channels):
                     acc_scale = 0
                     acc_bias = 0
                     for s in range(spatial):
                         acc_scale = acc_scale + dy[n, c, s] * x_norm[n, c, s]
                         acc_bias = acc_bias + dy[n, c, s]
-                    scale_grad[c] = scale_grad[c] + acc_scale
-                    bias_grad[c] = bias_grad[c] + acc_bias
+                    scale_partial[t, c] = scale_partial[t, c] + acc_scale
+                    bias_partial[t, c] = bias_partial[t, c] + acc_bias
 
 
 class GroupedNorm(Layer):
@@ -201,11 +204,12 @@ class GroupedNorm(Layer):
         dy = top[0].diff.reshape(self.dims)
         # Params first: in place, the bottom diff overwrites the top diff.
         if self.affine:
-            channels = self.dims[1]
-            scale_grad, bias_grad = np.empty(channels), np.empty(channels)
-            affine_gradients(dy, self.x_norm, scale_grad, bias_grad)
-            self.blobs[0].diff += scale_grad.reshape(self.blobs[0].shape)
-            self.blobs[1].diff += bias_grad.reshape(self.blobs[1].shape)
+            num, channels, _ = self.dims
+            chunks = max(1, min(num, ITEM_CHUNKS))
+            scale_partial, bias_partial = np.empty((chunks, channels)), np.empty((chunks, channels))
+            affine_gradients(dy, self.x_norm, scale_partial, bias_partial)
+            self.blobs[0].diff += scale_partial.sum(axis=0).reshape(self.blobs[0].shape)
+            self.blobs[1].diff += bias_partial.sum(axis=0).reshape(self.blobs[1].shape)
         if propagate_down[0]:
             scale, _ = self._affine_views(dy)
             group_norm_backward(dy, self.x_norm, scale, self.inv_std,
