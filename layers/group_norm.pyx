@@ -27,6 +27,7 @@ from .base import Layer
 # At most this many tasks share the scale and bias gradients (each keeps a row of partials).
 ITEM_CHUNKS = 32
 
+
 def group_norm_forward(const floating[:, :, ::1] x, const floating[::1] scale,
                        const floating[::1] bias, floating[:, :, ::1] x_norm,
                        floating[:, :, ::1] y, double[::1] inv_std, Py_ssize_t groups,
@@ -127,14 +128,14 @@ class GroupedNorm(Layer):
     """Normalizes (item, group) rows of an (N, C, S) view; optional per-channel scale and bias.
 
     Subclasses say how their parameter message and bottom shape map onto that view:
-    configure(bottom) reads the message into eps, affine and the fillers; layout(shape)
+    read_param() reads the message into eps, affine and the fillers; layout(shape)
     gives (N, C, S, groups); affine_shape(shape) the shape of the scale and bias blobs.
     """
 
     num_bottom = 1
     num_top = 1
 
-    def configure(self, bottom):
+    def read_param(self):
         raise NotImplementedError
 
     def layout(self, shape):
@@ -144,7 +145,7 @@ class GroupedNorm(Layer):
         raise NotImplementedError
 
     def setup(self, bottom, top):
-        self.configure(bottom)
+        self.read_param()
         if self.eps < 0:
             raise NetError(f"layer '{self.name}' ({self.type}): eps must be >= 0, "
                            f"got {self.eps:g}")
@@ -259,7 +260,7 @@ class GroupNorm(GroupedNorm):
 
     type = "GroupNorm"
 
-    def configure(self, bottom):
+    def read_param(self):
         p = self.param.group_norm_param
         self.num_groups = p.num_groups
         self.eps = p.eps

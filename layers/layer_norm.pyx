@@ -23,7 +23,7 @@ class LayerNorm(GroupedNorm):
 
     type = "LayerNorm"
 
-    def configure(self, bottom):
+    def read_param(self):
         p = self.param.layer_norm_param
         self.axis = p.axis
         self.eps = p.eps
