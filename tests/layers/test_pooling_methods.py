@@ -257,3 +257,22 @@ def test_gpu_path_on_numpy_equals_cpu_path(name, method, phase, dtype):
 def test_only_max_has_a_mask_top(method):
     with pytest.raises(NetError, match="'pool'.*mask"):
         setup_layer(pooling(method, kernel_size=2), [Blob((1, 1, 4, 4))], num_top=2)
+
+
+def test_stochastic_negative_inputs_fall_back_alike_on_both_paths():
+    # Caffe assumes activations >= 0; should the walk never reach u * sum, both paths take
+    # the window's last pixel rather than leave the output undefined.
+    x = np.random.default_rng(10).standard_normal((2, 3, 6, 6))
+    results = []
+    for path in ("cpu", "gpu"):
+        layer = pooling(STOCHASTIC, kernel_size=3, stride=2)
+        bottom = make_blobs(x)
+        top = setup_layer(layer, bottom)
+        set_random_seed(12)
+        getattr(layer, f"forward_{path}")(bottom, top)
+        top[0].diff[...] = 1.0
+        getattr(layer, f"backward_{path}")(top, [True], bottom)
+        results.append((top[0].data.copy(), bottom[0].diff.copy()))
+        assert np.all(np.isin(top[0].data, x))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
