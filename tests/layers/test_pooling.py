@@ -179,7 +179,7 @@ def test_caffe_golden(case):
 @pytest.mark.parametrize("fields, num_top, text", [
     (dict(kernel_size=2, pad=2), 1, "pad .* smaller than the kernel"),
     (dict(kernel_h=3, kernel_w=2, pad_h=1, pad_w=2), 1, "pad .* smaller than the kernel"),
-    (dict(kernel_size=3, pool=pb.PoolingParameter.STOCHASTIC), 1, "not supported yet"),
+    (dict(kernel_size=3, pool=pb.PoolingParameter.STOCHASTIC), 2, "mask"),
     (dict(kernel_size=3, pool=AVE), 2, "mask"),
     (dict(global_pooling=True, kernel_size=3), 1, "no kernel size"),
     (dict(global_pooling=True, pad=1), 1, "global_pooling allows only"),
