@@ -66,7 +66,8 @@ class RecurrentLayer(Layer):
         self.input_dim = _prod(bottom[0].shape[2:])
         self.static_dim = self._check_static(bottom) if self.static_input else 0
         self.recurrent_index = 3 if self.static_input else 2
-        names = [n for n in self.param_names if self.static_input or not n.endswith("_static")]
+        self.blob_names = names = [n for n in self.param_names
+                                   if self.static_input or not n.endswith("_static")]
         shapes = self.param_shapes()
         if not self.blobs:
             self.blobs = [self.new_blob(shape) for shape in shapes]
@@ -238,9 +239,7 @@ class RecurrentLayer(Layer):
             if propagate_down[first + k]:
                 bottom[first + k].diff[...] = d.reshape(bottom[first + k].shape)
         if self.debug_info:
-            self._log("backward", [(name, b.diff) for name, b in zip(
-                [n for n in self.param_names if self.static_input or not n.endswith("_static")],
-                self.blobs)])
+            self._log("backward", [(name, b.diff) for name, b in zip(self.blob_names, self.blobs)])
 
     def _log(self, stage, named_arrays):
         for name, array in named_arrays:
