@@ -13,15 +13,27 @@ the activations over its own input (acts is x).
 """
 from cython.parallel import prange
 from cython cimport floating
-from libc.math cimport tanh
+from libc.math cimport exp, expf
 
 from .backend import array_module
 from .base import Layer
 
 
+cdef inline floating exp_(floating x) noexcept nogil:
+    if floating is float:
+        return expf(x)
+    else:
+        return exp(x)
+
+
+# Both through exp, which libm computes about three times faster than tanh; at the
+# extremes exp gives inf or 0, so the results saturate cleanly at 0 / -1 and 1.
 cdef inline floating sigmoid(floating x) noexcept nogil:
-    # The tanh form cannot overflow, unlike 1 / (1 + exp(-x)).
-    return <floating>(0.5 * tanh(0.5 * x) + 0.5)
+    return 1 / (1 + exp_(-x))
+
+
+cdef inline floating tanh_(floating x) noexcept nogil:
+    return 2 / (1 + exp_(-2 * x)) - 1
 
 
 def unit_forward(const floating[:, ::1] c_prev, const floating[:, ::1] x,
@@ -36,7 +48,7 @@ def unit_forward(const floating[:, ::1] c_prev, const floating[:, ::1] x,
                 i = sigmoid(x[n, d])
                 f = sigmoid(x[n, dim + d])
                 o = sigmoid(x[n, 2 * dim + d])
-                g = <floating>tanh(x[n, 3 * dim + d])
+                g = tanh_(x[n, 3 * dim + d])
                 acts[n, d] = i
                 acts[n, dim + d] = f
                 acts[n, 2 * dim + d] = o
@@ -44,7 +56,7 @@ def unit_forward(const floating[:, ::1] c_prev, const floating[:, ::1] x,
                 kept = 0 if cont[n] == 0 else cont[n] * f
                 cell = kept * c_prev[n, d] + i * g
                 c[n, d] = cell
-                h[n, d] = o * <floating>tanh(cell)
+                h[n, d] = o * tanh_(cell)
 
 
 def unit_backward(const floating[:, ::1] c_prev, const floating[:, ::1] acts,
@@ -61,7 +73,7 @@ def unit_backward(const floating[:, ::1] c_prev, const floating[:, ::1] acts,
                 f = acts[n, dim + d]
                 o = acts[n, 2 * dim + d]
                 g = acts[n, 3 * dim + d]
-                t = <floating>tanh(c[n, d])
+                t = tanh_(c[n, d])
                 kept = 0 if cont[n] == 0 else cont[n] * f
                 dcell = dc[n, d] + dh[n, d] * o * (1 - t * t)
                 dc_prev[n, d] = dcell * kept
