@@ -2,6 +2,8 @@
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
+from ..proto.errors import CyffeError
+
 _rng = np.random.default_rng()
 
 
@@ -44,3 +46,34 @@ def one_blas_thread():
     if _threadpools is None:
         _threadpools = ThreadpoolController()
     return _threadpools.limit(limits=1, user_api="blas")
+
+
+_device = 0
+
+
+def set_mode_cpu():
+    """Run nets on the CPU (pycaffe's caffe.set_mode_cpu). The CPU is the only mode so far."""
+
+
+def set_mode_gpu():
+    """pycaffe's caffe.set_mode_gpu: not available yet; raises a CyffeError saying why."""
+    try:
+        import cupy  # noqa: F401
+    except ImportError:
+        raise CyffeError("set_mode_gpu: the GPU backend needs CuPy, which is not installed, and "
+                         "is not available yet; use set_mode_cpu()") from None
+    raise CyffeError("set_mode_gpu: CuPy is installed but cyffe's GPU backend is not available "
+                     "yet (it lands with its own issue); use set_mode_cpu()")
+
+
+def set_device(device_id):
+    """Choose the GPU that set_mode_gpu() will use (pycaffe's caffe.set_device)."""
+    global _device
+    if isinstance(device_id, bool) or not isinstance(device_id, (int, np.integer)) or device_id < 0:
+        raise CyffeError(f"set_device: device id must be a non-negative integer, not {device_id!r}")
+    _device = int(device_id)
+
+
+def device():
+    """The GPU id last given to set_device (0 by default)."""
+    return _device

@@ -313,47 +313,90 @@ class Net:
         for li, layer in enumerate(self.layers):
             layer.reshape(self._bottom[li], self._top[li])
 
-    def forward(self, blobs=None, **inputs):
-        """Run forward; keyword arguments are copied into the named input blobs.
+    def _layer_index(self, name, default):
+        """The run-order index of the layer called name (default when name is None)."""
+        if name is None:
+            return default
+        try:
+            return self._layer_names.index(name)
+        except ValueError:
+            raise NetError(f"{self.where}: no layer named '{name}'; layers: "
+                           f"{', '.join(self._layer_names)}") from None
 
-        Returns {output name: its data array} (the live arrays, as pycaffe).
-        `blobs` lists extra blob names to return.
+    def _blob(self, name, what):
+        try:
+            return self.blobs[name]
+        except KeyError:
+            raise NetError(f"{self.where}: no blob named '{name}' {what}") from None
+
+    def forward(self, blobs=None, start=None, end=None, **inputs):
+        """Run forward from layer `start` to layer `end` (both included; default: all).
+
+        Keyword arguments are copied into the named blobs first (an input of a
+        new batch size reshapes the net). Returns {name: data array} (the live
+        arrays, as pycaffe) for the net's outputs, or for the tops of `end`
+        when it is given, plus the blob names listed in `blobs`.
         """
         for name, value in inputs.items():
-            if name not in self.blobs:
-                raise NetError(f"{self.where}: no blob named '{name}' to feed")
             value = np.asarray(value)
-            blob = self.blobs[name]
+            blob = self._blob(name, "to feed")
             if blob.shape != value.shape:
                 blob.reshape(value.shape)
             blob.data[...] = value
-        self.loss = self.forward_all()
-        names = self.outputs + [b for b in (blobs or []) if b not in self.outputs]
-        return {n: self.blobs[n].data for n in names}
+        first = self._layer_index(start, 0)
+        last = self._layer_index(end, len(self.layers) - 1)
+        if first > last:
+            raise NetError(f"{self.where}: forward from '{start}' to '{end}': '{end}' runs "
+                           "before it")
+        self.loss = self.forward_from_to(first, last)
+        names = list(self.layers[last].param.top) if end is not None else self.outputs
+        names += [b for b in (blobs or []) if b not in names]
+        return {n: self._blob(n, "to return").data for n in names}
 
     def forward_all(self):
         """Forward through every layer; returns the weighted loss."""
+        return self.forward_from_to(0, len(self.layers) - 1)
+
+    def forward_from_to(self, first, last):
+        """Forward through the layers first..last (run-order indices, both included).
+
+        Returns the weighted loss of the loss tops among them.
+        """
         with one_blas_thread():
-            for li, layer in enumerate(self.layers):
-                layer.reshape(self._bottom[li], self._top[li])
-                layer.forward(self._bottom[li], self._top[li])
-        return float(sum(float(np.sum(b.data * b.diff)) for b, _ in self._loss_tops))
+            for li in range(first, last + 1):
+                self.layers[li].reshape(self._bottom[li], self._top[li])
+                self.layers[li].forward(self._bottom[li], self._top[li])
+        return float(sum(float(np.sum(b.data * b.diff)) for b, li in self._loss_tops
+                         if first <= li <= last))
 
-    def backward(self, diffs=None, **top_diffs):
-        """Run backward from the diffs currently in the output blobs.
+    def backward(self, diffs=None, start=None, end=None, **top_diffs):
+        """Run backward from layer `start` down to layer `end` (both included; default: all).
 
-        Keyword arguments set output diffs first. Returns {input name: diff}.
+        Keyword arguments set the diffs of the named blobs first; otherwise it
+        starts from the diffs they hold (a loss top's diff is its loss weight).
+        Returns {name: diff array} for the net's inputs, or for the bottoms of
+        `end` when it is given, plus the blob names listed in `diffs`.
         """
         for name, value in top_diffs.items():
-            self.blobs[name].diff[...] = value
-        self.backward_all()
-        names = self.inputs + [b for b in (diffs or []) if b not in self.inputs]
-        return {n: self.blobs[n].diff for n in names}
+            self._blob(name, "to set the diff of").diff[...] = value
+        first = self._layer_index(start, len(self.layers) - 1)
+        last = self._layer_index(end, 0)
+        if first < last:
+            raise NetError(f"{self.where}: backward from '{start}' to '{end}': '{end}' runs "
+                           "after it")
+        self.backward_from_to(first, last)
+        names = self.bottom_names[end] if end is not None else list(self.inputs)
+        names += [b for b in (diffs or []) if b not in names]
+        return {n: self._blob(n, "to return").diff for n in names}
 
     def backward_all(self):
         """Backward through the layers that need it, last to first."""
+        self.backward_from_to(len(self.layers) - 1, 0)
+
+    def backward_from_to(self, first, last):
+        """Backward through the layers first down to last (run-order indices, both included)."""
         with one_blas_thread():
-            for li in reversed(range(len(self.layers))):
+            for li in range(first, last - 1, -1):
                 if self._layer_needs_backward[li]:
                     self.layers[li].backward(self._top[li], self._bottom_needs_backward[li],
                                              self._bottom[li])
@@ -365,6 +408,7 @@ class Net:
         return loss
 
     def clear_param_diffs(self):
+        """Zero the diffs of the learnable params (they accumulate otherwise)."""
         for blob in self.learnable_params:
             blob.diff[...] = 0
 
@@ -385,7 +429,23 @@ class Net:
 
     @property
     def layer_dict(self):
+        """OrderedDict layer name -> layer, in run order (Split layers included)."""
         return OrderedDict(zip(self._layer_names, self.layers))
+
+    @property
+    def top_names(self):
+        """OrderedDict layer name -> the names of its top blobs, in run order."""
+        return OrderedDict((name, list(layer.param.top))
+                           for name, layer in zip(self._layer_names, self.layers))
+
+    @property
+    def bottom_names(self):
+        """OrderedDict layer name -> its bottom blob names (a Split output by its own name)."""
+        split_tops = {id(blob): name for layer, tops in zip(self.layers, self._top)
+                      if layer.type == "Split" for name, blob in zip(layer.param.top, tops)}
+        return OrderedDict(
+            (name, [split_tops.get(id(blob), b) for b, blob in zip(layer.param.bottom, bottoms)])
+            for name, layer, bottoms in zip(self._layer_names, self.layers, self._bottom))
 
     def share_with(self, other):
         """Use other's learnable blobs for the layers of the same name (test nets)."""
