@@ -20,7 +20,7 @@ TEST = pb.TEST
 
 from cyffe.net.graph import Net
 from cyffe.net.solver import SGDSolver, get_solver
-from cyffe.net.netspec import NetSpec, params, to_proto
+from cyffe.proto.netspec import NetSpec, params, to_proto
 from cyffe.net.classifier import Classifier
 from cyffe.net import io
 from cyffe import layers

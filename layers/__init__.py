@@ -9,6 +9,5 @@ Submodules are lowercase, type names capitalized, so the two never meet.
 def __getattr__(name):
     if not name[:1].isupper():
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    # NetSpec is built over layers (net/), so it is imported only when asked for.
-    from ..net.netspec import layer_factory
+    from ..proto.netspec import layer_factory
     return layer_factory(name)

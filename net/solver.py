@@ -86,6 +86,7 @@ class SGDSolver:
         self._losses = []
         self.smoothed_loss = float("nan")
         self.callbacks = []
+        self._display_mark = None         # (time, iteration) of the last display line
 
     # -- nets ---------------------------------------------------------------------
 
@@ -136,7 +137,8 @@ class SGDSolver:
         """Run `iters` iterations (testing, displaying and updating as configured)."""
         p = self.param
         stop = self.iter + iters
-        start_time, start_iter = time.perf_counter(), self.iter
+        if self._display_mark is None:
+            self._display_mark = (time.perf_counter(), self.iter)
         while self.iter < stop:
             if (p.test_interval and self.iter % p.test_interval == 0
                     and (self.iter > 0 or p.test_initialization)):
@@ -149,8 +151,11 @@ class SGDSolver:
             self.net.check_finite(loss, self.iter)
             self._smooth(loss)
             if p.display and self.iter % p.display == 0:
-                elapsed = time.perf_counter() - start_time
-                speed = (self.iter - start_iter) / elapsed if elapsed > 0 else 0.0
+                # The rate since the last display line, however step() was called.
+                now, last_iter = time.perf_counter(), self._display_mark[1]
+                elapsed = now - self._display_mark[0]
+                speed = (self.iter - last_iter) / elapsed if elapsed > 0 else 0.0
+                self._display_mark = (now, self.iter)
                 self.log(f"Iteration {self.iter} ({speed:.3g} iter/s), loss = "
                          f"{self.smoothed_loss:.6g}")
                 for name, value in self._outputs(self.net):
