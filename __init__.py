@@ -19,3 +19,5 @@ TEST = pb.TEST
 
 from cyffe.net.graph import Net
 from cyffe.net.solver import SGDSolver, get_solver
+from cyffe.net.adaptive import (AdaDeltaSolver, AdaGradSolver, AdamSolver, NesterovSolver,
+                                RMSPropSolver)
