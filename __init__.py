@@ -20,6 +20,8 @@ TEST = pb.TEST
 
 from cyffe.net.graph import Net
 from cyffe.net.solver import SGDSolver, get_solver
+from cyffe.net.adaptive import (AdaDeltaSolver, AdaGradSolver, AdamSolver, NesterovSolver,
+                                RMSPropSolver)
 from cyffe.proto.netspec import NetSpec, params, to_proto
 from cyffe.net.classifier import Classifier
 from cyffe.net import io

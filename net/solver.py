@@ -18,15 +18,37 @@ from ..proto.io import read_solver
 from .graph import Net
 
 
+LR_POLICIES = ("fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid")
+
+
+def check_lr_policy(param, where="solver"):
+    """Raise NetError when lr_policy is unknown or lacks the fields it needs.
+
+    An absent lr_policy means "fixed" (Caffe has no default and stops on it); an
+    empty one is unknown, as in Caffe.
+    """
+    policy = param.lr_policy if param.HasField("lr_policy") else "fixed"
+    if policy not in LR_POLICIES:
+        raise NetError(f"{where}: unknown lr_policy {policy!r}; known: {', '.join(LR_POLICIES)}")
+    if policy == "step" and param.stepsize <= 0:
+        raise NetError(f"{where}: lr_policy 'step' needs stepsize > 0 (got {param.stepsize})")
+    if policy == "poly" and param.max_iter <= 0:
+        raise NetError(f"{where}: lr_policy 'poly' needs max_iter > 0 (got {param.max_iter})")
+    if policy == "multistep":
+        steps = list(param.stepvalue)
+        if not steps:
+            raise NetError(f"{where}: lr_policy 'multistep' needs stepvalue entries")
+        if any(later <= earlier for earlier, later in zip(steps, steps[1:])):
+            raise NetError(f"{where}: lr_policy 'multistep' needs increasing stepvalues "
+                           f"(got {steps})")
+
+
 def learning_rate(param, iteration, current_step=0):
     """The rate Caffe's lr_policy gives at `iteration` (multistep needs current_step)."""
-    policy = param.lr_policy or "fixed"
+    check_lr_policy(param)
+    policy = param.lr_policy if param.HasField("lr_policy") else "fixed"
     base, gamma, power = param.base_lr, param.gamma, param.power
-    if policy == "fixed":
-        return base
     if policy == "step":
-        if param.stepsize <= 0:
-            raise NetError("lr_policy 'step' needs stepsize > 0")
         return base * gamma ** (iteration // param.stepsize)
     if policy == "exp":
         return base * gamma ** iteration
@@ -35,13 +57,29 @@ def learning_rate(param, iteration, current_step=0):
     if policy == "multistep":
         return base * gamma ** current_step
     if policy == "poly":
-        if param.max_iter <= 0:
-            raise NetError("lr_policy 'poly' needs max_iter > 0")
         return base * (1 - iteration / param.max_iter) ** power
     if policy == "sigmoid":
         return base * (1 / (1 + math.exp(-gamma * (iteration - param.stepsize))))
-    raise NetError(f"unknown lr_policy {policy!r}; known: fixed, step, exp, inv, multistep, "
-                   "poly, sigmoid")
+    return base
+
+
+def solver_type_name(param, where="solver"):
+    """Caffe's solver type name from `type:` or the legacy `solver_type:` enum."""
+    if param.HasField("solver_type"):
+        if param.HasField("type"):
+            raise NetError(f"{where}: give either type or the legacy solver_type, not both")
+        kind = _LEGACY_TYPES[param.solver_type]
+    else:
+        kind = param.type
+    if kind not in SOLVERS:
+        raise NetError(f"{where}: unknown solver type {kind!r}; known: {', '.join(SOLVERS)}")
+    return kind
+
+
+SOLVERS = {}          # Caffe's type name -> solver class; subclasses register by `type`
+_LEGACY_TYPES = {pb.SolverParameter.SGD: "SGD", pb.SolverParameter.NESTEROV: "Nesterov",
+                 pb.SolverParameter.ADAGRAD: "AdaGrad", pb.SolverParameter.RMSPROP: "RMSProp",
+                 pb.SolverParameter.ADADELTA: "AdaDelta", pb.SolverParameter.ADAM: "Adam"}
 
 
 def _resolve(path, base_dir):
@@ -59,34 +97,68 @@ class SGDSolver:
     SolverParameter. `net`/`test_nets` are built from it; relative net paths are
     taken from the solver file's folder (or `base_dir` for a message), else the
     working directory. `log` receives the Caffe-style progress lines (a callable
-    taking one string; default: stdout).
+    taking one string; default: stdout). The class picks the update rule, as
+    pycaffe's do; the file's `type` must still name a known solver. Unknown or
+    contradictory fields raise one NetError here, before any net is built.
     """
 
     type = "SGD"
+    history_sets = 1      # history blobs per learnable param (Caffe's solverstate order)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "type" in cls.__dict__:
+            SOLVERS[cls.type] = cls
 
     def __init__(self, solver, log=None, dtype=np.float32, base_dir=None):
         self.param, self.source = read_solver(solver)
+        self.where = self.source or "solver"
         self.log = log if log is not None else _print
+        self.check_param()
         if self.source:
             base_dir = os.path.dirname(os.path.abspath(self.source))
+        train_spec = self._train_net_param(base_dir)
+        test_specs = self._test_net_specs(base_dir)
+        self._check_tests(len(test_specs))
         if self.param.random_seed >= 0:
             set_random_seed(self.param.random_seed)
-        self.net = Net(self._train_net_param(base_dir), pb.TRAIN, dtype=dtype,
-                       **self._state(self.param.train_state))
-        self.test_nets = [self._test_net(p, s, dtype) for p, s in self._test_net_specs(base_dir)]
+        self.net = Net(train_spec, pb.TRAIN, dtype=dtype, **self._state(self.param.train_state))
+        self.test_nets = [self._test_net(p, s, dtype) for p, s in test_specs]
         for t in self.test_nets:
             t.share_with(self.net)
-        if len(self.param.test_iter) != len(self.test_nets):
-            if self.test_nets and len(self.param.test_iter) != 1:
-                raise NetError(f"{self.source or 'solver'}: test_iter must be given once per test "
-                               f"net ({len(self.test_nets)})")
         self.iter = 0
         self.current_step = 0
-        self.history = [np.zeros_like(b.data) for b in self.net.learnable_params]
+        self.history = [np.zeros_like(b.data) for _ in range(self.history_sets)
+                        for b in self.net.learnable_params]
         self._losses = []
         self.smoothed_loss = float("nan")
         self.callbacks = []
         self._display_mark = None         # (time, iteration) of the last display line
+
+    # -- fields ---------------------------------------------------------------------
+
+    def check_param(self):
+        """Raise NetError for an unknown or contradictory solver field (subclasses add theirs)."""
+        p, where = self.param, self.where
+        solver_type_name(p, where)
+        check_lr_policy(p, where)
+        if p.regularization_type not in ("L1", "L2"):
+            raise NetError(f"{where}: unknown regularization_type {p.regularization_type!r}; "
+                           "known: L1, L2")
+        if p.iter_size < 1:
+            raise NetError(f"{where}: iter_size must be at least 1 (got {p.iter_size})")
+
+    def _check_tests(self, count):
+        p, where = self.param, self.where
+        if p.test_iter and not count:
+            raise NetError(f"{where}: test_iter is given but there is no test net (test_net, "
+                           "test_net_param, or net / net_param for both phases)")
+        if count and len(p.test_iter) not in (1, count):
+            raise NetError(f"{where}: test_iter must be given once per test net ({count}), or "
+                           f"once for all; got {len(p.test_iter)}")
+        if p.test_state and len(p.test_state) != count:
+            raise NetError(f"{where}: test_state must be given once per test net ({count}) or "
+                           f"not at all; got {len(p.test_state)}")
 
     # -- nets ---------------------------------------------------------------------
 
@@ -169,7 +241,7 @@ class SGDSolver:
         """Train to max_iter, then test and report as Caffe's Solve does."""
         p = self.param
         self.log(f"Solving {self.net.name or 'net'}")
-        self.log(f"Learning Rate Policy: {p.lr_policy or 'fixed'}")
+        self.log(f"Learning Rate Policy: {p.lr_policy if p.HasField('lr_policy') else 'fixed'}")
         self.step(p.max_iter - self.iter)
         if p.display and self.iter % p.display == 0:
             loss = self.net.forward_all()
@@ -275,17 +347,10 @@ def _print(line):
     print(line, file=sys.stdout, flush=True)
 
 
-SOLVERS = {"SGD": SGDSolver}
-_LEGACY_TYPES = {pb.SolverParameter.SGD: "SGD"}
+SOLVERS[SGDSolver.type] = SGDSolver
 
 
 def get_solver(solver, **kwargs):
     """The solver its file asks for (`type:`, or the legacy `solver_type:`)."""
-    param, _ = read_solver(solver)
-    kind = param.type
-    if param.HasField("solver_type") and not param.HasField("type"):
-        kind = _LEGACY_TYPES.get(param.solver_type, pb.SolverParameter.SolverType.Name(
-            param.solver_type))
-    if kind not in SOLVERS:
-        raise NetError(f"solver type {kind!r} is not available yet; known: {', '.join(SOLVERS)}")
-    return SOLVERS[kind](solver, **kwargs)
+    param, source = read_solver(solver)
+    return SOLVERS[solver_type_name(param, source or "solver")](solver, **kwargs)

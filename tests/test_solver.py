@@ -1,5 +1,6 @@
 """The SGD solver: lr policies, momentum, weight decay, iter_size, testing, NaN stops."""
 import math
+import re
 
 import numpy as np
 import pytest
@@ -151,6 +152,66 @@ def test_net_path_is_relative_to_the_solver_file(tmp_path):
     assert isinstance(solver, cyffe.SGDSolver)
 
 
-def test_unavailable_solver_type_is_a_clear_error():
-    with pytest.raises(cyffe.NetError, match="solver type 'Adam' is not available"):
-        cyffe.get_solver('type: "Adam"\nbase_lr: 0.1\nnet: "x"')
+def test_unknown_solver_type_is_a_clear_error_listing_the_known():
+    known = "known: SGD, Nesterov, AdaGrad, RMSProp, AdaDelta, Adam"
+    with pytest.raises(cyffe.NetError, match=f"unknown solver type 'Adamax'; {known}"):
+        cyffe.get_solver('type: "Adamax"\nbase_lr: 0.1\nnet: "x"')
+    with pytest.raises(cyffe.NetError, match="unknown solver type 'Adamax'"):
+        cyffe.SGDSolver(solver_text(type="Adamax"))
+
+
+@pytest.mark.parametrize("fields, message", [
+    (dict(lr_policy="step"), r"lr_policy 'step' needs stepsize > 0 \(got 0\)"),
+    (dict(lr_policy="step", stepsize=-3), r"lr_policy 'step' needs stepsize > 0 \(got -3\)"),
+    (dict(lr_policy="multistep"), "lr_policy 'multistep' needs stepvalue entries"),
+    (dict(lr_policy="multistep", stepvalue=[5, 3]),
+     r"lr_policy 'multistep' needs increasing stepvalues \(got \[5, 3\]\)"),
+    (dict(lr_policy="poly", max_iter=0, power=1), r"lr_policy 'poly' needs max_iter > 0"),
+    (dict(lr_policy=""), r"unknown lr_policy ''; known: fixed, step"),
+    (dict(lr_policy="cosine"), r"unknown lr_policy 'cosine'"),
+    (dict(regularization_type="L3"), r"unknown regularization_type 'L3'; known: L1, L2"),
+    (dict(iter_size=-2), r"iter_size must be at least 1 \(got -2\)"),
+    (dict(iter_size=0), r"iter_size must be at least 1 \(got 0\)"),
+])
+def test_bad_solver_fields_fail_at_construction_before_any_net_is_built(fields, message):
+    param = pb.SolverParameter(**{**dict(base_lr=0.1, lr_policy="fixed", max_iter=10), **fields})
+    param.net = "no/such/net.prototxt"      # a net would fail with DataError: it is not read
+    for make in (cyffe.SGDSolver, cyffe.get_solver, cyffe.AdamSolver):
+        with pytest.raises(cyffe.NetError, match="^solver: " + message):
+            make(param)
+
+
+def test_bad_field_error_names_the_solver_file(tmp_path):
+    path = tmp_path / "solver.prototxt"
+    path.write_text('net: "toy.prototxt"\nbase_lr: 0.1\nlr_policy: "step"\n')
+    with pytest.raises(cyffe.NetError, match=f"^{re.escape(str(path))}: lr_policy 'step' needs stepsize"):
+        cyffe.get_solver(str(path))
+
+
+def test_an_absent_lr_policy_means_fixed():
+    param = solver_text()
+    param.ClearField("lr_policy")
+    solver = cyffe.SGDSolver(param, log=lambda line: None)
+    assert solver.learning_rate() == pytest.approx(0.1)
+
+
+def test_test_nets_without_test_iter_are_an_error():
+    param = solver_text(test_interval=5)
+    param.test_net_param.add().CopyFrom(param.net_param)
+    with pytest.raises(cyffe.NetError, match=r"test_iter must be given once per test net \(1\)"):
+        cyffe.SGDSolver(param)
+
+
+def test_test_iter_without_a_test_net_is_an_error():
+    param = solver_text(test_iter=[5], test_interval=5)
+    param.train_net_param.CopyFrom(param.net_param)
+    param.ClearField("net_param")
+    with pytest.raises(cyffe.NetError, match="test_iter is given but there is no test net"):
+        cyffe.SGDSolver(param)
+
+
+def test_test_state_count_must_match_the_test_nets():
+    param = solver_text(test_iter=[2, 2])
+    param.test_state.add(stage=["a"])
+    with pytest.raises(cyffe.NetError, match=r"test_state must be given once per test net \(2\)"):
+        cyffe.SGDSolver(param)
