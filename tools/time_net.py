@@ -1,0 +1,68 @@
+"""time_net: per-layer forward and backward times of a net, as `caffe time`.
+
+    time_net --proto examples/digits/lenet_train_test.prototxt --iterations 20
+
+Each layer's time is the median over the iterations; the totals are their
+sums; images/second counts the batch size of the net's first data blob.
+"""
+import argparse
+import sys
+
+import cyffe
+from cyffe.net.timing import time_layers
+from cyffe.tools.cli import add_common, run
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog="time_net",
+        description="Time each layer's forward and backward pass (median milliseconds over "
+                    "the iterations), as `caffe time`, plus images per second.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--proto", metavar="NET", required=True, help="net prototxt")
+    p.add_argument("--iterations", metavar="N", type=int, default=50,
+                   help="forward-backward passes to time")
+    add_common(p, "TRAIN")
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    return run("time_net", time_net, args)
+
+
+def batch_size(net):
+    """The first axis of the first top of the first layer without bottoms (the data)."""
+    for layer in net.layers:
+        if layer.param.top and not layer.param.bottom:
+            shape = net.blobs[layer.param.top[0]].shape
+            if shape:
+                return shape[0]
+    return None
+
+
+def time_net(args):
+    if args.iterations < 1:
+        raise cyffe.NetError(f"--iterations must be at least 1, got {args.iterations}")
+    net = cyffe.Net(args.proto, getattr(cyffe, args.phase))
+    print(f"Timing {net.name or args.proto} ({args.phase}): median milliseconds over "
+          f"{args.iterations} iterations")
+    timings = time_layers(net, args.iterations)
+    width = max([len(t.name) for t in timings] + [5])
+    print(f"{'layer':>{width}}  {'type':<16}{'forward ms':>12}{'backward ms':>13}")
+    for t in timings:
+        print(f"{t.name:>{width}}  {t.type:<16}{t.forward_ms:>12.4f}{t.backward_ms:>13.4f}")
+    forward = sum(t.forward_ms for t in timings)
+    backward = sum(t.backward_ms for t in timings)
+    print(f"Forward pass: {forward:.4f} ms")
+    print(f"Backward pass: {backward:.4f} ms")
+    print(f"Forward-backward: {forward + backward:.4f} ms")
+    batch = batch_size(net)
+    if batch and forward + backward > 0:
+        print(f"Images per second: {batch * 1000 / (forward + backward):.1f} "
+              f"(batch size {batch}, forward-backward)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
