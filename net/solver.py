@@ -97,7 +97,8 @@ class SGDSolver:
     SolverParameter. `net`/`test_nets` are built from it; relative net paths are
     taken from the solver file's folder (or `base_dir` for a message), else the
     working directory. `log` receives the Caffe-style progress lines (a callable
-    taking one string; default: stdout). The class picks the update rule, as
+    taking one string; default: stdout). `add_event_listener(fn)` also gets each
+    display and test as a structured event dict (see `emit`). The class picks the update rule, as
     pycaffe's do; the file's `type` must still name a known solver. Unknown or
     contradictory fields raise one NetError here, before any net is built.
     """
@@ -133,6 +134,7 @@ class SGDSolver:
         self._losses = []
         self.smoothed_loss = float("nan")
         self.callbacks = []
+        self.event_listeners = []
         self._display_mark = None         # (time, iteration) of the last display line
 
     # -- fields ---------------------------------------------------------------------
@@ -232,6 +234,8 @@ class SGDSolver:
                          f"{self.smoothed_loss:.6g}")
                 for name, value in self._outputs(self.net):
                     self.log(f"    Train net output: {name} = {value:.6g}")
+                self.emit({"iter": self.iter, "phase": "train", "loss": self.smoothed_loss,
+                           "lr": self.learning_rate()})
             self.apply_update()
             self.iter += 1
             for callback in self.callbacks:
@@ -246,6 +250,8 @@ class SGDSolver:
         if p.display and self.iter % p.display == 0:
             loss = self.net.forward_all()
             self.log(f"Iteration {self.iter}, loss = {loss:.6g}")
+            self.emit({"iter": self.iter, "phase": "train", "loss": float(loss),
+                       "lr": self.learning_rate()})
         if p.test_interval and self.iter % p.test_interval == 0:
             self.test_all()
         self.log("Optimization Done.")
@@ -285,6 +291,11 @@ class SGDSolver:
             for k, value in enumerate(np.ravel(mean)):
                 label = name if np.size(mean) == 1 else f"{name}[{k}]"
                 self.log(f"    Test net output #{index}: {label} = {value:.6g}")
+        event = {"iter": self.iter, "phase": "test", "net": index}
+        for name, mean in means.items():
+            for k, value in enumerate(np.ravel(mean)):
+                event[name if np.size(mean) == 1 else f"{name}[{k}]"] = float(value)
+        self.emit(event)
         # A one-element output of any shape (pycaffe's losses are (1,)) reads as a number.
         return {name: (float(np.ravel(m)[0]) if np.size(m) == 1 else m)
                 for name, m in means.items()}
@@ -341,6 +352,21 @@ class SGDSolver:
     def add_callback(self, callback):
         """Call callback(solver) after every iteration."""
         self.callbacks.append(callback)
+
+    def add_event_listener(self, listener):
+        """Call listener(event) with each structured training event (see `emit`)."""
+        self.event_listeners.append(listener)
+
+    def emit(self, event):
+        """Send one event dict to every listener. The solver emits two kinds:
+
+        * at every display: {"iter", "phase": "train", "loss" (smoothed as the log
+          line), "lr"} -- also after the last iteration, as the final log line;
+        * at every test: {"iter", "phase": "test", "net": k, <output>: mean, ...},
+          one key per test-net output (`name[i]` for each element of a larger one).
+        """
+        for listener in self.event_listeners:
+            listener(event)
 
 
 def _print(line):

@@ -1,9 +1,14 @@
 """train_net: train a Caffe net, from a net prototxt and flags or from a solver prototxt.
 
     train_net --proto examples/digits/lenet_train_test.prototxt
-    train_net --solver lenet_solver.prototxt
+    train_net --solver lenet_solver.prototxt --log run.jsonl
 
-Prints Caffe-style progress and writes the trained weights as a .caffemodel.
+Prints Caffe-style progress on stdout and writes the trained weights as a
+.caffemodel. --log also writes each display and test as a structured event
+(JSON lines, or CSV for a name ending in .csv; see cyffe.net.training_log), for
+plot_training_log. When stderr is a terminal and tqdm is installed
+(pip install "cyffe[progress]"), a progress bar with ETA, loss and throughput is
+drawn there; otherwise there is no bar.
 """
 import argparse
 import os
@@ -12,6 +17,7 @@ import sys
 import numpy as np
 
 import cyffe
+from cyffe.net.training_log import TrainingLog
 from cyffe.proto import cyffe_pb2 as pb
 from cyffe.proto.io import read_solver
 
@@ -50,6 +56,11 @@ def build_parser():
     p.add_argument("--weights", help="initialize from these .caffemodel weights")
     p.add_argument("--out", help="where to write the trained .caffemodel "
                                  "(default: ./<net name>_iter_<N>.caffemodel)")
+    p.add_argument("--log", metavar="PATH",
+                   help="also write every display and test as a structured event: JSON lines, "
+                        "or CSV (iter,phase,net,name,value) when PATH ends in .csv")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar even when stderr is a terminal")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     return p
 
@@ -107,21 +118,70 @@ def main(argv=None):
         return 130
 
 
+def progress_bar(total, stream=None):
+    """A tqdm bar on `stream` (default stderr) when it is a terminal and tqdm is installed, else None."""
+    stream = sys.stderr if stream is None else stream
+    if not getattr(stream, "isatty", lambda: False)():
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, file=stream, unit="iter", dynamic_ncols=True, leave=True)
+
+
+def batch_size(net):
+    """Images per iteration: the first dimension of the net's first data top (0 if unknown)."""
+    for blob in net.blobs.values():
+        if np.ndim(blob.data) > 1:
+            return int(np.shape(blob.data)[0])
+    return 0
+
+
+def follow(solver, bar):
+    """Drive `bar` from the solver: one tick per iteration, the loss and images/s as postfix."""
+    images = batch_size(solver.net) * max(solver.param.iter_size, 1)
+
+    def tick(s):
+        bar.update(1)
+        postfix = {"loss": f"{s.smoothed_loss:.4g}"}
+        rate = bar.format_dict.get("rate")
+        if images and rate:
+            postfix["img/s"] = f"{rate * images:.4g}"
+        bar.set_postfix(postfix, refresh=False)
+    solver.add_callback(tick)
+
+
 def train(args, argv):
     param = solver_from_flags(args, argv)
-    if args.solver:
-        if args.test_iter:
-            param.test_iter[:] = [args.test_iter] * len(param.test_iter)
-        solver = cyffe.get_solver(param, base_dir=os.path.dirname(os.path.abspath(args.solver)))
-    else:
-        if param.test_interval > 0:
-            param.test_iter.append(args.test_iter or 1)
-        solver = cyffe.SGDSolver(param)
-        if not args.test_iter:
-            solver.param.test_iter[:] = [default_test_iter(n) for n in solver.test_nets]
-    if args.weights:
-        solver.net.copy_from(args.weights)
-    solver.solve()
+    bar = None if args.no_progress else progress_bar(param.max_iter)
+    # With a bar, log lines go through tqdm.write so they do not tear it (still on stdout).
+    log = (lambda line: bar.write(line, file=sys.stdout)) if bar is not None else None
+    try:
+        if args.solver:
+            if args.test_iter:
+                param.test_iter[:] = [args.test_iter] * len(param.test_iter)
+            solver = cyffe.get_solver(param, log=log,
+                                      base_dir=os.path.dirname(os.path.abspath(args.solver)))
+        else:
+            if param.test_interval > 0:
+                param.test_iter.append(args.test_iter or 1)
+            solver = cyffe.SGDSolver(param, log=log)
+            if not args.test_iter:
+                solver.param.test_iter[:] = [default_test_iter(n) for n in solver.test_nets]
+        if args.weights:
+            solver.net.copy_from(args.weights)
+        if bar is not None:
+            follow(solver, bar)
+        if args.log:
+            with TrainingLog(args.log) as training_log:
+                solver.add_event_listener(training_log)
+                solver.solve()
+        else:
+            solver.solve()
+    finally:
+        if bar is not None:
+            bar.close()
     out = args.out or default_output(solver)
     solver.net.save(out)
     print(f"Wrote trained weights to {os.path.abspath(out)}")
