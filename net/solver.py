@@ -133,6 +133,8 @@ class SGDSolver:
         self._losses = []
         self.smoothed_loss = float("nan")
         self.callbacks = []
+        self.before_update = []           # hook(solver) after backward, before apply_update
+        self.diagnostics = None           # a Diagnostics, once enabled
         self._display_mark = None         # (time, iteration) of the last display line
 
     # -- fields ---------------------------------------------------------------------
@@ -232,6 +234,8 @@ class SGDSolver:
                          f"{self.smoothed_loss:.6g}")
                 for name, value in self._outputs(self.net):
                     self.log(f"    Train net output: {name} = {value:.6g}")
+            for hook in self.before_update:
+                hook(self)
             self.apply_update()
             self.iter += 1
             for callback in self.callbacks:
@@ -341,6 +345,11 @@ class SGDSolver:
     def add_callback(self, callback):
         """Call callback(solver) after every iteration."""
         self.callbacks.append(callback)
+
+    def enable_diagnostics(self, **kwargs):
+        """Watch per-layer activation, gradient and update norms (see net/diagnostics.py)."""
+        from .diagnostics import Diagnostics
+        return self.diagnostics or Diagnostics(self, **kwargs)
 
 
 def _print(line):
