@@ -50,6 +50,11 @@ def build_parser():
     p.add_argument("--weights", help="initialize from these .caffemodel weights")
     p.add_argument("--out", help="where to write the trained .caffemodel "
                                  "(default: ./<net name>_iter_<N>.caffemodel)")
+    p.add_argument("--diagnose", nargs="?", const="", metavar="PNG",
+                   help="every display iterations, print per-layer activation, gradient and "
+                        "update norms and warn of vanishing/exploding gradients and dead ReLUs; "
+                        "at the end plot gradient norms to PNG (default: beside the weights, "
+                        "<weights>_gradients.png; needs matplotlib)")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     return p
 
@@ -121,10 +126,16 @@ def train(args, argv):
             solver.param.test_iter[:] = [default_test_iter(n) for n in solver.test_nets]
     if args.weights:
         solver.net.copy_from(args.weights)
+    if args.diagnose is not None:
+        solver.enable_diagnostics(log=solver.log)
     solver.solve()
     out = args.out or default_output(solver)
     solver.net.save(out)
     print(f"Wrote trained weights to {os.path.abspath(out)}")
+    if args.diagnose is not None:
+        plot = args.diagnose or os.path.splitext(out)[0] + "_gradients.png"
+        solver.diagnostics.plot(plot)
+        print(f"Wrote gradient norms per layer to {os.path.abspath(plot)}")
     return 0
 
 
