@@ -135,6 +135,8 @@ class SGDSolver:
         self.smoothed_loss = float("nan")
         self.callbacks = []
         self.event_listeners = []
+        self.before_update = []           # hook(solver) after backward, before apply_update
+        self.diagnostics = None           # a Diagnostics, once enabled
         self._display_mark = None         # (time, iteration) of the last display line
 
     # -- fields ---------------------------------------------------------------------
@@ -236,6 +238,8 @@ class SGDSolver:
                     self.log(f"    Train net output: {name} = {value:.6g}")
                 self.emit({"iter": self.iter, "phase": "train", "loss": self.smoothed_loss,
                            "lr": self.learning_rate()})
+            for hook in self.before_update:
+                hook(self)
             self.apply_update()
             self.iter += 1
             for callback in self.callbacks:
@@ -367,6 +371,11 @@ class SGDSolver:
         """
         for listener in self.event_listeners:
             listener(event)
+
+    def enable_diagnostics(self, **kwargs):
+        """Watch per-layer activation, gradient and update norms (see net/diagnostics.py)."""
+        from .diagnostics import Diagnostics
+        return self.diagnostics or Diagnostics(self, **kwargs)
 
 
 def _print(line):

@@ -61,6 +61,11 @@ def build_parser():
                         "or CSV (iter,phase,net,name,value) when PATH ends in .csv")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bar even when stderr is a terminal")
+    p.add_argument("--diagnose", nargs="?", const="", metavar="PNG",
+                   help="every display iterations, print per-layer activation, gradient and "
+                        "update norms and warn of vanishing/exploding gradients and dead ReLUs; "
+                        "at the end plot gradient norms to PNG (default: beside the weights, "
+                        "<weights>_gradients.png; needs matplotlib)")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     return p
 
@@ -171,6 +176,8 @@ def train(args, argv):
                 solver.param.test_iter[:] = [default_test_iter(n) for n in solver.test_nets]
         if args.weights:
             solver.net.copy_from(args.weights)
+        if args.diagnose is not None:
+            solver.enable_diagnostics(log=solver.log)
         if bar is not None:
             follow(solver, bar)
         if args.log:
@@ -185,6 +192,10 @@ def train(args, argv):
     out = args.out or default_output(solver)
     solver.net.save(out)
     print(f"Wrote trained weights to {os.path.abspath(out)}")
+    if args.diagnose is not None:
+        plot = args.diagnose or os.path.splitext(out)[0] + "_gradients.png"
+        solver.diagnostics.plot(plot)
+        print(f"Wrote gradient norms per layer to {os.path.abspath(plot)}")
     return 0
 
 
