@@ -149,6 +149,8 @@ def plot_training_log(log, out, title=None):
     `log` is a log path or a list of events. Needs matplotlib (pip install
     "cyffe[plot]"); the image is written atomically (a temporary file, then renamed).
     """
+    # The log first: a missing or malformed log is the error to report, matplotlib or not.
+    events = read_training_log(log) if isinstance(log, (str, os.PathLike)) else list(log)
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -156,7 +158,6 @@ def plot_training_log(log, out, title=None):
     except ImportError:
         raise ImportError('plotting a training log needs matplotlib: '
                           'pip install "cyffe[plot]"') from None
-    events = read_training_log(log) if isinstance(log, (str, os.PathLike)) else list(log)
     train = [e for e in events if e["phase"] == "train"]
     tests = {}
     for e in (e for e in events if e["phase"] == "test"):
