@@ -174,7 +174,7 @@ class SGDSolver:
         given = [p.HasField("net"), p.HasField("net_param"), p.HasField("train_net"),
                  p.HasField("train_net_param")]
         if sum(given) != 1:
-            raise NetError(f"{self.source or 'solver'}: give exactly one of net, net_param, "
+            raise NetError(f"{self.where}: give exactly one of net, net_param, "
                            "train_net, train_net_param")
         if p.HasField("train_net_param"):
             return p.train_net_param
@@ -234,7 +234,8 @@ class SGDSolver:
                 self._display_mark = (now, self.iter)
                 self.log(f"Iteration {self.iter} ({speed:.3g} iter/s), loss = "
                          f"{self.smoothed_loss:.6g}")
-                for name, value in self._outputs(self.net):
+                train_outputs = {name: self.net.blobs[name].data for name in self.net.outputs}
+                for name, value in self._outputs(train_outputs):
                     self.log(f"    Train net output: {name} = {value:.6g}")
                 self.emit({"iter": self.iter, "phase": "train", "loss": self.smoothed_loss,
                            "lr": self.learning_rate()})
@@ -267,11 +268,11 @@ class SGDSolver:
         self.smoothed_loss = float(np.mean(self._losses))
 
     @staticmethod
-    def _outputs(net):
-        for name in net.outputs:
-            data = net.blobs[name].data
+    def _outputs(values):
+        """(label, number) for each element of each named output: `name`, or `name[k]`."""
+        for name, data in values.items():
             for k, value in enumerate(np.ravel(data)):
-                yield (name if data.size == 1 else f"{name}[{k}]"), float(value)
+                yield (name if np.size(data) == 1 else f"{name}[{k}]"), float(value)
 
     def test_all(self):
         """Run every test net; returns a list of {output: mean value} dicts."""
@@ -281,24 +282,20 @@ class SGDSolver:
         """Average each output of test net `index` over its test_iter batches."""
         net = self.test_nets[index]
         iters = self.param.test_iter[index if len(self.param.test_iter) > 1 else 0]
+        outputs = net.outputs
         sums, loss = {}, 0.0
         for _ in range(iters):
-            batch_loss = net.forward_all()
-            loss += batch_loss
-            for name in net.outputs:
+            loss += net.forward_all()
+            for name in outputs:
                 sums[name] = sums.get(name, 0.0) + np.asarray(net.blobs[name].data, np.float64)
         means = {name: total / max(iters, 1) for name, total in sums.items()}
         self.log(f"Iteration {self.iter}, Testing net (#{index})")
         if self.param.test_compute_loss:
             self.log(f"Test loss: {loss / max(iters, 1):.6g}")
-        for name, mean in means.items():
-            for k, value in enumerate(np.ravel(mean)):
-                label = name if np.size(mean) == 1 else f"{name}[{k}]"
-                self.log(f"    Test net output #{index}: {label} = {value:.6g}")
         event = {"iter": self.iter, "phase": "test", "net": index}
-        for name, mean in means.items():
-            for k, value in enumerate(np.ravel(mean)):
-                event[name if np.size(mean) == 1 else f"{name}[{k}]"] = float(value)
+        for label, value in self._outputs(means):
+            self.log(f"    Test net output #{index}: {label} = {value:.6g}")
+            event[label] = value
         self.emit(event)
         # A one-element output of any shape (pycaffe's losses are (1,)) reads as a number.
         return {name: (float(np.ravel(m)[0]) if np.size(m) == 1 else m)
@@ -326,13 +323,11 @@ class SGDSolver:
         decay = self.param.weight_decay * self.net.decay_mults[i]
         if not decay:
             return
-        kind = self.param.regularization_type
-        if kind == "L2":
+        # regularization_type is L1 or L2: check_param refused anything else.
+        if self.param.regularization_type == "L2":
             blob.diff += decay * blob.data
-        elif kind == "L1":
-            blob.diff += decay * np.sign(blob.data)
         else:
-            raise NetError(f"unknown regularization_type {kind!r}; known: L1, L2")
+            blob.diff += decay * np.sign(blob.data)
 
     def clip_gradients(self):
         """Scale all diffs down so their global L2 norm is at most clip_gradients."""
