@@ -4,79 +4,28 @@ from google.protobuf import text_format
 
 import cyffe
 from cyffe.layers.blob import Blob
-from cyffe.layers.registry import layer_class
 from cyffe.proto import cyffe_pb2 as pb
 from cyffe.proto.errors import NetError, ShapeError
-from cyffe.proto.io import array_to_blobproto
-
+from helpers import recurrent
 from helpers.gradcheck import check_gradient, setup_layer
+from helpers.recurrent import D_STATIC, H, N, T, params_of
+from helpers.recurrent import lstm_reference as reference
 
-T, N, H = 4, 3, 2
 X_SHAPE = (T, N, 2, 2)          # D = 4: the axes from 2 on are flattened, as Caffe's IP
-D, D_STATIC = 4, 3
+D = 4
 
 
 def lstm(dtype=np.float64, expose=False, blobs=(), num_output=H):
-    param = pb.LayerParameter(name="lstm", type="LSTM")
-    p = param.recurrent_param
-    p.num_output = num_output
-    p.expose_hidden = expose
-    for filler in (p.weight_filler, p.bias_filler):
-        filler.type, filler.min, filler.max = "uniform", -0.8, 0.8
-    for array in blobs:
-        param.blobs.append(array_to_blobproto(np.asarray(array, np.float64)))
-    return layer_class("LSTM")(param, pb.TRAIN, dtype)
+    return recurrent.recurrent_layer("LSTM", dtype, expose, blobs, num_output)
 
 
-def sequence(seed=0, steps=T, static=False, expose=False, first_cont=0.0):
+def sequence(**kwargs):
     """Bottoms x, cont (a reset mid-sequence in stream 1), [x_static], [h_0, c_0]."""
-    r = np.random.default_rng(seed)
-    cont = np.ones((steps, N))
-    cont[0] = first_cont
-    cont[steps // 2, 1] = 0
-    arrays = [r.standard_normal((steps,) + X_SHAPE[1:]), cont]
-    if static:
-        arrays.append(r.standard_normal((N, D_STATIC)))
-    if expose:
-        arrays += [r.standard_normal((1, N, H)), r.standard_normal((1, N, H))]
-    return arrays
+    return recurrent.sequence(X_SHAPE[2:], 2, **kwargs)
 
 
 def run(layer, arrays):
-    bottom = [Blob(a.shape, layer.dtype) for a in arrays]
-    for b, a in zip(bottom, arrays):
-        b.data[...] = a
-    top = setup_layer(layer, bottom, num_top=1 + 2 * layer.param.recurrent_param.expose_hidden)
-    layer.forward(bottom, top)
-    return bottom, top
-
-
-def reference(x, cont, params, x_static=None, h0=None, c0=None):
-    """Caffe's unrolled LSTM net, step by step: (h for every step, h_T, c_T)."""
-    sig = lambda z: 1 / (1 + np.exp(-z))
-    if x_static is None:
-        w_xc, b_c, w_hc = params
-    else:
-        w_xc, b_c, w_static, w_hc = params
-    steps, num = x.shape[:2]
-    h = np.zeros((num, H)) if h0 is None else h0.reshape(num, H)
-    c = np.zeros((num, H)) if c0 is None else c0.reshape(num, H)
-    hs = []
-    for t in range(steps):
-        keep = cont[t][:, None]
-        a = x[t].reshape(num, -1) @ w_xc.T + b_c + (keep * h) @ w_hc.T
-        if x_static is not None:
-            a = a + x_static.reshape(num, -1) @ w_static.T
-        i, f, o = sig(a[:, :H]), sig(a[:, H:2 * H]), sig(a[:, 2 * H:3 * H])
-        g = np.tanh(a[:, 3 * H:])
-        c = keep * f * c + i * g
-        h = o * np.tanh(c)
-        hs.append(h)
-    return np.stack(hs), h[None], c[None]
-
-
-def params_of(layer):
-    return [b.data.astype(np.float64) for b in layer.blobs]
+    return recurrent.run(layer, arrays, 2)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -3,72 +3,26 @@ import pytest
 
 from cyffe.layers.backend import set_random_seed
 from cyffe.layers.blob import Blob
-from cyffe.layers.registry import layer_class
-from cyffe.proto import cyffe_pb2 as pb
 from cyffe.proto.errors import NetError, ShapeError
-from cyffe.proto.io import array_to_blobproto
-
+from helpers import recurrent
 from helpers.gradcheck import check_gradient, setup_layer
+from helpers.recurrent import D_STATIC, H, N, T, params_of
+from helpers.recurrent import rnn_reference as reference
 
-T, N, H = 4, 3, 2
-D, D_STATIC = 5, 3
+D = 5
 
 
 def rnn(dtype=np.float64, expose=False, blobs=(), num_output=H):
-    param = pb.LayerParameter(name="rnn", type="RNN")
-    p = param.recurrent_param
-    p.num_output = num_output
-    p.expose_hidden = expose
-    for filler in (p.weight_filler, p.bias_filler):
-        filler.type, filler.min, filler.max = "uniform", -0.8, 0.8
-    for array in blobs:
-        param.blobs.append(array_to_blobproto(np.asarray(array, np.float64)))
-    return layer_class("RNN")(param, pb.TRAIN, dtype)
+    return recurrent.recurrent_layer("RNN", dtype, expose, blobs, num_output)
 
 
-def sequence(seed=0, steps=T, static=False, expose=False, first_cont=0.0):
+def sequence(**kwargs):
     """Bottoms x, cont (a reset mid-sequence in stream 1), [x_static], [h_0]."""
-    r = np.random.default_rng(seed)
-    cont = np.ones((steps, N))
-    cont[0] = first_cont
-    cont[steps // 2, 1] = 0
-    arrays = [r.standard_normal((steps, N, D)), cont]
-    if static:
-        arrays.append(r.standard_normal((N, D_STATIC)))
-    if expose:
-        arrays.append(r.standard_normal((1, N, H)))
-    return arrays
+    return recurrent.sequence((D,), 1, **kwargs)
 
 
 def run(layer, arrays):
-    bottom = [Blob(a.shape, layer.dtype) for a in arrays]
-    for b, a in zip(bottom, arrays):
-        b.data[...] = a
-    top = setup_layer(layer, bottom, num_top=1 + layer.param.recurrent_param.expose_hidden)
-    layer.forward(bottom, top)
-    return bottom, top
-
-
-def reference(x, cont, params, x_static=None, h0=None):
-    """Caffe's unrolled RNN net, step by step: (o for every step, h_T)."""
-    if x_static is None:
-        w_xh, b_h, w_hh, w_ho, b_o = params
-    else:
-        w_xh, b_h, w_static, w_hh, w_ho, b_o = params
-    steps, num = x.shape[:2]
-    h = np.zeros((num, H)) if h0 is None else h0.reshape(num, H)
-    outputs = []
-    for t in range(steps):
-        a = x[t] @ w_xh.T + b_h + (cont[t][:, None] * h) @ w_hh.T
-        if x_static is not None:
-            a = a + x_static @ w_static.T
-        h = np.tanh(a)
-        outputs.append(np.tanh(h @ w_ho.T + b_o))
-    return np.stack(outputs), h[None]
-
-
-def params_of(layer):
-    return [b.data.astype(np.float64) for b in layer.blobs]
+    return recurrent.run(layer, arrays, 1)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
