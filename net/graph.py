@@ -308,6 +308,16 @@ class Net:
                 names.append(name)
         return names
 
+    @property
+    def batch_size(self):
+        """The first axis of the first top of the first layer without bottoms (the data), or None."""
+        for layer in self.layers:
+            if layer.param.top and not layer.param.bottom:
+                shape = self.blobs[layer.param.top[0]].shape
+                if shape:
+                    return shape[0]
+        return None
+
     def reshape(self):
         """Propagate input shapes through every layer (after reshaping an input blob)."""
         for li, layer in enumerate(self.layers):

@@ -123,3 +123,7 @@ def test_errors_are_cyffe_errors():
         cyffe.Net(NET.replace('"Softmax"', '"Softmx"'))
     with pytest.raises(cyffe.ShapeError, match="layer 'loss'"):
         cyffe.Net(NET.replace("shape { dim: 4 } }", "shape { dim: 5 } }"))
+
+
+def test_batch_size_is_the_first_axis_of_the_data():
+    assert cyffe.Net(NET, cyffe.TRAIN).batch_size == 4

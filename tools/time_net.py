@@ -31,16 +31,6 @@ def main(argv=None):
     return run("time_net", time_net, args)
 
 
-def batch_size(net):
-    """The first axis of the first top of the first layer without bottoms (the data)."""
-    for layer in net.layers:
-        if layer.param.top and not layer.param.bottom:
-            shape = net.blobs[layer.param.top[0]].shape
-            if shape:
-                return shape[0]
-    return None
-
-
 def time_net(args):
     if args.iterations < 1:
         raise cyffe.NetError(f"--iterations must be at least 1, got {args.iterations}")
@@ -57,7 +47,7 @@ def time_net(args):
     print(f"Forward pass: {forward:.4f} ms")
     print(f"Backward pass: {backward:.4f} ms")
     print(f"Forward-backward: {forward + backward:.4f} ms")
-    batch = batch_size(net)
+    batch = net.batch_size
     if batch and forward + backward > 0:
         print(f"Images per second: {batch * 1000 / (forward + backward):.1f} "
               f"(batch size {batch}, forward-backward)")

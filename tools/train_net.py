@@ -135,17 +135,9 @@ def progress_bar(total, stream=None):
     return tqdm(total=total, file=stream, unit="iter", dynamic_ncols=True, leave=True)
 
 
-def batch_size(net):
-    """Images per iteration: the first dimension of the net's first data top (0 if unknown)."""
-    for blob in net.blobs.values():
-        if np.ndim(blob.data) > 1:
-            return int(np.shape(blob.data)[0])
-    return 0
-
-
 def follow(solver, bar):
     """Drive `bar` from the solver: one tick per iteration, the loss and images/s as postfix."""
-    images = batch_size(solver.net) * max(solver.param.iter_size, 1)
+    images = (solver.net.batch_size or 0) * max(solver.param.iter_size, 1)
 
     def tick(s):
         bar.update(1)
