@@ -117,14 +117,18 @@ class MPICommunicator(Communicator):
 class NCCLCommunicator(MPICommunicator):
     """NCCL (cupy.cuda.nccl) for cupy buffers, one GPU per rank; MPI carries the setup.
 
-    Rank 0 makes the NCCL id and broadcasts it over MPI; barrier and abort stay
-    MPI's. Buffers must be cupy arrays on the current device.
+    Each rank takes the GPU numbered by its rank on its machine (modulo the
+    GPUs there); rank 0 makes the NCCL id and broadcasts it over MPI; barrier
+    and abort stay MPI's. Buffers must be cupy arrays on that device.
     """
 
     def __init__(self, comm=None):
         super().__init__(comm)
+        import cupy
         from cupy.cuda import nccl
         self._nccl = nccl
+        local = self.comm.Split_type(self._mpi.COMM_TYPE_SHARED).Get_rank()
+        cupy.cuda.Device(local % cupy.cuda.runtime.getDeviceCount()).use()
         uid = nccl.get_unique_id() if self.rank == 0 else None
         uid = self.comm.bcast(uid, root=0)
         self.nccl_comm = nccl.NcclCommunicator(self.size, uid, self.rank)
