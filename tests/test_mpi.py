@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 import cyffe
-from cyffe.net import communicator
 from cyffe.net.communicator import Communicator, from_environment, launched_size
 from cyffe.net.parallel import DataParallel
 from cyffe.proto.errors import NetError
@@ -65,18 +64,22 @@ lr_policy: "fixed"
 max_iter: {max_iter}
 display: {display}
 random_seed: 1
+{extra}
 """
 
 
-def toy_solver(folder, name, batch, max_iter=6, display=2, **config):
-    """Write a toy net (ShardData -> 2 InnerProducts -> softmax loss) and its solver; the solver's path."""
+def toy_solver(folder, name, batch, max_iter=6, display=2, extra="", **config):
+    """Write a toy net (ShardData -> 2 InnerProducts -> softmax loss) and its solver; the solver's path.
+
+    `extra`: more solver fields; `config`: more of ShardData's param_str.
+    """
     config = {"batch": batch, "out": os.path.join(folder, name), **config}
     net = os.path.join(folder, f"{name}_net.prototxt")
     with open(net, "w") as f:
         f.write(NET.format(config=json.dumps(config)))
     solver = os.path.join(folder, f"{name}_solver.prototxt")
     with open(solver, "w") as f:
-        f.write(SOLVER.format(net=net, max_iter=max_iter, display=display))
+        f.write(SOLVER.format(net=net, max_iter=max_iter, display=display, extra=extra))
     return solver
 
 
@@ -144,7 +147,7 @@ def test_launched_without_mpi4py_says_how_to_install_it(monkeypatch):
 def test_not_launched_is_one_process(monkeypatch):
     for name in ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_PROCID"):
         monkeypatch.delenv(name, raising=False)
-    assert type(from_environment()) is communicator.Communicator
+    assert type(from_environment()) is Communicator
 
 
 def test_other_ranks_read_their_shard_and_stay_quiet(tmp_path):
@@ -179,13 +182,15 @@ def test_rank_zero_keeps_logging_and_one_rank_trains_as_without_it(tmp_path):
 
 
 @mpi
-def test_two_ranks_train_as_one_rank_with_twice_the_batch(tmp_path):
+@pytest.mark.parametrize("extra", ["", 'type: "Adam" momentum2: 0.999 iter_size: 2 '
+                                       'clip_gradients: 0.5'])
+def test_two_ranks_train_as_one_rank_with_twice_the_batch(tmp_path, extra):
     folder = str(tmp_path)
-    one = train_net(1, "--solver", toy_solver(folder, "one", batch=8), "--out", "one.caffemodel",
-                    "--log", "one.jsonl", cwd=folder)
+    one = train_net(1, "--solver", toy_solver(folder, "one", batch=8, extra=extra),
+                    "--out", "one.caffemodel", "--log", "one.jsonl", cwd=folder)
     assert one.returncode == 0, one.stderr
-    two = train_net(2, "--solver", toy_solver(folder, "two", batch=4), "--out", "two.caffemodel",
-                    "--log", "two.jsonl", cwd=folder)
+    two = train_net(2, "--solver", toy_solver(folder, "two", batch=4, extra=extra),
+                    "--out", "two.caffemodel", "--log", "two.jsonl", cwd=folder)
     assert two.returncode == 0, two.stderr
     single, double = weights(tmp_path / "one.caffemodel"), weights(tmp_path / "two.caffemodel")
     assert single.keys() == double.keys()
@@ -196,6 +201,7 @@ def test_two_ranks_train_as_one_rank_with_twice_the_batch(tmp_path):
     for marker in ("Solving toy", "Optimization Done.", "Wrote trained weights"):
         assert two.stdout.count(marker) == 1, two.stdout
     assert two.stdout.count("Iteration 4, lr") == 1
+    assert two.stdout.count("Gradient clipping") == one.stdout.count("Gradient clipping")
     with open(tmp_path / "one.jsonl") as a, open(tmp_path / "two.jsonl") as b:
         assert len(a.readlines()) == len(b.readlines()) > 0
 
