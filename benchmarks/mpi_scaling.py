@@ -1,4 +1,4 @@
-"""Data-parallel scaling: images/second on 1, 2, ... MPI ranks, and what the gradient exchange costs.
+"""Data-parallel scaling: images/second on 1, 2, ... MPI ranks, and what averaging gradients costs.
 
     python benchmarks/mpi_scaling.py                       # digits LeNet, 1 and 2 ranks
     python benchmarks/mpi_scaling.py --solver S.prototxt --ranks 1 2 4 --iters 200

@@ -34,7 +34,7 @@ def launched_size():
 
 
 def from_environment():
-    """MPICommunicator when started by an MPI launcher with more than one process, else one process."""
+    """MPICommunicator when an MPI launcher started more than one process, else one process."""
     size = launched_size()
     if size <= 1:
         return Communicator()

@@ -69,7 +69,7 @@ random_seed: 1
 
 
 def toy_solver(folder, name, batch, max_iter=6, display=2, extra="", **config):
-    """Write a toy net (ShardData -> 2 InnerProducts -> softmax loss) and its solver; the solver's path.
+    """Write a toy net (ShardData, 2 InnerProducts, softmax loss) and its solver; the solver path.
 
     `extra`: more solver fields; `config`: more of ShardData's param_str.
     """
