@@ -166,6 +166,13 @@ def test_other_ranks_read_their_shard_and_stay_quiet(tmp_path):
         assert f.read().split() == [str(r) for r in (1, 4, 7, 10)]
 
 
+def test_other_ranks_draw_from_their_own_seed(tmp_path):
+    from cyffe.layers.backend import rng
+    solver = cyffe.get_solver(toy_solver(str(tmp_path), "seed", batch=2), log=lambda s: None)
+    DataParallel(solver, FakeRank(2, 3))                   # the toy solver has random_seed: 1
+    assert rng().random() == np.random.default_rng(1 + 2).random()
+
+
 def test_rank_zero_keeps_logging_and_one_rank_trains_as_without_it(tmp_path):
     plain = cyffe.get_solver(toy_solver(str(tmp_path), "plain", batch=4), log=lambda s: None)
     lines = []
