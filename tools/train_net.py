@@ -9,6 +9,11 @@ Prints Caffe-style progress on stdout and writes the trained weights as a
 plot_training_log. When stderr is a terminal and tqdm is installed
 (pip install "cyffe[progress]"), a progress bar with ETA, loss and throughput is
 drawn there; otherwise there is no bar.
+
+Started by an MPI launcher (`mpiexec -n N train_net ...`: Open MPI's or MPICH's
+environment says so), it trains data-parallel on N processes (needs mpi4py:
+pip install "cyffe[mpi]"): each reads its own shard of the training data, the
+gradients are averaged, and only rank 0 logs, tests and writes files.
 """
 import argparse
 import os
@@ -17,6 +22,8 @@ import sys
 import numpy as np
 
 import cyffe
+from cyffe.net.communicator import Communicator, from_environment
+from cyffe.net.parallel import DataParallel
 from cyffe.net.training_log import TrainingLog
 from cyffe.proto import cyffe_pb2 as pb
 from cyffe.proto.io import read_solver
@@ -108,18 +115,22 @@ def default_test_iter(net):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    comm = Communicator()
     try:
+        comm = from_environment()
         # Overflow shows up as a non-finite loss, which the solver reports with
         # the iteration and layer; NumPy's warnings would only repeat it.
         with np.errstate(all="ignore"):
-            return train(args, argv)
+            return train(args, argv, comm)
     except (cyffe.CyffeError, OSError) as e:
         if args.debug:
             raise
-        print(f"train_net: error: {e}", file=sys.stderr)
+        print(f"train_net: error: {comm.describe()}{e}", file=sys.stderr)
+        comm.abort(1)         # the other ranks would wait for this one forever
         return 1
     except KeyboardInterrupt:
-        print("train_net: interrupted; no weights written", file=sys.stderr)
+        print(f"train_net: {comm.describe()}interrupted; no weights written", file=sys.stderr)
+        comm.abort(130)
         return 130
 
 
@@ -149,9 +160,10 @@ def follow(solver, bar):
     solver.add_callback(tick)
 
 
-def train(args, argv):
+def train(args, argv, comm=None):
+    comm = comm or Communicator()
     param = solver_from_flags(args, argv)
-    bar = None if args.no_progress else progress_bar(param.max_iter)
+    bar = None if args.no_progress or not comm.is_root else progress_bar(param.max_iter)
     # With a bar, log lines go through tqdm.write so they do not tear it (still on stdout).
     log = (lambda line: bar.write(line, file=sys.stdout)) if bar is not None else None
     try:
@@ -168,6 +180,11 @@ def train(args, argv):
                 solver.param.test_iter[:] = [default_test_iter(n) for n in solver.test_nets]
         if args.weights:
             solver.net.copy_from(args.weights)
+        if comm.size > 1:
+            DataParallel(solver, comm)
+        if not comm.is_root:
+            solver.solve()
+            return 0
         if args.diagnose is not None:
             solver.enable_diagnostics(log=solver.log)
         if bar is not None:
