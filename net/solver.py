@@ -253,7 +253,7 @@ class SGDSolver:
         self.log(f"Learning Rate Policy: {p.lr_policy if p.HasField('lr_policy') else 'fixed'}")
         self.step(p.max_iter - self.iter)
         if p.display and self.iter % p.display == 0:
-            loss = self.net.forward_all()
+            loss = self.net.forward_pass()
             self.log(f"Iteration {self.iter}, loss = {loss:.6g}")
             self.emit({"iter": self.iter, "phase": "train", "loss": float(loss),
                        "lr": self.learning_rate()})
@@ -285,7 +285,7 @@ class SGDSolver:
         outputs = net.outputs
         sums, loss = {}, 0.0
         for _ in range(iters):
-            loss += net.forward_all()
+            loss += net.forward_pass()
             for name in outputs:
                 sums[name] = sums.get(name, 0.0) + np.asarray(net.blobs[name].data, np.float64)
         means = {name: total / max(iters, 1) for name, total in sums.items()}
