@@ -97,7 +97,8 @@ class SGDSolver:
     SGDSolver(solver) takes a solver prototxt path, a prototxt string or a
     SolverParameter. `net`/`test_nets` are built from it; relative net paths are
     taken from the solver file's folder (or `base_dir` for a message), else the
-    working directory. `log` receives the Caffe-style progress lines (a callable
+    working directory; `source` names the file a SolverParameter came from
+    (for its errors, relative nets and default snapshot_prefix). `log` receives the Caffe-style progress lines (a callable
     taking one string; default: stdout). `add_event_listener(fn)` also gets each
     display and test as a structured event dict (see `emit`). The class picks the update rule, as
     pycaffe's do; the file's `type` must still name a known solver. Unknown or
@@ -112,8 +113,9 @@ class SGDSolver:
         if "type" in cls.__dict__:
             SOLVERS[cls.type] = cls
 
-    def __init__(self, solver, log=None, dtype=np.float32, base_dir=None):
+    def __init__(self, solver, log=None, dtype=np.float32, base_dir=None, source=None):
         self.param, self.source = read_solver(solver)
+        self.source = source or self.source
         self.where = self.source or "solver"
         self.log = log if log is not None else _print
         self.check_param()
