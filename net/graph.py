@@ -389,8 +389,9 @@ class Net:
 
         Each keyword names a blob (an output) and gives the diffs of all its
         rows, fed in batches of that blob's first axis; as pycaffe's, each batch
-        goes back through the activations of the last forward. Returns {name: array of all rows} for the input diffs and the blobs listed
-        in `diffs`, the padding dropped.
+        goes back through the activations of the last forward. Returns
+        {name: array of all rows} for the input diffs and the blobs listed in
+        `diffs`, the padding dropped.
         """
         names = list(dict.fromkeys(self.inputs + list(diffs or [])))
         collected = {name: [] for name in names}
@@ -403,7 +404,8 @@ class Net:
         """Yield {name: batch rows} for equal-length arrays, in batches of the blobs' first axis."""
         if not arrays:
             raise NetError(f"{self.where}: give the {what} to run over as keyword arrays "
-                           "(name=array); for one pass over the current blobs use forward()")
+                           "(name=array); for one pass over the current blobs use forward() or "
+                           "forward_pass()")
         arrays = {name: np.asarray(a) for name, a in arrays.items()}
         counts = {len(a) for a in arrays.values()}
         if len(counts) != 1:
@@ -541,7 +543,7 @@ class Net:
     # -- weights --------------------------------------------------------------------
 
     def copy_from(self, weights):
-        """Copy learned blobs from a .caffemodel or .caffemodel.h5 (path or NetParameter), by layer name."""
+        """Copy learned blobs by layer name from a .caffemodel, a .caffemodel.h5 or a NetParameter."""
         if isinstance(weights, (str, os.PathLike)) and os.fspath(weights).endswith(".h5"):
             return self._copy_from_hdf5(weights)
         source = weights if isinstance(weights, pb.NetParameter) else read_net_weights(weights)

@@ -98,8 +98,9 @@ class SGDSolver:
     SolverParameter. `net`/`test_nets` are built from it; relative net paths are
     taken from the solver file's folder (or `base_dir` for a message), else the
     working directory; `source` names the file a SolverParameter came from
-    (for its errors, relative nets and default snapshot_prefix). `log` receives the Caffe-style progress lines (a callable
-    taking one string; default: stdout). `add_event_listener(fn)` also gets each
+    (for its errors, relative nets and default snapshot_prefix). `log`
+    receives the Caffe-style progress lines (a callable taking one string;
+    default: stdout). `add_event_listener(fn)` also gets each
     display and test as a structured event dict (see `emit`). The class picks the update rule, as
     pycaffe's do; the file's `type` must still name a known solver. Unknown or
     contradictory fields raise one NetError here, before any net is built.
@@ -256,8 +257,10 @@ class SGDSolver:
                 break
 
     def solve(self, resume_file=None):
-        """Train to max_iter (resuming from `resume_file`, a .solverstate, if given), then
-        snapshot, test and report as Caffe's Solve does."""
+        """Train to max_iter, then snapshot, test and report as Caffe's Solve does.
+
+        resume_file: a .solverstate to restore first (pycaffe's solve(path)).
+        """
         p = self.param
         self.log(f"Solving {self.net.name or 'net'}")
         self.log(f"Learning Rate Policy: {p.lr_policy if p.HasField('lr_policy') else 'fixed'}")
@@ -420,7 +423,7 @@ class SGDSolver:
         return beside if os.path.exists(beside) else learned_net
 
     def _snapshot_or_stop(self):
-        """After an iteration: snapshot when due or asked; True when asked to stop (Caffe's order)."""
+        """After an iteration: snapshot when due or asked; True when asked to stop (as Caffe)."""
         request = self.action() if self.action is not None else None
         p = self.param
         if (p.snapshot and self.iter % p.snapshot == 0) or request == "snapshot":

@@ -10,9 +10,9 @@ solver state (<snapshot_prefix>_iter_<N>.caffemodel and .solverstate, or .h5
 for snapshot_format: HDF5) every `snapshot` iterations and after training.
 --snapshot resumes from a solver state, --weights fine-tunes. Ctrl-C (SIGINT)
 stops after the current iteration and SIGHUP snapshots, unless --sigint_effect
-and --sighup_effect say otherwise. --log also writes each display and test as a structured event
-(JSON lines, or CSV for a name ending in .csv; see cyffe.net.training_log), for
-plot_training_log. When stderr is a terminal and tqdm is installed
+and --sighup_effect say otherwise. --log also writes each display and test as
+a structured event (JSON lines, or CSV for a name ending in .csv; see
+cyffe.net.training_log), for plot_training_log. When stderr is a terminal and tqdm is installed
 (pip install "cyffe[progress]"), a progress bar with ETA, loss and throughput is
 drawn there; otherwise there is no bar.
 """
@@ -73,8 +73,8 @@ def build_parser():
         p.add_argument(f"--{signal_name}_effect", f"--{signal_name}-effect", default=default,
                        choices=("snapshot", "stop", "none"),
                        help=f"what SIG{signal_name[3:].upper()} does during training, as "
-                            "Caffe's: snapshot and go on, stop (after the snapshot "
-                            "snapshot_after_train asks for), or nothing")
+                            "Caffe's: snapshot and go on, stop (with the final snapshot when "
+                            "snapshot_after_train), or nothing")
     p.add_argument("--log", metavar="PATH",
                    help="also write every display and test as a structured event: JSON lines, "
                         "or CSV (iter,phase,net,name,value) when PATH ends in .csv")
@@ -181,8 +181,11 @@ class SignalActions:
 
     def __enter__(self):
         for sig in self.effects:
-            self._previous[sig] = signal.signal(sig, lambda number, frame: self.pending.append(number))
+            self._previous[sig] = signal.signal(sig, self._note)
         return self
+
+    def _note(self, number, frame):
+        self.pending.append(number)
 
     def __exit__(self, *exc):
         for sig, previous in self._previous.items():
@@ -255,7 +258,8 @@ def train(args, argv):
         print(f"train_net: {actions.stopped_by} at iteration {solver.iter}: training stopped",
               file=sys.stderr)
     if args.diagnose is not None:
-        plot = args.diagnose or os.path.splitext(out or default_output(solver))[0] + "_gradients.png"
+        beside = out or default_output(solver)
+        plot = args.diagnose or os.path.splitext(beside)[0] + "_gradients.png"
         solver.diagnostics.plot(plot)
         print(f"Wrote gradient norms per layer to {os.path.abspath(plot)}")
     return 0
