@@ -67,8 +67,8 @@ def build_parser():
     r.add_argument("--snapshot", metavar="SOLVERSTATE",
                    help="resume training from this .solverstate (or .solverstate.h5)")
     p.add_argument("--out", help="write the trained weights here instead of the final snapshot "
-                                 "(default: <snapshot_prefix>_iter_<N>.caffemodel and "
-                                 ".solverstate; without a solver file the prefix is the net name)")
+                                 "<snapshot_prefix>_iter_<N>.caffemodel + .solverstate (without "
+                                 "a solver file, the prefix is the net name)")
     for signal_name, default in (("sigint", "stop"), ("sighup", "snapshot")):
         p.add_argument(f"--{signal_name}_effect", f"--{signal_name}-effect", default=default,
                        choices=("snapshot", "stop", "none"),
