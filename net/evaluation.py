@@ -30,7 +30,7 @@ def evaluate(net, iterations, outputs=None, on_batch=None):
     sums = {name: 0.0 for name in outputs}
     total_loss = 0.0
     for k in range(iterations):
-        loss = net.forward_all()
+        loss = net.forward_pass()
         total_loss += loss
         values = {name: np.array(net.blobs[name].data, np.float64) for name in outputs}
         for name, value in values.items():

@@ -15,6 +15,7 @@ from ..layers.backend import one_blas_thread
 from ..layers.blob import Blob
 from ..layers.registry import layer_class
 from ..proto import cyffe_pb2 as pb
+from ..proto import hdf5_format
 from ..proto.errors import NetError, NonFiniteError, ShapeError
 from ..proto.io import array_to_blobproto, blobproto_to_array, read_net, read_net_weights, write_binary
 
@@ -363,9 +364,76 @@ class Net:
         names += [b for b in (blobs or []) if b not in names]
         return {n: self._blob(n, "to return").data for n in names}
 
-    def forward_all(self):
+    def forward_pass(self):
         """Forward through every layer; returns the weighted loss."""
         return self.forward_from_to(0, len(self.layers) - 1)
+
+    def forward_all(self, blobs=None, **inputs):
+        """pycaffe's forward_all: run the net over whole arrays, one batch at a time.
+
+        Each keyword names an input blob and gives all its rows; they are fed in
+        batches of that blob's first axis (the last batch padded with zeros).
+        Returns {name: array of all rows} for the outputs and the blobs listed
+        in `blobs`, the padding dropped. A scalar output (a loss) gives one
+        value per batch.
+        """
+        names = list(dict.fromkeys(self.outputs + list(blobs or [])))
+        collected = {name: [] for name in names}
+        for batch in self._batches(inputs, "data"):
+            for name, value in self.forward(blobs=blobs, **batch).items():
+                collected[name].append(np.array(value, copy=True))
+        return self._unpad(collected, inputs)
+
+    def backward_all(self, diffs=None, **top_diffs):
+        """pycaffe's backward_all: backward over whole arrays of top diffs, batch by batch.
+
+        Each keyword names a blob (an output) and gives the diffs of all its
+        rows, fed in batches of that blob's first axis; as pycaffe's, each batch
+        goes back through the activations of the last forward. Returns
+        {name: array of all rows} for the input diffs and the blobs listed in
+        `diffs`, the padding dropped.
+        """
+        names = list(dict.fromkeys(self.inputs + list(diffs or [])))
+        collected = {name: [] for name in names}
+        for batch in self._batches(top_diffs, "diffs"):
+            for name, value in self.backward(diffs=diffs, **batch).items():
+                collected[name].append(np.array(value, copy=True))
+        return self._unpad(collected, top_diffs)
+
+    def _batches(self, arrays, what):
+        """Yield {name: batch rows} for equal-length arrays, in batches of the blobs' first axis."""
+        if not arrays:
+            raise NetError(f"{self.where}: give the {what} to run over as keyword arrays "
+                           "(name=array); for one pass over the current blobs use forward() or "
+                           "forward_pass()")
+        arrays = {name: np.asarray(a) for name, a in arrays.items()}
+        counts = {len(a) for a in arrays.values()}
+        if len(counts) != 1:
+            raise ShapeError(f"{self.where}: the arrays have different lengths: "
+                             + ", ".join(f"{n} {len(a)}" for n, a in arrays.items()))
+        total = counts.pop()
+        size = self._blob(next(iter(arrays)), "to feed").shape[0]
+        for start in range(0, total, size):
+            batch = {}
+            for name, a in arrays.items():
+                rows = a[start:start + size]
+                if len(rows) < size:
+                    pad = np.zeros((size - len(rows),) + a.shape[1:], a.dtype)
+                    rows = np.concatenate([rows, pad])
+                batch[name] = rows
+            yield batch
+
+    @staticmethod
+    def _unpad(collected, arrays):
+        """The collected batches joined, cut to the rows given (scalars: one per batch)."""
+        total = len(next(iter(arrays.values())))
+        out = {}
+        for name, parts in collected.items():
+            if parts and parts[0].ndim == 0:
+                out[name] = np.stack(parts)
+            else:
+                out[name] = np.concatenate(parts)[:total] if parts else np.zeros((0,))
+        return out
 
     def forward_from_to(self, first, last):
         """Forward through the layers first..last (run-order indices, both included).
@@ -399,7 +467,7 @@ class Net:
         names += [b for b in (diffs or []) if b not in names]
         return {n: self._blob(n, "to return").diff for n in names}
 
-    def backward_all(self):
+    def backward_pass(self):
         """Backward through the layers that need it, last to first."""
         self.backward_from_to(len(self.layers) - 1, 0)
 
@@ -413,8 +481,8 @@ class Net:
 
     def forward_backward(self):
         """One forward and backward pass; returns the loss."""
-        loss = self.forward_all()
-        self.backward_all()
+        loss = self.forward_pass()
+        self.backward_pass()
         return loss
 
     def clear_param_diffs(self):
@@ -475,7 +543,9 @@ class Net:
     # -- weights --------------------------------------------------------------------
 
     def copy_from(self, weights):
-        """Copy learned blobs from a .caffemodel (path or NetParameter), by layer name."""
+        """Copy learned blobs by layer name from a .caffemodel, a .caffemodel.h5 or a NetParameter."""
+        if isinstance(weights, (str, os.PathLike)) and os.fspath(weights).endswith(".h5"):
+            return self._copy_from_hdf5(weights)
         source = weights if isinstance(weights, pb.NetParameter) else read_net_weights(weights)
         where = weights if isinstance(weights, (str, os.PathLike)) else "weights"
         mine = self.layer_dict
@@ -496,8 +566,8 @@ class Net:
                     values = values.reshape(layer.blobs[i].shape)
                 layer.blobs[i].data[...] = values
 
-    def to_proto(self):
-        """The net as a NetParameter with its learned blobs (Caffe's ToProto)."""
+    def to_proto(self, write_diff=False):
+        """The net as a NetParameter with its learned blobs (and their diffs: Caffe's ToProto)."""
         out = pb.NetParameter(name=self.name)
         for layer in self.layers:
             if layer.type == "Split" and layer.name not in {l.name for l in self.param.layer}:
@@ -505,12 +575,58 @@ class Net:
             lp = out.layer.add()
             lp.CopyFrom(layer.param)
             del lp.blobs[:]
-            lp.blobs.extend(array_to_blobproto(b.data) for b in layer.blobs)
+            lp.blobs.extend(array_to_blobproto(b.data, b.diff if write_diff else None)
+                            for b in layer.blobs)
         return out
 
-    def save(self, path):
-        """Write the learned weights as a binary .caffemodel (atomically)."""
-        write_binary(self.to_proto(), path)
+    def save(self, path, write_diff=False):
+        """Write the learned weights (atomically): HDF5 for a `.h5` name, else a binary .caffemodel.
+
+        write_diff also stores the param diffs (the solver's snapshot_diff).
+        """
+        if os.fspath(path).endswith(".h5"):
+            hdf5_format.write_weights(path, self._param_blobs(), diffs=write_diff)
+        else:
+            write_binary(self.to_proto(write_diff), path)
+
+    def _param_blobs(self):
+        """[(layer name, [(index, blob, owned)])] for every layer, as Caffe's ToHDF5 walks them.
+
+        A blob is not owned when its ParamSpec name was taken by an earlier layer
+        (a shared weight): Caffe stores it once, under its owner.
+        """
+        names, out = set(), []
+        for name, layer in zip(self._layer_names, self.layers):
+            specs, blobs = layer.param.param, []
+            for i, blob in enumerate(layer.blobs):
+                shared_name = specs[i].name if i < len(specs) else ""
+                blobs.append((i, blob, not shared_name or shared_name not in names))
+                if shared_name:
+                    names.add(shared_name)
+            out.append((name, blobs))
+        return out
+
+    def _copy_from_hdf5(self, path):
+        """Caffe's CopyTrainedLayersFromHDF5: by layer name; a shared blob may be absent."""
+        mine = self.layer_dict
+        owned = {name: {i for i, _, own in blobs if own} for name, blobs in self._param_blobs()}
+        for name, blobs in hdf5_format.read_weights(path).items():
+            layer = mine.get(name)
+            if layer is None:
+                continue
+            if len(blobs) > len(layer.blobs) or any(i >= len(layer.blobs) for i in blobs):
+                raise ShapeError(f"{path}: layer '{name}' has {len(blobs)} blobs there but "
+                                 f"{len(layer.blobs)} in the net")
+            for i, target in enumerate(layer.blobs):
+                if i not in blobs:
+                    if i in owned[name]:
+                        raise ShapeError(f"{path}: layer '{name}' has no blob {i} there but the "
+                                         f"net has {len(layer.blobs)}")
+                    continue
+                if blobs[i].shape != target.shape:
+                    raise ShapeError(f"{path}: layer '{name}' blob {i} has shape "
+                                     f"{blobs[i].shape} there but {target.shape} in the net")
+                target.data[...] = blobs[i]
 
 
 def _view_as(blob, shape):

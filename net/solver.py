@@ -13,8 +13,9 @@ import numpy as np
 
 from ..layers.backend import set_random_seed
 from ..proto import cyffe_pb2 as pb
-from ..proto.errors import NetError
+from ..proto.errors import DataError, NetError, ShapeError
 from ..proto.io import read_solver
+from ..proto.solverstate import read_solver_state, write_solver_state
 from .graph import Net
 
 
@@ -96,8 +97,10 @@ class SGDSolver:
     SGDSolver(solver) takes a solver prototxt path, a prototxt string or a
     SolverParameter. `net`/`test_nets` are built from it; relative net paths are
     taken from the solver file's folder (or `base_dir` for a message), else the
-    working directory. `log` receives the Caffe-style progress lines (a callable
-    taking one string; default: stdout). `add_event_listener(fn)` also gets each
+    working directory; `source` names the file a SolverParameter came from
+    (for its errors, relative nets and default snapshot_prefix). `log`
+    receives the Caffe-style progress lines (a callable taking one string;
+    default: stdout). `add_event_listener(fn)` also gets each
     display and test as a structured event dict (see `emit`). The class picks the update rule, as
     pycaffe's do; the file's `type` must still name a known solver. Unknown or
     contradictory fields raise one NetError here, before any net is built.
@@ -111,13 +114,15 @@ class SGDSolver:
         if "type" in cls.__dict__:
             SOLVERS[cls.type] = cls
 
-    def __init__(self, solver, log=None, dtype=np.float32, base_dir=None):
+    def __init__(self, solver, log=None, dtype=np.float32, base_dir=None, source=None):
         self.param, self.source = read_solver(solver)
+        self.source = source or self.source
         self.where = self.source or "solver"
         self.log = log if log is not None else _print
         self.check_param()
         if self.source:
             base_dir = os.path.dirname(os.path.abspath(self.source))
+        self.snapshot_prefix = self._snapshot_prefix()
         train_spec = self._train_net_param(base_dir)
         test_specs = self._test_net_specs(base_dir)
         self._check_tests(len(test_specs))
@@ -138,6 +143,9 @@ class SGDSolver:
         self.before_update = []           # hook(solver) after backward, before apply_update
         self.diagnostics = None           # a Diagnostics, once enabled
         self._display_mark = None         # (time, iteration) of the last display line
+        self.action = None                # () -> "snapshot", "stop" or None, asked each iteration
+        self.requested_early_exit = False
+        self.last_snapshot = None         # (caffemodel, solverstate) paths of the last snapshot
 
     # -- fields ---------------------------------------------------------------------
 
@@ -245,15 +253,30 @@ class SGDSolver:
             self.iter += 1
             for callback in self.callbacks:
                 callback(self)
+            if self._snapshot_or_stop():
+                break
 
-    def solve(self):
-        """Train to max_iter, then test and report as Caffe's Solve does."""
+    def solve(self, resume_file=None):
+        """Train to max_iter, then snapshot, test and report as Caffe's Solve does.
+
+        resume_file: a .solverstate to restore first (pycaffe's solve(path)).
+        """
         p = self.param
         self.log(f"Solving {self.net.name or 'net'}")
         self.log(f"Learning Rate Policy: {p.lr_policy if p.HasField('lr_policy') else 'fixed'}")
+        if resume_file is not None:
+            self.restore(resume_file)
+        self.requested_early_exit = False
         self.step(p.max_iter - self.iter)
+        # A solver without a snapshot_prefix (one built from a message) has no name to write to.
+        if (p.snapshot_after_train and self.snapshot_prefix is not None
+                and (not p.snapshot or self.iter % p.snapshot)):
+            self.snapshot()
+        if self.requested_early_exit:
+            self.log("Optimization stopped early.")
+            return
         if p.display and self.iter % p.display == 0:
-            loss = self.net.forward_all()
+            loss = self.net.forward_pass()
             self.log(f"Iteration {self.iter}, loss = {loss:.6g}")
             self.emit({"iter": self.iter, "phase": "train", "loss": float(loss),
                        "lr": self.learning_rate()})
@@ -285,7 +308,7 @@ class SGDSolver:
         outputs = net.outputs
         sums, loss = {}, 0.0
         for _ in range(iters):
-            loss += net.forward_all()
+            loss += net.forward_pass()
             for name in outputs:
                 sums[name] = sums.get(name, 0.0) + np.asarray(net.blobs[name].data, np.float64)
         means = {name: total / max(iters, 1) for name, total in sums.items()}
@@ -300,6 +323,115 @@ class SGDSolver:
         # A one-element output of any shape (pycaffe's losses are (1,)) reads as a number.
         return {name: (float(np.ravel(m)[0]) if np.size(m) == 1 else m)
                 for name, m in means.items()}
+
+    # -- snapshots ---------------------------------------------------------------------
+
+    def _snapshot_prefix(self):
+        """snapshot_prefix as Caffe resolves it, or None when there is none to be had.
+
+        As Caffe, a relative prefix is taken from the working directory; a missing
+        one is the solver file's name without its extension; a folder gets the
+        solver file's stem appended. `snapshot: N` without any prefix is an error.
+        """
+        p = self.param
+        if p.snapshot < 0:
+            raise NetError(f"{self.where}: snapshot must be >= 0 (got {p.snapshot})")
+        prefix = p.snapshot_prefix if p.HasField("snapshot_prefix") else None
+        if self.source:
+            stem = os.path.splitext(self.source)[0]
+            if prefix is None:
+                prefix = stem
+            elif os.path.isdir(prefix):
+                prefix = os.path.join(prefix, os.path.basename(stem))
+        if prefix is None and p.snapshot:
+            raise NetError(f"{self.where}: snapshot is given but snapshot_prefix is not")
+        return prefix
+
+    def snapshot_paths(self):
+        """(caffemodel, solverstate) names for a snapshot now: <prefix>_iter_<iter>.<ext>."""
+        if self.snapshot_prefix is None:
+            raise NetError(f"{self.where}: cannot snapshot without a snapshot_prefix")
+        h5 = ".h5" if self.param.snapshot_format == pb.SolverParameter.HDF5 else ""
+        base = f"{self.snapshot_prefix}_iter_{self.iter}"
+        return f"{base}.caffemodel{h5}", f"{base}.solverstate{h5}"
+
+    def snapshot(self):
+        """Write the weights and the solver state, as Caffe's Snapshot; returns both paths.
+
+        The format is snapshot_format (BINARYPROTO or HDF5); snapshot_diff also
+        writes the param diffs. Each file is written to a temporary name and renamed.
+        """
+        model, state = self.snapshot_paths()
+        kind = "HDF5" if model.endswith(".h5") else "binary proto"
+        self.log(f"Snapshotting to {kind} file {model}")
+        self.net.save(model, write_diff=self.param.snapshot_diff)
+        self.log(f"Snapshotting solver state to {kind} file {state}")
+        write_solver_state(state, self.iter, model, self.current_step,
+                           [np.asarray(h) for h in self.history])
+        self.last_snapshot = (model, state)
+        return self.last_snapshot
+
+    def restore(self, path):
+        """Resume from a .solverstate or .solverstate.h5, as Caffe's Restore.
+
+        Restores iter, current_step, the history and the weights of its
+        learned_net (looked up as written, else beside the state file), and
+        moves each train data layer that can `skip(batches)` past the batches
+        already used. As in Caffe, the smoothed-loss window starts empty.
+        """
+        iteration, learned_net, current_step, history = read_solver_state(path)
+        self._check_history(path, history)
+        if learned_net:
+            self.net.copy_from(self._learned_net_path(path, learned_net))
+        for mine, saved in zip(self.history, history):
+            mine[...] = saved
+        self.iter, self.current_step = iteration, current_step
+        self._losses, self.smoothed_loss = [], float("nan")
+        self._display_mark = None
+        for layer in self.net.layers:
+            skip = getattr(layer, "skip", None)
+            if skip is not None:
+                skip(iteration * max(self.param.iter_size, 1))
+
+    def _check_history(self, path, history):
+        """A DataError or ShapeError (naming the param) when history is not this solver's."""
+        if len(history) != len(self.history):
+            raise DataError(
+                f"{path}: {len(history)} history blobs, but this {self.type} solver keeps "
+                f"{len(self.history)} ({self.history_sets} per learnable param of the net); "
+                "is it the state of another net or solver type?")
+        labels = self._param_labels()
+        for i, (mine, saved) in enumerate(zip(self.history, history)):
+            if saved.shape != mine.shape:
+                raise ShapeError(f"{path}: history blob {i} ({labels[i % len(labels)]}) has "
+                                 f"shape {saved.shape} there but {mine.shape} in the net")
+
+    def _param_labels(self):
+        """"layer 'x' param j" for each learnable param, in learnable_params order."""
+        names = {}
+        for name, layer in self.net.layer_dict.items():
+            for j, blob in enumerate(layer.blobs):
+                names.setdefault(id(blob), f"layer '{name}' param {j}")
+        return [names.get(id(b), f"param {i}") for i, b in enumerate(self.net.learnable_params)]
+
+    @staticmethod
+    def _learned_net_path(state_path, learned_net):
+        if os.path.exists(learned_net) or os.path.isabs(learned_net):
+            return learned_net
+        beside = os.path.join(os.path.dirname(os.path.abspath(state_path)),
+                              os.path.basename(learned_net))
+        return beside if os.path.exists(beside) else learned_net
+
+    def _snapshot_or_stop(self):
+        """After an iteration: snapshot when due or asked; True when asked to stop (as Caffe)."""
+        request = self.action() if self.action is not None else None
+        p = self.param
+        if (p.snapshot and self.iter % p.snapshot == 0) or request == "snapshot":
+            self.snapshot()
+        if request == "stop":
+            self.requested_early_exit = True
+            return True
+        return False
 
     # -- the update -------------------------------------------------------------------
 

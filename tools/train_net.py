@@ -3,10 +3,16 @@
     train_net --proto examples/digits/lenet_train_test.prototxt
     train_net --solver lenet_solver.prototxt --log run.jsonl
 
-Prints Caffe-style progress on stdout and writes the trained weights as a
-.caffemodel. --log also writes each display and test as a structured event
-(JSON lines, or CSV for a name ending in .csv; see cyffe.net.training_log), for
-plot_training_log. When stderr is a terminal and tqdm is installed
+    train_net --solver lenet_solver.prototxt --snapshot lenet_iter_5000.solverstate
+
+Prints Caffe-style progress on stdout and, as Caffe, snapshots the weights and
+solver state (<snapshot_prefix>_iter_<N>.caffemodel and .solverstate, or .h5
+for snapshot_format: HDF5) every `snapshot` iterations and after training.
+--snapshot resumes from a solver state, --weights fine-tunes. Ctrl-C (SIGINT)
+stops after the current iteration and SIGHUP snapshots, unless --sigint_effect
+and --sighup_effect say otherwise. --log also writes each display and test as
+a structured event (JSON lines, or CSV for a name ending in .csv; see
+cyffe.net.training_log), for plot_training_log. When stderr is a terminal and tqdm is installed
 (pip install "cyffe[progress]"), a progress bar with ETA, loss and throughput is
 drawn there; otherwise there is no bar.
 
@@ -16,7 +22,9 @@ pip install "cyffe[mpi]"): each reads its own shard of the training data, the
 gradients are averaged, and only rank 0 logs, tests and writes files.
 """
 import argparse
+import contextlib
 import os
+import signal
 import sys
 
 import numpy as np
@@ -60,9 +68,20 @@ def build_parser():
                         "known, else 50)")
     s.add_argument("--display", type=int, default=100, help="log every N iterations (0: never)")
     s.add_argument("--seed", type=int, default=-1, help="random seed (-1: not seeded)")
-    p.add_argument("--weights", help="initialize from these .caffemodel weights")
-    p.add_argument("--out", help="where to write the trained .caffemodel "
-                                 "(default: ./<net name>_iter_<N>.caffemodel)")
+    r = p.add_mutually_exclusive_group()
+    r.add_argument("--weights", help="fine-tune: start from these weights (.caffemodel or "
+                                     ".caffemodel.h5; several, comma-separated, load in order)")
+    r.add_argument("--snapshot", metavar="SOLVERSTATE",
+                   help="resume training from this .solverstate (or .solverstate.h5)")
+    p.add_argument("--out", help="write the trained weights here instead of the final snapshot "
+                                 "<snapshot_prefix>_iter_<N>.caffemodel + .solverstate (without "
+                                 "a solver file, the prefix is the net name)")
+    for signal_name, default in (("sigint", "stop"), ("sighup", "snapshot")):
+        p.add_argument(f"--{signal_name}_effect", f"--{signal_name}-effect", default=default,
+                       choices=("snapshot", "stop", "none"),
+                       help=f"what SIG{signal_name[3:].upper()} does during training, as "
+                            "Caffe's: snapshot and go on, stop (with the final snapshot when "
+                            "snapshot_after_train), or nothing")
     p.add_argument("--log", metavar="PATH",
                    help="also write every display and test as a structured event: JSON lines, "
                         "or CSV (iter,phase,net,name,value) when PATH ends in .csv")
@@ -160,9 +179,46 @@ def follow(solver, bar):
     solver.add_callback(tick)
 
 
+class SignalActions:
+    """Turn SIGINT/SIGHUP during training into the solver's snapshot/stop requests (Caffe's).
+
+    The handlers only note the signal; the solver acts on it between
+    iterations, so a file being written is always finished first.
+    """
+
+    def __init__(self, effects):
+        self.effects = {sig: effect for sig, effect in effects.items() if sig is not None}
+        self.pending, self.stopped_by, self._previous = [], None, {}
+
+    def __enter__(self):
+        for sig in self.effects:
+            self._previous[sig] = signal.signal(sig, self._note)
+        return self
+
+    def _note(self, number, frame):
+        self.pending.append(number)
+
+    def __exit__(self, *exc):
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+
+    def __call__(self):
+        """The solver's action: the effect of the first signal not yet acted on."""
+        while self.pending:
+            sig = self.pending.pop(0)
+            effect = self.effects[sig]
+            if effect == "stop":
+                self.stopped_by = signal.Signals(sig).name
+            if effect != "none":
+                return effect
+        return None
+
+
 def train(args, argv, comm=None):
     comm = comm or Communicator()
     param = solver_from_flags(args, argv)
+    if args.out:
+        param.snapshot_after_train = False       # --out takes the final snapshot's place
     bar = None if args.no_progress or not comm.is_root else progress_bar(param.max_iter)
     # With a bar, log lines go through tqdm.write so they do not tear it (still on stdout).
     log = (lambda line: bar.write(line, file=sys.stdout)) if bar is not None else None
@@ -170,18 +226,24 @@ def train(args, argv, comm=None):
         if args.solver:
             if args.test_iter:
                 param.test_iter[:] = [args.test_iter] * len(param.test_iter)
-            solver = cyffe.get_solver(param, log=log,
-                                      base_dir=os.path.dirname(os.path.abspath(args.solver)))
+            solver = cyffe.get_solver(param, log=log, source=args.solver)
         else:
             if param.test_interval > 0:
                 param.test_iter.append(args.test_iter or 1)
             solver = cyffe.SGDSolver(param, log=log)
             if not args.test_iter:
                 solver.param.test_iter[:] = [default_test_iter(n) for n in solver.test_nets]
+        if solver.snapshot_prefix is None:
+            solver.snapshot_prefix = solver.net.name or "net"
         if args.weights:
-            solver.net.copy_from(args.weights)
+            for weights in args.weights.split(","):
+                solver.net.copy_from(weights)
+        if args.snapshot:
+            solver.restore(args.snapshot)
+            if bar is not None:
+                bar.update(solver.iter)
         if comm.size > 1:
-            DataParallel(solver, comm)
+            DataParallel(solver, comm)           # after restore: rank 0's state goes to all
         if not comm.is_root:
             solver.solve()
             return 0
@@ -189,28 +251,40 @@ def train(args, argv, comm=None):
             solver.enable_diagnostics(log=solver.log)
         if bar is not None:
             follow(solver, bar)
-        if args.log:
-            with TrainingLog(args.log) as training_log:
-                solver.add_event_listener(training_log)
-                solver.solve()
-        else:
+        actions = SignalActions({signal.SIGINT: args.sigint_effect,
+                                 getattr(signal, "SIGHUP", None): args.sighup_effect})
+        solver.action = actions
+        with actions, contextlib.ExitStack() as stack:
+            if args.log:
+                solver.add_event_listener(stack.enter_context(TrainingLog(args.log)))
             solver.solve()
     finally:
         if bar is not None:
             bar.close()
-    out = args.out or default_output(solver)
-    solver.net.save(out)
-    print(f"Wrote trained weights to {os.path.abspath(out)}")
+    if args.out:
+        out = args.out
+        solver.net.save(out)
+    elif solver.last_snapshot and solver.last_snapshot[0] == solver.snapshot_paths()[0]:
+        out = solver.last_snapshot[0]
+    else:
+        out = None
+        print("No final weights written (snapshot_after_train is false; give --out)")
+    if out is not None:
+        print(f"Wrote trained weights to {os.path.abspath(out)}")
+    if actions.stopped_by:
+        print(f"train_net: {actions.stopped_by} at iteration {solver.iter}: training stopped",
+              file=sys.stderr)
     if args.diagnose is not None:
-        plot = args.diagnose or os.path.splitext(out)[0] + "_gradients.png"
+        beside = out or default_output(solver)
+        plot = args.diagnose or os.path.splitext(beside)[0] + "_gradients.png"
         solver.diagnostics.plot(plot)
         print(f"Wrote gradient norms per layer to {os.path.abspath(plot)}")
     return 0
 
 
 def default_output(solver):
-    prefix = solver.param.snapshot_prefix or (solver.net.name or "net")
-    return f"{prefix}_iter_{solver.iter}.caffemodel"
+    """Where the final snapshot's weights go: <snapshot_prefix>_iter_<N>.caffemodel."""
+    return solver.snapshot_paths()[0]
 
 
 if __name__ == "__main__":

@@ -167,9 +167,9 @@ def test_solver_trains_python_layer_blobs_and_caffemodels_keep_them(user_module,
     solver = cyffe.SGDSolver(p, log=lambda line: None)
     w0 = solver.net.params["aff"][0].data.copy()
     b0 = solver.net.params["aff"][1].data.copy()
-    first = solver.net.forward_all()
+    first = solver.net.forward_pass()
     solver.solve()
-    last = solver.net.forward_all()
+    last = solver.net.forward_pass()
     assert last < 0.2 * first
     assert not np.allclose(solver.net.params["aff"][0].data, w0)
     np.testing.assert_array_equal(solver.net.params["aff"][1].data, b0)

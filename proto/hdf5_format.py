@@ -1,0 +1,129 @@
+"""Caffe's HDF5 files: weights (.caffemodel.h5) and solver state (.solverstate.h5).
+
+The layouts are Caffe's (Net::ToHDF5, SGDSolver::SnapshotSolverStateToHDF5):
+
+    weights     /data/<layer name>/<blob index>   one group per layer, even without blobs;
+                /diff/<layer name>/<blob index>   only when the diffs are written too
+    state       /iter (int, shape (1,)), /learned_net (string), /current_step (int),
+                /history/<i>                      one dataset per history blob
+
+Files are written to a temporary file beside the target and renamed, so a
+reader never sees half a file. Anything h5py cannot read becomes one DataError
+naming the file.
+"""
+import contextlib
+import os
+import tempfile
+
+import numpy as np
+
+from .errors import DataError
+
+
+@contextlib.contextmanager
+def _atomic_h5(path):
+    """An h5py File open for writing at a temporary name, renamed to path on success."""
+    import h5py
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def _reading(path, kind):
+    """Open path with h5py; any failure to read or a missing dataset is a DataError."""
+    import h5py
+    try:
+        with h5py.File(os.fspath(path), "r") as f:
+            yield f
+    except FileNotFoundError:
+        raise DataError(f"{path}: {kind} file not found") from None
+    except (OSError, KeyError, ValueError, TypeError) as e:
+        if isinstance(e, DataError):
+            raise
+        raise DataError(f"{path}: not a readable HDF5 {kind} file: {e}") from None
+
+
+def write_weights(path, layers, diffs=False):
+    """Write [(layer name, [(index, blob, owned)]), ...] as Caffe's HDF5 weights.
+
+    `blob` has .data and .diff; the /diff group is written only when `diffs`.
+    As Caffe, a weight-shared blob (owned False) is left out of /data but its
+    diff is written.
+    """
+    with _atomic_h5(path) as f:
+        data = f.create_group("data")
+        diff = f.create_group("diff") if diffs else None
+        for name, blobs in layers:
+            group = data.create_group(name)
+            diff_group = diff.create_group(name) if diffs else None
+            for index, blob, owned in blobs:
+                if owned:
+                    group.create_dataset(str(index), data=np.asarray(blob.data))
+                if diffs:
+                    diff_group.create_dataset(str(index), data=np.asarray(blob.diff))
+
+
+def read_weights(path):
+    """{layer name: {blob index: array}} from the /data group of an HDF5 weights file."""
+    with _reading(path, "weights") as f:
+        if "data" not in f:
+            raise DataError(f"{path}: no /data group; not Caffe HDF5 weights")
+        layers = {}
+        for name, group in f["data"].items():
+            blobs = {}
+            for key, dataset in group.items():
+                if not key.isdigit():
+                    raise DataError(f"{path}: layer '{name}' has a dataset '{key}' that is not "
+                                    "a blob index")
+                blobs[int(key)] = dataset[()]
+            layers[name] = blobs
+        return layers
+
+
+def write_solver_state(path, iteration, learned_net, current_step, history):
+    """Write Caffe's HDF5 solver state: iter, learned_net, current_step, history/<i>."""
+    with _atomic_h5(path) as f:
+        f.create_dataset("iter", data=np.array([iteration], np.int32))
+        f.create_dataset("learned_net", data=np.bytes_(learned_net.encode()))
+        f.create_dataset("current_step", data=np.array([current_step], np.int32))
+        group = f.create_group("history")
+        for i, array in enumerate(history):
+            group.create_dataset(str(i), data=np.asarray(array))
+
+
+def read_solver_state(path):
+    """(iter, learned_net or None, current_step, [history arrays]) from an HDF5 solver state."""
+    with _reading(path, "solver state") as f:
+        for name in ("iter", "history"):
+            if name not in f:
+                raise DataError(f"{path}: no '{name}' in this HDF5 solver state")
+        iteration = _scalar_int(f["iter"][()], path, "iter")
+        current_step = _scalar_int(f["current_step"][()], path, "current_step") \
+            if "current_step" in f else 0
+        learned_net = None
+        if "learned_net" in f:
+            value = f["learned_net"][()]
+            learned_net = value.decode() if isinstance(value, bytes) else str(value)
+        group = f["history"]
+        keys = sorted(group.keys(), key=lambda k: int(k) if k.isdigit() else -1)
+        if keys != [str(i) for i in range(len(keys))]:
+            raise DataError(f"{path}: history datasets are not numbered 0..{len(keys) - 1}")
+        history = [group[k][()] for k in keys]
+        return iteration, learned_net, current_step, history
+
+
+def _scalar_int(value, path, name):
+    value = np.ravel(value)
+    if value.size != 1:
+        raise DataError(f"{path}: '{name}' should hold one integer, not {value.size} values")
+    return int(value[0])
