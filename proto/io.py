@@ -71,12 +71,14 @@ def read_binary_net(path):
             data = f.read()
     except OSError as e:
         raise DataError(f"{path}: cannot read weights: {e.strerror or e}") from None
+    if not data:
+        raise DataError(f"{path}: empty file, not a .caffemodel")
     net = pb.NetParameter()
     try:
         net.ParseFromString(data)
-    except (message.DecodeError, ValueError) as e:
-        raise DataError(f"{path}: not a binary NetParameter (.caffemodel), or truncated: "
-                        f"{e}") from None
+    except (message.DecodeError, ValueError):
+        raise DataError(f"{path}: not a .caffemodel (binary NetParameter), or truncated or "
+                        "corrupt") from None
     return net
 
 
