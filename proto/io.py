@@ -89,13 +89,22 @@ def read_net_weights(path):
 
 def write_binary(msg, path):
     """Serialize a message to path atomically: a temporary file, then a rename."""
+    _write_atomically(msg.SerializeToString(), path)
+
+
+def write_text(msg, path):
+    """Write a message as prototxt text to path atomically."""
+    _write_atomically(text_format.MessageToString(msg).encode("utf-8"), path)
+
+
+def _write_atomically(data, path):
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(msg.SerializeToString())
+            f.write(data)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
