@@ -1,6 +1,7 @@
 """upgrade_net from the command line: old prototxt and .caffemodel files in, today's format out."""
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 from google.protobuf import text_format
@@ -118,3 +119,10 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
     assert_one_line_error(upgrade_net("old.prototxt", "taken", cwd=tmp_path), "taken")
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "broken.prototxt", "cut.caffemodel", "old.prototxt", "taken", "v0.prototxt"]
+
+
+def test_upgrade_net_is_a_console_script_with_help(tmp_path):
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    assert 'upgrade_net = "cyffe.tools.upgrade_net:main"' in pyproject
+    r = upgrade_net("--help", cwd=tmp_path)
+    assert r.returncode == 0 and "V0/V1" in r.stdout
