@@ -6,6 +6,7 @@ import pytest
 from google.protobuf import text_format
 
 import cyffe
+from cyffe.net.drawing import to_dot
 from cyffe.proto import cyffe_pb2 as pb
 from cyffe.proto.errors import ProtoError
 from cyffe.proto.io import read_binary_net, read_net, read_net_weights
@@ -270,3 +271,8 @@ def test_read_net_keeps_the_old_format_and_net_upgrades_it():
     param, _ = read_net(V1_NET)
     assert param.layers and net_needs_upgrade(param)
     assert cyffe.Net(param, cyffe.TEST).param.layer[0].type == "Input"
+
+
+def test_draw_net_draws_an_old_net():
+    dot = to_dot(V1_NET, cyffe.TEST)
+    assert "Convolution" in dot and "Input" in dot and "CONVOLUTION" not in dot
