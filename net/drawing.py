@@ -13,7 +13,8 @@ import tempfile
 from ..proto import cyffe_pb2 as pb
 from ..proto.errors import CyffeError, DataError, NetError
 from ..proto.io import read_net
-from .graph import Net, _legacy_inputs_as_layer, layer_included
+from ..proto.upgrade import upgrade_net
+from .graph import Net, layer_included
 
 FORMATS = ("dot", "png", "svg")
 LAYER_COLORS = {"Convolution": "#FF5050", "Deconvolution": "#FF5050", "Pooling": "#FF9900",
@@ -84,8 +85,8 @@ def to_dot(model, phase=pb.TRAIN, rankdir="LR", shapes=None):
     """
     if rankdir not in ("LR", "RL", "TB", "BT"):
         raise NetError(f"rankdir must be one of LR, RL, TB, BT, got {rankdir!r}")
-    param, _ = read_net(model)
-    param = _legacy_inputs_as_layer(param)
+    param, source = read_net(model)
+    param = upgrade_net(param, source or "<net>")
     state = pb.NetState(phase=phase)
     lines = [f"digraph {_quote(param.name or 'net')} {{", f"  rankdir={rankdir};",
              '  node [fontname="Helvetica", fontsize=10];']

@@ -16,8 +16,10 @@ from ..layers.blob import Blob
 from ..layers.registry import layer_class
 from ..proto import cyffe_pb2 as pb
 from ..proto import hdf5_format
-from ..proto.errors import NetError, NonFiniteError, ShapeError
-from ..proto.io import array_to_blobproto, blobproto_to_array, read_net, read_net_weights, write_binary
+from ..proto.errors import DataError, NetError, NonFiniteError, ShapeError
+from ..proto.io import (array_to_blobproto, blob_shape_matches, blobproto_shape, blobproto_to_array,
+                        read_net, read_net_weights, write_binary)
+from ..proto.upgrade import upgrade_net
 
 
 def state_meets_rule(state, rule):
@@ -39,28 +41,6 @@ def layer_included(layer, state):
     return not any(state_meets_rule(state, r) for r in layer.exclude)
 
 
-def _legacy_inputs_as_layer(param):
-    """Net-level `input:` fields become an Input layer in front (Caffe's upgrade)."""
-    if not param.input:
-        return param
-    shapes = list(param.input_shape)
-    if not shapes and param.input_dim:
-        dims = list(param.input_dim)
-        if len(dims) != 4 * len(param.input):
-            raise NetError("input_dim must give 4 dimensions per input")
-        shapes = [pb.BlobShape(dim=dims[4 * i:4 * i + 4]) for i in range(len(param.input))]
-    if len(shapes) != len(param.input):
-        raise NetError(f"{len(param.input)} net inputs but {len(shapes)} input shapes")
-    upgraded = pb.NetParameter()
-    upgraded.CopyFrom(param)
-    del upgraded.input[:], upgraded.input_shape[:], upgraded.input_dim[:]
-    del upgraded.layer[:]
-    layer = upgraded.layer.add(name="input", type="Input", top=list(param.input))
-    layer.input_param.shape.extend(shapes)
-    upgraded.layer.extend(param.layer)
-    return upgraded
-
-
 class Net:
     """A network built from a prototxt, as pycaffe's caffe.Net.
 
@@ -75,10 +55,7 @@ class Net:
             phase, weights = (weights if weights is not None else pb.TRAIN), phase
         param, self.source = read_net(model)
         self.where = self.source or "<net>"
-        if param.layers:
-            raise NetError(f"{self.where}: this net uses the old V1 'layers' format; "
-                           "upgrading it is not supported yet")
-        param = _legacy_inputs_as_layer(param)
+        param = upgrade_net(param, self.where)
         self.param = param
         self.phase = phase
         self.dtype = np.dtype(dtype)
@@ -543,28 +520,48 @@ class Net:
     # -- weights --------------------------------------------------------------------
 
     def copy_from(self, weights):
-        """Copy learned blobs by layer name from a .caffemodel, a .caffemodel.h5 or a NetParameter."""
-        if isinstance(weights, (str, os.PathLike)) and os.fspath(weights).endswith(".h5"):
-            return self._copy_from_hdf5(weights)
-        source = weights if isinstance(weights, pb.NetParameter) else read_net_weights(weights)
-        where = weights if isinstance(weights, (str, os.PathLike)) else "weights"
+        """Copy learned blobs by layer name from a .caffemodel, a .caffemodel.h5 or a NetParameter.
+
+        As Caffe: layers of the file that the net lacks are skipped (fine-tuning
+        keeps the fillers of new layers); a layer present in both must match in
+        blob count and shapes. Old V0/V1 weights are upgraded first.
+        """
+        if isinstance(weights, pb.NetParameter):
+            self._copy_from_net_param(upgrade_net(weights, "weights"), "weights")
+        elif os.fspath(weights).endswith(".h5"):
+            self._copy_from_hdf5(weights)
+        else:
+            self._copy_from_net_param(read_net_weights(weights), os.fspath(weights))
+
+    def _copy_from_net_param(self, source, where):
+        """Caffe's CopyTrainedLayersFrom: every check first, then the copy (never half a load)."""
         mine = self.layer_dict
+        theirs = [lp for lp in source.layer if lp.blobs]
+        if self.params and not theirs:
+            raise DataError(f"{where}: holds no learned weights (no layer has blobs)")
+        if self.params and not any(lp.name in mine for lp in theirs):
+            raise DataError(f"{where}: weights for another net: none of its layers "
+                            f"({_names(theirs)}) is in this net ({_names(self.params)})")
+        copies = []
         for lp in source.layer:
             layer = mine.get(lp.name)
-            if layer is None or not lp.blobs:
+            if layer is None:
                 continue
             if len(lp.blobs) != len(layer.blobs):
-                raise ShapeError(f"{where}: layer '{lp.name}' has {len(lp.blobs)} blobs there but "
-                                 f"{len(layer.blobs)} in the net")
-            for i, bp in enumerate(lp.blobs):
-                values = blobproto_to_array(bp)
-                if values.shape != layer.blobs[i].shape:
-                    if values.size != layer.blobs[i].count or bp.HasField("shape"):
-                        raise ShapeError(f"{where}: layer '{lp.name}' blob {i} has shape "
-                                         f"{values.shape} there but {layer.blobs[i].shape} in "
-                                         "the net")
-                    values = values.reshape(layer.blobs[i].shape)
-                layer.blobs[i].data[...] = values
+                raise ShapeError(f"{where}: layer '{lp.name}' has {len(lp.blobs)} blobs in the "
+                                 f"file but {len(layer.blobs)} in the net")
+            for i, (bp, blob) in enumerate(zip(lp.blobs, layer.blobs)):
+                if not blob_shape_matches(bp, blob.shape):
+                    raise ShapeError(f"{where}: layer '{lp.name}' param {i}: shape "
+                                     f"{blobproto_shape(bp)} in the file but {blob.shape} in "
+                                     "the net")
+                try:
+                    values = blobproto_to_array(bp)
+                except DataError as e:
+                    raise DataError(f"{where}: layer '{lp.name}' param {i}: {e}") from None
+                copies.append((blob, values.reshape(blob.shape)))
+        for blob, values in copies:
+            blob.data[...] = values
 
     def to_proto(self, write_diff=False):
         """The net as a NetParameter with its learned blobs (and their diffs: Caffe's ToProto)."""
@@ -610,6 +607,7 @@ class Net:
         """Caffe's CopyTrainedLayersFromHDF5: by layer name; a shared blob may be absent."""
         mine = self.layer_dict
         owned = {name: {i for i, _, own in blobs if own} for name, blobs in self._param_blobs()}
+        copies = []                      # every check first, then the copy
         for name, blobs in hdf5_format.read_weights(path).items():
             layer = mine.get(name)
             if layer is None:
@@ -626,7 +624,15 @@ class Net:
                 if blobs[i].shape != target.shape:
                     raise ShapeError(f"{path}: layer '{name}' blob {i} has shape "
                                      f"{blobs[i].shape} there but {target.shape} in the net")
-                target.data[...] = blobs[i]
+                copies.append((target, blobs[i]))
+        for target, values in copies:
+            target.data[...] = values
+
+
+def _names(names, shown=3):
+    """The first few names (of layer params or a dict's keys), for a message."""
+    names = [n if isinstance(n, str) else n.name for n in names]
+    return ", ".join(f"'{n}'" for n in names[:shown]) + (", ..." if len(names) > shown else "")
 
 
 def _view_as(blob, shape):

@@ -7,6 +7,7 @@ from google.protobuf import message, text_format
 
 from . import cyffe_pb2 as pb
 from .errors import DataError, ProtoError
+from .upgrade import upgrade_net
 
 
 def _parse_text(text, msg, where):
@@ -63,42 +64,82 @@ def read_solver(source):
     return _parse_text(_read_text_file(source, "solver"), pb.SolverParameter(), source), source
 
 
-def read_net_weights(path):
-    """The NetParameter stored in a binary .caffemodel file."""
+def read_binary_net(path):
+    """The NetParameter stored in a binary file (.caffemodel), as it is: no upgrade."""
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as e:
         raise DataError(f"{path}: cannot read weights: {e.strerror or e}") from None
+    if not data:
+        raise DataError(f"{path}: empty file, not a .caffemodel")
     net = pb.NetParameter()
     try:
         net.ParseFromString(data)
-    except message.DecodeError as e:
-        raise DataError(f"{path}: not a binary NetParameter (.caffemodel): {e}") from None
+    except (message.DecodeError, ValueError):
+        raise DataError(f"{path}: not a .caffemodel (binary NetParameter), or truncated or "
+                        "corrupt") from None
     return net
+
+
+def read_net_weights(path):
+    """The NetParameter of a binary .caffemodel, upgraded to today's format (V0/V1 nets too)."""
+    return upgrade_net(read_binary_net(path), os.fspath(path))
 
 
 def write_binary(msg, path):
     """Serialize a message to path atomically: a temporary file, then a rename."""
+    _write_atomically(msg.SerializeToString(), path)
+
+
+def write_text(msg, path):
+    """Write a message as prototxt text to path atomically."""
+    _write_atomically(text_format.MessageToString(msg).encode("utf-8"), path)
+
+
+def _write_atomically(data, path):
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(msg.SerializeToString())
+            f.write(data)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
 
 
+def has_legacy_shape(blob):
+    """Whether a BlobProto gives its shape as Caffe's old num/channels/height/width fields."""
+    return any(blob.HasField(f) for f in ("num", "channels", "height", "width"))
+
+
+def blobproto_shape(blob):
+    """The shape a BlobProto declares: `shape`, else its legacy 4-D (num, channels, height, width)."""
+    if has_legacy_shape(blob):
+        return (blob.num, blob.channels, blob.height, blob.width)
+    return tuple(blob.shape.dim)
+
+
+def blob_shape_matches(blob, shape):
+    """Caffe's Blob::ShapeEquals: does the BlobProto fit a blob of `shape`?
+
+    A legacy 4-D BlobProto fits a shape of at most 4 axes padded with leading
+    1s (a bias (1, 1, 1, N) fits (N,), an InnerProduct weight (1, 1, M, N)
+    fits (M, N)); otherwise the shapes must be equal.
+    """
+    shape = tuple(shape)
+    if has_legacy_shape(blob):
+        return len(shape) <= 4 and (1,) * (4 - len(shape)) + shape == blobproto_shape(blob)
+    return tuple(blob.shape.dim) == shape
+
+
 def blobproto_to_array(blob):
     """The data of a BlobProto as a float32/float64 numpy array of its shape."""
-    if blob.HasField("shape"):
-        shape = tuple(blob.shape.dim)
-    elif blob.num or blob.channels or blob.height or blob.width:
-        shape = (blob.num, blob.channels, blob.height, blob.width)
+    if blob.HasField("shape") or has_legacy_shape(blob):
+        shape = blobproto_shape(blob)
     else:
         shape = (len(blob.data) or len(blob.double_data),)
     if len(blob.double_data):
