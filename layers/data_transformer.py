@@ -149,3 +149,25 @@ class DataTransformer:
         if self.scale != 1:
             x *= self.scale
         out[...] = x[:, :, ::-1] if do_mirror else x
+
+
+def read_image(path, height=0, width=0, color=True, where="image"):
+    """(C, H, W) uint8 BGR (or 1-channel gray) of an image file, as Caffe's ReadImageToCVMat.
+
+    Resized to height x width (bilinear) when both are positive.
+    """
+    try:
+        from PIL import Image
+    except ImportError:
+        raise DataError(f"{where}: reading images needs Pillow (pip install pillow)") from None
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if height > 0 and width > 0 and image.size != (width, height):
+                image = image.convert("RGB" if color else "L").resize(
+                    (width, height), Image.BILINEAR)
+            return image_to_array(image, color)
+    except FileNotFoundError:
+        raise DataError(f"{where}: image {path!r} not found") from None
+    except (OSError, ValueError, SyntaxError) as err:
+        raise DataError(f"{where}: {path!r} is not a readable image: {err}") from None
