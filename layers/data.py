@@ -41,6 +41,12 @@ def open_lmdb(path, where):
                             max_readers=64)
         except lmdb.Error as err:
             raise DataError(f"{where}: {path!r} is not a readable LMDB: {err}") from None
+        # Pages past the end of a truncated file would be a SIGBUS when read: check first.
+        needed = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+        if needed > info.st_size:
+            env.close()
+            raise DataError(f"{where}: LMDB {path!r} is truncated ({info.st_size} bytes, its "
+                            f"pages need {needed})")
         _open_envs[key] = env
     return env
 
