@@ -53,6 +53,7 @@ class PrefetchingDataLayer(Layer):
     # -- setup ------------------------------------------------------------------------
 
     def setup(self, bottom, top):
+        self._refuse_legacy_fields()
         self.transformer = DataTransformer(self.param.transform_param, self.phase,
                                            self.base_dir, f"layer '{self.name}' ({self.type})")
         self.rank, self.size = 0, 1
@@ -65,6 +66,17 @@ class PrefetchingDataLayer(Layer):
         self.start = 0              # stream position of batch 0 (rand_skip moves it)
         self.next_batch = 0
         self._thread = None
+
+    def _refuse_legacy_fields(self):
+        """Old nets put scale/mean_file/crop_size/mirror in the data params: never ignore them."""
+        for field in ("data_param", "image_data_param"):
+            params = getattr(self.param, field)
+            legacy = [f for f in ("scale", "mean_file", "crop_size", "mirror")
+                      if params.HasField(f)]
+            if legacy:
+                raise NetError(f"layer '{self.name}' ({self.type}): {', '.join(legacy)} in "
+                               f"{field} is the old format; move it to "
+                               "transform_param (upgrade_net does this)")
 
     def reshape(self, bottom, top):
         top[0].reshape((self.batch_size,) + tuple(self.item_shape))

@@ -173,3 +173,9 @@ def test_net_finds_the_source_beside_the_prototxt(tmp_path, monkeypatch):
     net.forward()
     np.testing.assert_array_equal(net.blobs["data"].data, items[:2])
     np.testing.assert_array_equal(net.blobs["label"].data, labels[:2])
+
+
+def test_legacy_transformation_fields_are_refused_not_ignored(db):
+    source, _, _ = db
+    with pytest.raises(cyffe.NetError, match="scale, mirror in data_param.*transform_param"):
+        data_layer(source, extra="scale: 0.5 mirror: true")
