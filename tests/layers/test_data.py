@@ -179,3 +179,28 @@ def test_legacy_transformation_fields_are_refused_not_ignored(db):
     source, _, _ = db
     with pytest.raises(cyffe.NetError, match="scale, mirror in data_param.*transform_param"):
         data_layer(source, extra="scale: 0.5 mirror: true")
+
+
+def test_the_thread_ends_when_the_layer_is_dropped(db):
+    import gc
+    source, _, _ = db
+    layer, top = data_layer(source, batch_size=1, extra="prefetch: 1")
+    forward(layer, top)
+    thread = layer._thread
+    del layer
+    gc.collect()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
+def test_encoded_datum_forced_gray_through_the_layer(tmp_path):
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(np.full((2, 2, 3), (0, 100, 0), np.uint8)).save(buf, format="PNG")
+    value = pb.Datum(data=buf.getvalue(), encoded=True, label=5).SerializeToString()
+    write_lmdb(tmp_path / "enc", [(b"0", value)], 1 << 20)
+    layer, top = data_layer(tmp_path / "enc", batch_size=1, transform="force_gray: true")
+    data, label = forward(layer, top)
+    assert data.shape == (1, 1, 2, 2) and label[0] == 5
+    np.testing.assert_array_equal(data, round(100 * 0.587))
+    layer.stop()
