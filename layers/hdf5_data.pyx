@@ -6,7 +6,9 @@ number of rows (first axis). Batches take rows in order, running on into the
 next file and wrapping around after the last, so a batch may span files. With
 `shuffle`, the file order and the rows within each file are permuted (by the
 backend's random stream), and re-permuted at every wrap, as Caffe does.
-A top's shape is ``(batch_size,) + dataset.shape[1:]``.
+A top's shape is ``(batch_size,) + dataset.shape[1:]``. `set_shard(rank, size)` keeps
+every size-th row of that stream, from row rank; `skip(batches)` moves on as
+``batches`` forwards would.
 
 Relative paths: `source` is looked for under the current directory, then under
 `base_dir` (the net sets it to the prototxt's folder); a listed file under the
@@ -49,6 +51,8 @@ class HDF5Data(Layer):
         if self.shuffle:
             self.file_order = rng().permutation(len(self.files))
         self.file_pos = 0
+        self.rank, self.size = 0, 1     # the shard: every size-th row from row rank
+        self.stream_pos = 0             # rows passed since the start, over files and passes
         self.row_shapes = None
         self._load(self.files[self.file_order[0]])
         self.reshape(bottom, top)
@@ -153,20 +157,41 @@ class HDF5Data(Layer):
             t.reshape((self.batch_size,) + shape)
 
     def forward_cpu(self, bottom, top):
-        xp = array_module(top[0].data)
+        self._take(self.batch_size, top)
+
+    def _take(self, count, top=None):
+        """Move past the next count rows of this shard, writing them into the tops if given."""
         filled = 0
-        while filled < self.batch_size:
-            n = min(self.batch_size - filled, self.rows - self.row_pos)
-            if self.row_order is None:
-                rows = slice(self.row_pos, self.row_pos + n)
-            else:
-                rows = self.row_order[self.row_pos:self.row_pos + n]
-            for t, a in zip(top, self.arrays):
-                t.data[filled:filled + n] = xp.asarray(a[rows])
-            filled += n
-            self.row_pos += n
+        while filled < count:
+            left = self.rows - self.row_pos
+            first = (self.rank - self.stream_pos) % self.size      # first row of this shard
+            offsets = np.arange(first, left, self.size)[:count - filled]
+            n = len(offsets)
+            if n:
+                if top is not None:
+                    picked = self.row_pos + offsets
+                    if self.row_order is not None:
+                        picked = self.row_order[picked]
+                    xp = array_module(top[0].data)
+                    for t, a in zip(top, self.arrays):
+                        t.data[filled:filled + n] = xp.asarray(a[picked])
+                filled += n
+            used = offsets[-1] + 1 if n and filled == count else left
+            self.row_pos += used
+            self.stream_pos += used
             if self.row_pos == self.rows:
                 self._next_file()
+
+    def set_shard(self, rank, size):
+        """Read only every size-th row of the stream, starting at row rank (data-parallel)."""
+        if not 0 <= rank < size:
+            raise NetError(f"layer '{self.name}' (HDF5Data): shard {rank} of {size} "
+                           "does not exist")
+        self.rank, self.size = int(rank), int(size)
+
+    def skip(self, batches):
+        """Move on as if `batches` forwards had run (resume at an iteration)."""
+        self._take(int(batches) * self.batch_size)
 
     def backward_cpu(self, top, propagate_down, bottom):
         """Nothing: HDF5Data has no bottoms."""

@@ -502,6 +502,12 @@ class Net:
             (name, [split_tops.get(id(blob), b) for b, blob in zip(layer.param.bottom, bottoms)])
             for name, layer, bottoms in zip(self._layer_names, self.layers, self._bottom))
 
+    def set_input_arrays(self, data, labels):
+        """Feed (N, C, H, W) data and N labels to the net's first layer, a MemoryData (pycaffe's)."""
+        if not self.layers or self.layers[0].type != "MemoryData":
+            raise NetError(f"{self.where}: set_input_arrays needs a MemoryData first layer")
+        self.layers[0].reset(data, labels)
+
     def share_with(self, other):
         """Use other's learnable blobs for the layers of the same name (test nets)."""
         theirs = other.layer_dict

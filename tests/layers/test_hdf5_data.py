@@ -246,3 +246,50 @@ def test_non_numeric_and_empty_datasets(tmp_path):
 def test_takes_no_bottom(tmp_path):
     with pytest.raises(NetError, match="'h5'"):
         setup_layer(hdf5(two_files(tmp_path), 2), [Blob((1,))], num_top=2)
+
+
+# -- set_shard and skip: every size-th row from rank; skip equals that many forwards
+
+def started(tmp_path, batch_size, shuffle=False):
+    layer = hdf5(two_files(tmp_path), batch_size, shuffle=shuffle)
+    top = [Blob(), Blob()]
+    layer.setup([], top)
+    return layer, top
+
+
+def test_shard_takes_every_size_th_row_across_files_and_passes(tmp_path):
+    layer, top = started(tmp_path, 3)
+    layer.set_shard(1, 3)               # rows 0..6 loop: stream rows 1, 4, 7=0, 10=3, 13=6, ...
+    got = [list(b) for b in batches(layer, top, 2)]
+    assert got == [[1, 4, 0], [3, 6, 2]]
+
+
+def test_shards_together_cover_the_stream(tmp_path):
+    rows = []
+    for rank in range(2):
+        layer, top = started(tmp_path, 7)
+        layer.set_shard(rank, 2)
+        rows.append(batches(layer, top, 1)[0])
+    stream = np.arange(14) % 7
+    np.testing.assert_array_equal(rows[0], stream[0::2])
+    np.testing.assert_array_equal(rows[1], stream[1::2])
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_skip_equals_running_the_forwards(tmp_path, shuffle):
+    set_random_seed(11)
+    straight, top = started(tmp_path, 2, shuffle)
+    straight.set_shard(1, 2)
+    want = batches(straight, top, 6)[4:]
+    set_random_seed(11)
+    resumed, top = started(tmp_path, 2, shuffle)
+    resumed.set_shard(1, 2)
+    resumed.skip(4)
+    for w, g in zip(want, batches(resumed, top, 2)):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_bad_shard(tmp_path):
+    layer, _ = started(tmp_path, 2)
+    with pytest.raises(NetError, match="shard 2 of 2"):
+        layer.set_shard(2, 2)
