@@ -206,6 +206,8 @@ def main(argv=None):
     report = {"date": now.strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
               "rounds": args.rounds, "iterations": args.iterations, "warmup": args.warmup,
               "frameworks": frameworks, "loadavg_start": os.getloadavg()}
+    for net in args.nets:
+        nets.source(net)
     started = time.perf_counter()
     configs = configurations(args.nets, frameworks, args.settings, args.modes)
     report["results"] = measure(configs, args.rounds, args.iterations, args.warmup, log)
@@ -223,5 +225,14 @@ def main(argv=None):
     return report
 
 
+def cli(argv=None):
+    """main() for the console: a failed configuration or missing net is one line, exit 1."""
+    try:
+        main(argv)
+    except (RuntimeError, FileNotFoundError) as e:
+        print(f"benchmarks.run: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
 if __name__ == "__main__":
-    main()
+    cli()

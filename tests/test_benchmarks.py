@@ -63,3 +63,12 @@ def test_numpy_reference_refuses_what_it_does_not_cover():
     from cyffe.benchmarks.numpy_ref import NumpyNet
     with pytest.raises(ValueError, match="conv1"):
         NumpyNet(nets.train_param("cifar10_quick"), (3, 32, 32), np.random.default_rng(0))
+
+
+def test_missing_shared_folder_is_one_line_and_exit_1(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(nets.NETS, "lenet", (tmp_path / "absent.prototxt", 64, (1, 28, 28)))
+    with pytest.raises(SystemExit) as stop:
+        run.cli(["--quick", "--frameworks", "cyffe", "--output-dir", str(tmp_path)])
+    assert stop.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "absent.prototxt is absent" in err[0]
