@@ -49,7 +49,7 @@ def _input_layer(batch, image_shape, with_label):
 
 def train_param(name):
     """The net for training: one Input layer (data, label), no Accuracy, no phase rules."""
-    path, batch, image_shape = NETS[name]
+    _, batch, image_shape = NETS[name]
     param, _ = read_net(source(name))
     net = pb.NetParameter(name=param.name)
     net.layer.append(_input_layer(batch, image_shape, True))
@@ -67,7 +67,7 @@ def deploy_param(name):
     """The net for inference: train_param without the label and the loss."""
     net = train_param(name)
     deploy = pb.NetParameter(name=net.name)
-    path, batch, image_shape = NETS[name]
+    _, batch, image_shape = NETS[name]
     deploy.layer.append(_input_layer(batch, image_shape, False))
     for layer in net.layer[1:]:
         if layer.type not in LOSS_TYPES:

@@ -113,8 +113,6 @@ class NumpyNet:
                 dy = (dy @ w).reshape(shape)
             elif kind == "Pooling":
                 shape, mask = saved.pop()
-                k = extra["k"]
-                n, c, h, wd = shape
                 dy = (mask * dy[:, :, :, None, :, None]).reshape(shape)
             else:
                 shape, col = saved.pop()
