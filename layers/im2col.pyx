@@ -27,13 +27,31 @@ from cython.parallel import prange
 from cython cimport floating
 
 
+cdef inline Py_ssize_t first_inside(Py_ssize_t shift, Py_ssize_t stride) noexcept nogil:
+    """The first output o >= 0 with o*stride - shift >= 0."""
+    if shift <= 0:
+        return 0
+    return (shift + stride - 1) // stride
+
+
+cdef inline Py_ssize_t end_inside(Py_ssize_t shift, Py_ssize_t stride, Py_ssize_t size,
+                                  Py_ssize_t count) noexcept nogil:
+    """One past the last output o < count with o*stride - shift < size."""
+    cdef Py_ssize_t limit = size + shift
+    if limit <= 0:
+        return 0
+    limit = (limit + stride - 1) // stride
+    return limit if limit < count else count
+
+
 def im2col(const floating[:, :, :, ::1] x, floating[:, ::1] col,
            int kh, int kw, int ph, int pw, int sh, int sw, int dh, int dw,
            int ho, int wo):
     """Fill col (C*kh*kw, N*ho*wo) with the patches of x (N, C, H, W)."""
     cdef Py_ssize_t num = x.shape[0], channels = x.shape[1]
     cdef Py_ssize_t height = x.shape[2], width = x.shape[3]
-    cdef Py_ssize_t plane, n, c, i, j, y, xo, row, start, hin, win, length = ho * wo
+    cdef Py_ssize_t plane, n, c, i, j, y, xo, row, start, hin, shift, x0, x1
+    cdef Py_ssize_t length = ho * wo
     if col.shape[0] != channels * kh * kw or col.shape[1] != num * length:
         raise ValueError(f"im2col: col has shape ({col.shape[0]}, {col.shape[1]}), expected "
                          f"({channels * kh * kw}, {num * length})")
@@ -44,19 +62,29 @@ def im2col(const floating[:, :, :, ::1] x, floating[:, ::1] col,
             for i in range(kh):
                 for j in range(kw):
                     row = (c * kh + i) * kw + j
+                    # The outputs whose pixel lies inside the row: [x0, x1), branch-free.
+                    shift = pw - j * dw
+                    x0 = first_inside(shift, sw)
+                    x1 = end_inside(shift, sw, width, wo)
+                    if x1 < x0:
+                        x1 = x0
                     for y in range(ho):
                         start = n * length + y * wo
                         hin = y * sh - ph + i * dh
                         if hin < 0 or hin >= height:
                             for xo in range(wo):
                                 col[row, start + xo] = 0
+                            continue
+                        for xo in range(x0):
+                            col[row, start + xo] = 0
+                        if sw == 1:
+                            for xo in range(x0, x1):
+                                col[row, start + xo] = x[n, c, hin, xo - shift]
                         else:
-                            for xo in range(wo):
-                                win = xo * sw - pw + j * dw
-                                if 0 <= win < width:
-                                    col[row, start + xo] = x[n, c, hin, win]
-                                else:
-                                    col[row, start + xo] = 0
+                            for xo in range(x0, x1):
+                                col[row, start + xo] = x[n, c, hin, xo * sw - shift]
+                        for xo in range(x1, wo):
+                            col[row, start + xo] = 0
 
 
 def col2im(const floating[:, ::1] col, floating[:, :, :, ::1] x,
@@ -65,7 +93,8 @@ def col2im(const floating[:, ::1] col, floating[:, :, :, ::1] x,
     """Write into x (N, C, H, W) the sum of the col entries taken from each pixel."""
     cdef Py_ssize_t num = x.shape[0], channels = x.shape[1]
     cdef Py_ssize_t height = x.shape[2], width = x.shape[3]
-    cdef Py_ssize_t plane, n, c, i, j, y, xo, row, start, hin, win, length = ho * wo
+    cdef Py_ssize_t plane, n, c, i, j, y, xo, row, start, hin, win, shift, x0, x1
+    cdef Py_ssize_t length = ho * wo
     if col.shape[0] != channels * kh * kw or col.shape[1] != num * length:
         raise ValueError(f"col2im: col has shape ({col.shape[0]}, {col.shape[1]}), expected "
                          f"({channels * kh * kw}, {num * length})")
@@ -80,15 +109,20 @@ def col2im(const floating[:, ::1] col, floating[:, :, :, ::1] x,
             for i in range(kh):
                 for j in range(kw):
                     row = (c * kh + i) * kw + j
+                    shift = pw - j * dw
+                    x0 = first_inside(shift, sw)
+                    x1 = end_inside(shift, sw, width, wo)
                     for y in range(ho):
                         hin = y * sh - ph + i * dh
                         if hin < 0 or hin >= height:
                             continue
                         start = n * length + y * wo
-                        for xo in range(wo):
-                            win = xo * sw - pw + j * dw
-                            if 0 <= win < width:
-                                x[n, c, hin, win] += col[row, start + xo]
+                        if sw == 1:
+                            for xo in range(x0, x1):
+                                x[n, c, hin, xo - shift] += col[row, start + xo]
+                        else:
+                            for xo in range(x0, x1):
+                                x[n, c, hin, xo * sw - shift] += col[row, start + xo]
 
 
 def im2col_nd(const floating[:, :, ::1] x, floating[:, ::1] col,

@@ -477,7 +477,9 @@ class SGDSolver:
         """Turn blob.diff into the step to subtract (SGD with momentum)."""
         history = self.history[i]
         history *= self.param.momentum
-        history += (rate * self.net.lr_mults[i]) * blob.diff
+        # In place, no temporary: blob.diff is overwritten with the step just after.
+        blob.diff *= rate * self.net.lr_mults[i]
+        history += blob.diff
         blob.diff[...] = history
 
     def add_callback(self, callback):
