@@ -11,7 +11,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..layers.backend import one_blas_thread
+from ..layers.backend import array_module, device_side, one_blas_thread
 from ..layers.blob import Blob
 from ..layers.registry import layer_class
 from ..proto import cyffe_pb2 as pb
@@ -241,7 +241,7 @@ class Net:
                                          f"shape {blob.shape} here but {owner.shape} in layer "
                                          f"'{owner_layer}'")
                     if owner.shape != blob.shape:
-                        owner = _view_as(owner, blob.shape)
+                        owner = owner.view(blob.shape)
                     layer.blobs[pi] = owner
                     continue
                 if spec.name:
@@ -376,8 +376,9 @@ class Net:
             for li in range(first, last + 1):
                 self.layers[li].reshape(self._bottom[li], self._top[li])
                 self.layers[li].forward(self._bottom[li], self._top[li])
-        return float(sum(float(np.sum(b.data * b.diff)) for b, li in self._loss_tops
-                         if first <= li <= last))
+        with device_side():             # summed where the tops are: one number comes back
+            return float(sum(float(array_module(b.data).sum(b.data * b.diff))
+                             for b, li in self._loss_tops if first <= li <= last))
 
     def backward(self, diffs=None, start=None, end=None, **top_diffs):
         """Run backward from layer `start` down to layer `end` (both included; default: all).
@@ -419,8 +420,9 @@ class Net:
 
     def clear_param_diffs(self):
         """Zero the diffs of the learnable params (they accumulate otherwise)."""
-        for blob in self.learnable_params:
-            blob.diff[...] = 0
+        with device_side():
+            for blob in self.learnable_params:
+                blob.diff[...] = 0
 
     def first_non_finite_layer(self):
         """The name of the first layer (in run order) whose top holds NaN or inf."""
@@ -505,17 +507,10 @@ class Net:
             lp = out.layer.add()
             lp.CopyFrom(layer.param)
             del lp.blobs[:]
-            lp.blobs.extend(array_to_blobproto(b.data) for b in layer.blobs)
+            lp.blobs.extend(array_to_blobproto(b.host_data()) for b in layer.blobs)
         return out
 
     def save(self, path):
         """Write the learned weights as a binary .caffemodel (atomically)."""
         write_binary(self.to_proto(), path)
 
-
-def _view_as(blob, shape):
-    """A Blob sharing blob's data and diff under another shape (PERMISSIVE sharing)."""
-    view = Blob((), blob.dtype)
-    view.data = blob.data.reshape(shape)
-    view.diff = blob.diff.reshape(shape)
-    return view
