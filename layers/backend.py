@@ -152,15 +152,10 @@ def only_read(array):
 
 
 def to_host(array):
-    """A numpy copy of array, wherever it lives."""
+    """A numpy copy of array, wherever it lives (solver history at snapshot time, say)."""
     if on_gpu(array):
         return array_module(array).asnumpy(array)
     return np.array(array, copy=True)
-
-
-def to_device(array):
-    """A device-memory copy of a host array (a separate numpy buffer when emulating)."""
-    return device_module().array(array, copy=True)
 
 
 def _env_mode():

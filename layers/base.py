@@ -56,6 +56,17 @@ class Layer:
         """Shape the tops from the bottoms."""
         raise NotImplementedError(f"{type(self).__name__}.reshape")
 
+    def reshape_side(self, bottom, top):
+        """The context the net reshapes this layer in: its forward's side, blobs only read.
+
+        In GPU mode, scratch buffers a reshape allocates then live where forward
+        uses them, and looking at a blob there costs no copy. A layer that
+        overrides forward itself (a Python layer) runs on the host.
+        """
+        on_device = bool(bottom) and type(self).forward is Layer.forward
+        blobs = list(bottom) + list(top)
+        return device_side(on_device, [b._data for b in blobs] + [b._diff for b in blobs])
+
     def forward(self, bottom, top):
         """Compute the tops: forward_cpu, or in GPU mode forward_gpu on the blobs' device copies.
 
@@ -65,7 +76,7 @@ class Layer:
         """
         if not gpu_mode():
             return self.forward_cpu(bottom, top)
-        reads = [b._data for b in bottom] + [p._data for p in self.blobs]
+        reads = [b._data for b in bottom]         # params may change (BatchNorm's statistics)
         with device_side(bool(bottom), _only(reads, [t._data for t in top])):
             return (self.forward_gpu if bottom else self.forward_cpu)(bottom, top)
 
@@ -73,8 +84,7 @@ class Layer:
         """Write bottom diffs where propagate_down says so; accumulate param diffs."""
         if not gpu_mode():
             return self.backward_cpu(top, propagate_down, bottom)
-        reads = ([t._data for t in top] + [t._diff for t in top] + [b._data for b in bottom]
-                 + [p._data for p in self.blobs])
+        reads = [t._data for t in top] + [t._diff for t in top] + [b._data for b in bottom]
         writes = [b._diff for b in bottom] + [p._diff for p in self.blobs]
         with device_side(bool(bottom), _only(reads, writes)):
             return (self.backward_gpu if bottom else self.backward_cpu)(top, propagate_down,

@@ -216,7 +216,8 @@ class Net:
             bottom, top = self._bottom[li], self._top[li]
             layer.check_blob_counts(bottom, top)
             layer.setup(bottom, top)
-            layer.reshape(bottom, top)
+            with layer.reshape_side(bottom, top):
+                layer.reshape(bottom, top)
             lp = layer.param
             if lp.loss_weight and len(lp.loss_weight) != len(top):
                 raise NetError(f"{self._where(lp)}: {len(lp.loss_weight)} loss_weight values for "
@@ -321,7 +322,8 @@ class Net:
     def reshape(self):
         """Propagate input shapes through every layer (after reshaping an input blob)."""
         for li, layer in enumerate(self.layers):
-            layer.reshape(self._bottom[li], self._top[li])
+            with layer.reshape_side(self._bottom[li], self._top[li]):
+                layer.reshape(self._bottom[li], self._top[li])
 
     def _layer_index(self, name, default):
         """The run-order index of the layer called name (default when name is None)."""
@@ -374,8 +376,10 @@ class Net:
         """
         with one_blas_thread():
             for li in range(first, last + 1):
-                self.layers[li].reshape(self._bottom[li], self._top[li])
-                self.layers[li].forward(self._bottom[li], self._top[li])
+                layer, bottom, top = self.layers[li], self._bottom[li], self._top[li]
+                with layer.reshape_side(bottom, top):
+                    layer.reshape(bottom, top)
+                layer.forward(bottom, top)
         with device_side():             # summed where the tops are: one number comes back
             return float(sum(float(array_module(b.data).sum(b.data * b.diff))
                              for b, li in self._loss_tops if first <= li <= last))

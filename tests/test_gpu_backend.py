@@ -161,6 +161,13 @@ def test_in_cpu_mode_there_is_only_the_host_copy(mode):
     assert blob.data is blob._data.host
 
 
+def test_to_host_is_a_numpy_copy():
+    a = np.arange(3.0)
+    b = backend.to_host(a)
+    assert type(b) is np.ndarray and not np.shares_memory(a, b)
+    np.testing.assert_array_equal(a, b)
+
+
 # -- nets in emulated GPU mode ---------------------------------------------------------------
 
 def test_a_net_in_emulated_gpu_mode_computes_what_the_cpu_does(mode):
@@ -282,3 +289,21 @@ def test_train_net_gpu_runs_emulated_when_the_variable_says_so(tmp_path):
     assert "Test net output #0: accuracy = " in r.stdout
     net = cyffe.Net(str(DIGITS), cyffe.TEST, weights=str(tmp_path / "w.caffemodel"))
     assert np.any(net.params["conv1"][0].data != 0)
+
+
+def test_training_lenet_copies_nothing_back_to_the_host(mode, monkeypatch):
+    # Conv, pooling, data layers, the loss and the solver: once running, no step
+    # brings an array from the device to the host (the HDF5 batches go up, once each).
+    from cyffe.layers import blob as blob_module
+    cyffe.set_mode_gpu(emulate=True)
+    param = cyffe.pb.SolverParameter(net=str(DIGITS), base_lr=0.01, momentum=0.9,
+                                     weight_decay=5e-4, lr_policy="fixed", max_iter=10)
+    solver = cyffe.SGDSolver(param, log=lambda line: None)
+    solver.step(1)
+    downloads = []
+    real = blob_module._to_numpy
+    monkeypatch.setattr(blob_module, "_to_numpy", lambda a: downloads.append(a) or real(a))
+    solver.step(3)
+    assert downloads == []
+    assert np.isfinite(solver.net.blobs["loss"].data).all()  # reading is what copies
+    assert len(downloads) == 1
