@@ -4,6 +4,8 @@ A layer sees only its bottom and top Blobs, its LayerParameter and the array
 backend; the graph (net/) does the wiring. Param diffs accumulate (``+=``);
 bottom diffs are written (``=``).
 """
+import contextlib
+
 import numpy as np
 
 from ..proto import cyffe_pb2 as pb
@@ -63,6 +65,8 @@ class Layer:
         uses them, and looking at a blob there costs no copy. A layer that
         overrides forward itself (a Python layer) runs on the host.
         """
+        if not gpu_mode():
+            return contextlib.nullcontext()
         on_device = bool(bottom) and type(self).forward is Layer.forward
         blobs = list(bottom) + list(top)
         return device_side(on_device, [b._data for b in blobs] + [b._diff for b in blobs])

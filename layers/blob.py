@@ -54,8 +54,11 @@ class SyncedArray:
 
     def current(self):
         """The copy the running code should see: the device one inside a GPU-mode layer pass."""
-        write = not only_read(self)
-        return self.device_array(write) if on_device_side() else self.host_array(write)
+        if on_device_side():
+            return self.device_array(not only_read(self))
+        if self.device is None and self.host is not None:    # one copy (CPU mode): no bookkeeping
+            return self.host
+        return self.host_array(not only_read(self))
 
 
 def _to_numpy(array):
