@@ -62,6 +62,7 @@ BACKEND_VARIABLE = "CYFFE_BACKEND"
 CUPY_MISSING = "CuPy is not installed: pip install 'cyffe[gpu]'"
 
 _mode = "cpu"
+_environment_error = None   # a $CYFFE_BACKEND that could not be honoured, raised at first use
 _side = threading.local()   # which copy of a blob the running code reads: host or device
 
 
@@ -72,13 +73,15 @@ def mode():
 
 def gpu_mode():
     """Whether layers run their GPU paths (real or emulated)."""
+    if _environment_error is not None:
+        raise _environment_error
     return _mode != "cpu"
 
 
 def set_mode_cpu():
     """Run nets on the CPU with the Cython kernels (pycaffe's caffe.set_mode_cpu)."""
-    global _mode
-    _mode = "cpu"
+    global _mode, _environment_error
+    _mode, _environment_error = "cpu", None
 
 
 def set_mode_gpu(emulate=None):
@@ -88,13 +91,20 @@ def set_mode_gpu(emulate=None):
     By default it emulates only when $CYFFE_BACKEND says gpu-emulated; otherwise
     CuPy is required and a CyffeError says how to install it.
     """
-    global _mode
+    global _mode, _environment_error
     if emulate is None:
         emulate = _env_mode() == "gpu-emulated"
     if not emulate:
-        cupy = _import_cupy()
-        cupy.cuda.Device(_device).use()
-    _mode = "gpu-emulated" if emulate else "gpu"
+        _use_device(_device)
+    _mode, _environment_error = ("gpu-emulated" if emulate else "gpu"), None
+
+
+def _use_device(device_id):
+    cupy = _import_cupy()
+    try:
+        cupy.cuda.Device(device_id).use()
+    except Exception as e:          # no driver, no such device: CuPy's own error types
+        raise CyffeError(f"cannot use GPU {device_id}: {e}") from None
 
 
 def _import_cupy():
@@ -112,7 +122,7 @@ def set_device(device_id):
         raise CyffeError(f"set_device: device id must be a non-negative integer, not {device_id!r}")
     _device = int(device_id)
     if _mode == "gpu":
-        _import_cupy().cuda.Device(_device).use()
+        _use_device(_device)
 
 
 def device():
@@ -174,4 +184,9 @@ def mode_from_environment():
         set_mode_gpu(emulate=value == "gpu-emulated")
 
 
-mode_from_environment()
+try:
+    mode_from_environment()
+except CyffeError as e:
+    # Raised when a net first runs (inside the tools' error handling: one line), not
+    # as a traceback out of `import cyffe`; set_mode_cpu/gpu() clear it.
+    _environment_error = e

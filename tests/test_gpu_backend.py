@@ -45,6 +45,7 @@ def mode(monkeypatch):
     """Lets a test switch modes; the process's mode comes back afterwards."""
     monkeypatch.setattr(backend, "_mode", backend.mode())
     monkeypatch.setattr(backend, "_device", backend.device())
+    monkeypatch.setattr(backend, "_environment_error", None)
     return backend
 
 
@@ -307,3 +308,17 @@ def test_training_lenet_copies_nothing_back_to_the_host(mode, monkeypatch):
     assert downloads == []
     assert np.isfinite(solver.net.blobs["loss"].data).all()  # reading is what copies
     assert len(downloads) == 1
+
+
+@pytest.mark.parametrize("value, message", [("gpu", CUPY_MISSING),
+                                            ("tpu", "$CYFFE_BACKEND is 'tpu'; use one of")])
+def test_train_net_with_an_unusable_backend_variable_is_one_line(tmp_path, value, message):
+    # CuPy blocked in the child whether or not this machine has it.
+    code = ("import sys; sys.modules['cupy'] = None; from cyffe.tools.train_net import main; "
+            f"sys.exit(main(['--proto', {str(DIGITS)!r}, '--max-iter', '1']))")
+    env = dict(__import__("os").environ, CYFFE_BACKEND=value)
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("train_net: error: " + message), r.stderr
