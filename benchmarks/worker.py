@@ -90,7 +90,7 @@ def run_cyffe(name, mode, iterations, warmup, profile):
     else:
         net = Net(nets.deploy_param(name), pb.TEST)
         net.blobs["data"].data[...] = data
-        result["times"] = _timed(net.forward_all, iterations, warmup)
+        result["times"] = _timed(net.forward_pass, iterations, warmup)
     return result
 
 

@@ -4,12 +4,14 @@ A layer sees only its bottom and top Blobs, its LayerParameter and the array
 backend; the graph (net/) does the wiring. Param diffs accumulate (``+=``);
 bottom diffs are written (``=``).
 """
+import contextlib
+
 import numpy as np
 
 from ..proto import cyffe_pb2 as pb
 from ..proto.errors import NetError, ShapeError
 from . import registry
-from .backend import array_module, on_gpu
+from .backend import array_module, device_side, gpu_mode
 from .blob import Blob
 
 
@@ -56,17 +58,41 @@ class Layer:
         """Shape the tops from the bottoms."""
         raise NotImplementedError(f"{type(self).__name__}.reshape")
 
+    def reshape_side(self, bottom, top):
+        """The context the net reshapes this layer in: its forward's side, blobs only read.
+
+        In GPU mode, scratch buffers a reshape allocates then live where forward
+        uses them, and looking at a blob there costs no copy. A layer that
+        overrides forward itself (a Python layer) runs on the host.
+        """
+        if not gpu_mode():
+            return contextlib.nullcontext()
+        on_device = bool(bottom) and type(self).forward is Layer.forward
+        blobs = list(bottom) + list(top)
+        return device_side(on_device, [b._data for b in blobs] + [b._diff for b in blobs])
+
     def forward(self, bottom, top):
-        """Compute the tops; runs forward_gpu when the data lives on a GPU."""
-        if bottom and on_gpu(bottom[0].data) or top and on_gpu(top[0].data):
-            return self.forward_gpu(bottom, top)
-        return self.forward_cpu(bottom, top)
+        """Compute the tops: forward_cpu, or in GPU mode forward_gpu on the blobs' device copies.
+
+        A layer without bottoms is a data source: it fills its tops on the host
+        (prefetching there), and the first layer to read them copies the batch
+        to the device once, through the blobs' lazy sync (Caffe's data layers).
+        """
+        if not gpu_mode():
+            return self.forward_cpu(bottom, top)
+        reads = [b._data for b in bottom]         # params may change (BatchNorm's statistics)
+        with device_side(bool(bottom), _only(reads, [t._data for t in top])):
+            return (self.forward_gpu if bottom else self.forward_cpu)(bottom, top)
 
     def backward(self, top, propagate_down, bottom):
         """Write bottom diffs where propagate_down says so; accumulate param diffs."""
-        if bottom and on_gpu(bottom[0].data) or top and on_gpu(top[0].data):
-            return self.backward_gpu(top, propagate_down, bottom)
-        return self.backward_cpu(top, propagate_down, bottom)
+        if not gpu_mode():
+            return self.backward_cpu(top, propagate_down, bottom)
+        reads = [t._data for t in top] + [t._diff for t in top] + [b._data for b in bottom]
+        writes = [b._diff for b in bottom] + [p._diff for p in self.blobs]
+        with device_side(bool(bottom), _only(reads, writes)):
+            return (self.backward_gpu if bottom else self.backward_cpu)(top, propagate_down,
+                                                                        bottom)
 
     def forward_cpu(self, bottom, top):
         raise NotImplementedError(f"layer type {self.type} has no CPU forward")
@@ -75,10 +101,14 @@ class Layer:
         raise NotImplementedError(f"layer type {self.type} has no CPU backward")
 
     def forward_gpu(self, bottom, top):
-        raise NotImplementedError(f"layer type {self.type} has no GPU forward yet")
+        """Without a GPU path: the CPU one on the host copies (Caffe's fallback)."""
+        with device_side(False):
+            return self.forward_cpu(bottom, top)
 
     def backward_gpu(self, top, propagate_down, bottom):
-        raise NotImplementedError(f"layer type {self.type} has no GPU backward yet")
+        """Without a GPU path: the CPU one on the host copies (Caffe's fallback)."""
+        with device_side(False):
+            return self.backward_cpu(top, propagate_down, bottom)
 
     # -- helpers for subclasses ------------------------------------------------
 
@@ -147,31 +177,25 @@ class ViewLayer(Layer):
         if top[0] is bottom[0]:
             raise NetError(f"layer '{self.name}' ({self.type}) cannot run in place "
                            "(its top is its bottom)")
-        self._views = (None,) * 4
 
     def top_shape(self, shape):
         raise NotImplementedError
 
     def reshape(self, bottom, top):
         b, t = bottom[0], top[0]
-        shape = self.top_shape(b.shape)
-        # Views re-established every time: the bottom may have new arrays.
-        t.data = b.data.reshape(shape)
-        t.diff = b.diff.reshape(shape)
-        self._views = (b.data, t.data, b.diff, t.diff)
-
-    def _sharing(self, b, t, k):
-        """Whether b and t are still the arrays reshape made views of each other."""
-        return self._views[k] is b and self._views[k + 1] is t
+        t.reshape(self.top_shape(b.shape))
+        # Shared every time: the bottom may have new memory.
+        t.share_data(b)
+        t.share_diff(b)
 
     def forward_cpu(self, bottom, top):
-        if not self._sharing(bottom[0].data, top[0].data, 0):
+        if not top[0].shares_data_with(bottom[0]):
             top[0].data[...] = bottom[0].data.reshape(top[0].shape)
 
     forward_gpu = forward_cpu
 
     def backward_cpu(self, top, propagate_down, bottom):
-        if propagate_down[0] and not self._sharing(bottom[0].diff, top[0].diff, 2):
+        if propagate_down[0] and not top[0].shares_diff_with(bottom[0]):
             bottom[0].diff[...] = top[0].diff.reshape(bottom[0].shape)
 
     backward_gpu = backward_cpu
@@ -190,6 +214,12 @@ class LossLayer(Layer):
             raise self.shape_error(f"bottoms must have the same number of items, got "
                                    f"{bottom[0].shape} and {bottom[1].shape}")
         top[0].reshape(())
+
+
+def _only(reads, writes):
+    """The arrays a pass reads and does not write (in place, a bottom is also written)."""
+    written = set(map(id, writes))
+    return [a for a in reads if id(a) not in written]
 
 
 def canonical_axis(axis, num_axes, layer=None):

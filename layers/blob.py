@@ -1,5 +1,68 @@
-"""Blob: a named-free pair of arrays, data and diff, of one shape."""
+"""Blob: a named-free pair of arrays, data and diff, of one shape, synced host <-> device."""
 import numpy as np
+
+from .backend import device_module, on_device_side, only_read
+
+
+class SyncedArray:
+    """One array's host and device copies, and which is current (Caffe's SyncedMemory).
+
+    `head` is None (nothing allocated yet), "host" or "device" (that copy is the
+    only current one: it was handed out for writing) or "synced" (both agree).
+    A copy crosses over only when the other side asks for it, so a net that
+    trains on the device never comes back to the host unless Python reads.
+    """
+
+    __slots__ = ("shape", "dtype", "host", "device", "head")
+
+    def __init__(self, shape, dtype, array=None, on_device=False):
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+        self.host = self.device = None
+        self.head = None
+        if array is not None:
+            self.shape = tuple(array.shape)
+            if on_device:
+                self.device, self.head = array, "device"
+            else:
+                self.host, self.head = array, "host"
+
+    def host_array(self, write=True):
+        """The host copy, brought up to date; write=True makes it the only current one."""
+        if self.host is None:
+            self.host = np.zeros(self.shape, self.dtype)
+        if self.head == "device":
+            self.host[...] = _to_numpy(self.device)
+            self.head = "synced"
+        if write or self.head is None:
+            self.head = "host"
+        return self.host
+
+    def device_array(self, write=True):
+        """The device copy, brought up to date; write=True makes it the only current one."""
+        xp = device_module()
+        if self.device is None or not isinstance(self.device, xp.ndarray):
+            fresh = xp.zeros(self.shape, self.dtype)
+            if self.device is not None:          # the mode changed under this blob
+                fresh[...] = xp.asarray(_to_numpy(self.device))
+            self.device = fresh
+        if self.head == "host":
+            self.device[...] = xp.asarray(self.host)
+            self.head = "synced"
+        if write or self.head is None:
+            self.head = "device"
+        return self.device
+
+    def current(self):
+        """The copy the running code should see: the device one inside a GPU-mode layer pass."""
+        if on_device_side():
+            return self.device_array(not only_read(self))
+        if self.device is None and self.host is not None:    # one copy (CPU mode): no bookkeeping
+            return self.host
+        return self.host_array(not only_read(self))
+
+
+def _to_numpy(array):
+    return array if isinstance(array, np.ndarray) else array.get()
 
 
 class Blob:
@@ -8,21 +71,70 @@ class Blob:
     `data` and `diff` are live arrays: writing into them (``blob.data[...] = x``)
     changes what the net computes. Reshaping to a new element count allocates
     new arrays; reshaping to the same count keeps the memory.
+
+    In GPU mode each array has a host and a device copy, synced lazily as
+    Caffe's SyncedMemory does: layer passes see the device copy, Python code
+    the host one (pycaffe's semantics: read `.data` again after a forward, and
+    a write into it is seen by the next forward).
     """
 
-    def __init__(self, shape=(), dtype=np.float32, xp=np):
-        self.xp = xp
+    def __init__(self, shape=(), dtype=np.float32):
         self.dtype = np.dtype(dtype)
-        self.data = xp.zeros(tuple(shape), self.dtype)
-        self.diff = xp.zeros(tuple(shape), self.dtype)
+        self._shape = tuple(int(d) for d in shape)
+        self._data = SyncedArray(self._shape, self.dtype)
+        self._diff = SyncedArray(self._shape, self.dtype)
+        self._views = {}
+
+    def _shaped(self, which, array):
+        """array under this blob's shape (a view, kept so repeated reads give the same object)."""
+        if array.shape == self._shape:
+            return array
+        cached = self._views.get(which)
+        if cached is None or cached[0] is not array or cached[1].shape != self._shape:
+            cached = self._views[which] = (array, array.reshape(self._shape))
+        return cached[1]
+
+    @property
+    def data(self):
+        """The values (device copy inside a GPU layer pass, host copy otherwise)."""
+        return self._shaped("data", self._data.current())
+
+    @data.setter
+    def data(self, array):
+        self._data = SyncedArray(array.shape, array.dtype, array, on_device_side())
+        self._shape = tuple(array.shape)
+
+    @property
+    def diff(self):
+        """The gradient (device copy inside a GPU layer pass, host copy otherwise)."""
+        return self._shaped("diff", self._diff.current())
+
+    @diff.setter
+    def diff(self, array):
+        if array.size != self.count:
+            raise ValueError(f"diff of {array.size} elements for a blob of shape {self.shape}")
+        self._diff = SyncedArray(array.shape, array.dtype, array, on_device_side())
+
+    def host_data(self):
+        """The data on the host, for reading only: no copy back to the device follows."""
+        return self._shaped("data", self._data.host_array(write=False))
+
+    def host_diff(self):
+        """The diff on the host, for reading only: no copy back to the device follows."""
+        return self._shaped("diff", self._diff.host_array(write=False))
+
+    @property
+    def head(self):
+        """Where the current data is: None, 'host', 'device' or 'synced' (Caffe's head())."""
+        return self._data.head
 
     @property
     def shape(self):
-        return tuple(self.data.shape)
+        return self._shape
 
     @property
     def count(self):
-        return int(self.data.size)
+        return int(np.prod(self._shape, dtype=np.int64))
 
     @property
     def num(self):
@@ -50,20 +162,35 @@ class Blob:
         if any(d < 0 for d in shape):
             raise ValueError(f"negative blob dimension in {shape}")
         size = int(np.prod(shape, dtype=np.int64))
-        if size == self.data.size:
-            self.data = self.data.reshape(shape)
-            self.diff = self.diff.reshape(shape)
-        else:
-            self.data = self.xp.zeros(shape, self.dtype)
-            self.diff = self.xp.zeros(shape, self.dtype)
+        if size != self.count:
+            self._data = SyncedArray(shape, self.dtype)
+            self._diff = SyncedArray(shape, self.dtype)
+        self._shape = shape
 
     def share_data(self, other):
-        """Make this blob use other's data array (Caffe's ShareData)."""
-        self.data = other.data
+        """Make this blob use other's data memory, both copies (Caffe's ShareData)."""
+        self._data = other._data
 
     def share_diff(self, other):
-        """Make this blob use other's diff array (Caffe's ShareDiff)."""
-        self.diff = other.diff
+        """Make this blob use other's diff memory, both copies (Caffe's ShareDiff)."""
+        self._diff = other._diff
+
+    def shares_data_with(self, other):
+        """Whether this blob's data is other's memory (after share_data either way)."""
+        return self._data is other._data
+
+    def shares_diff_with(self, other):
+        """Whether this blob's diff is other's memory (after share_diff either way)."""
+        return self._diff is other._diff
+
+    def view(self, shape):
+        """A Blob of another shape, same count, sharing this blob's data and diff."""
+        view = Blob((), self.dtype)
+        view._data, view._diff = self._data, self._diff
+        view._shape = tuple(int(d) for d in shape)
+        if view.count != self.count:
+            raise ValueError(f"a view of shape {view.shape} on a blob of shape {self.shape}")
+        return view
 
     def __repr__(self):
         return f"Blob(shape={self.shape}, dtype={self.dtype})"

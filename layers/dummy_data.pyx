@@ -5,21 +5,16 @@ num/channels/height/width lists (each of length 1 or one per top). Fillers:
 none (constant 0), one for all tops, or one per top. As in Caffe, a top whose
 filler is "constant" is filled once; every other top is refilled each forward.
 """
-import numpy as np
 
 from ..proto import cyffe_pb2 as pb
 from ..proto.errors import NetError
 from . import fillers
-from .backend import on_gpu
 from .base import Layer
 
 
 def _fill(blob, filler):
-    """Fill blob.data; fillers draw on the host, so a GPU blob gets a copy."""
-    if on_gpu(blob.data):
-        blob.data[...] = blob.xp.asarray(fillers.fill(np.empty(blob.shape, blob.dtype), filler))
-    else:
-        fillers.fill(blob.data, filler)
+    """Fill blob.data on the host (a data source's forward runs there, in every mode)."""
+    fillers.fill(blob.data, filler)
 
 
 class DummyData(Layer):

@@ -35,7 +35,7 @@ class Parameter(Layer):
 
     def forward_cpu(self, bottom, top):
         """Nothing to compute while the top shares the blob's data; else copy."""
-        if top[0].data is not self.blobs[0].data:
+        if not top[0].shares_data_with(self.blobs[0]):
             top[0].data[...] = self.blobs[0].data
 
     forward_gpu = forward_cpu

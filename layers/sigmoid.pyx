@@ -42,7 +42,11 @@ class Sigmoid(NeuronLayer):
 
     def forward_gpu(self, bottom, top):
         xp = array_module(bottom[0].data)
-        top[0].data[...] = 0.5 * xp.tanh(0.5 * bottom[0].data) + 0.5
+        x = bottom[0].data
+        # exp of -|x| only: no overflow, and full relative precision where y is near 0
+        # (0.5 tanh(x / 2) + 0.5 loses it there in float32).
+        e = xp.exp(-xp.abs(x))
+        top[0].data[...] = xp.where(x >= 0, 1, e) / (1 + e)
 
     def backward_gpu(self, top, propagate_down, bottom):
         if propagate_down[0]:

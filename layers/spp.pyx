@@ -68,12 +68,12 @@ class SPP(Layer):
             self._levels, self._outputs = [], []
             for level in range(self.pyramid_height):
                 pool = self._level(level, height, width)
-                output = Blob((), self.dtype, xp)
+                output = Blob((), self.dtype)
                 pool.setup(bottom, [output])
                 pool.reshape(bottom, [output])
                 self._levels.append(pool)
                 self._outputs.append(output)
-            self._scratch = Blob(shape, self.dtype, xp)
+            self._scratch = Blob(shape, self.dtype)
             self._key = (shape, xp)
         if self.pyramid_height == 1:
             top[0].reshape(self._outputs[0].shape)

@@ -63,16 +63,20 @@ def compare_gradients(layer, bottom, top, check_bottom=None, check_params=True, 
         p.diff[...] = 0
     propagate = [i in check_bottom for i in range(len(bottom))]
     layer.backward(top, propagate, bottom)
-    analytic = [(f"bottom {i}", bottom[i].diff.copy(), bottom[i].data) for i in check_bottom]
-    analytic += [(f"param {j}", layer.blobs[j].diff.copy(), layer.blobs[j].data)
+    analytic = [(f"bottom {i}", bottom[i].diff.copy(), bottom[i]) for i in check_bottom]
+    analytic += [(f"param {j}", layer.blobs[j].diff.copy(), layer.blobs[j])
                  for j in check_params]
     for b, v in zip(bottom, bottom_values):
         b.data[...] = v
     center = objective()
 
+    def nudge(blob, k, value):
+        # Through .data each time (as pycaffe needs): in GPU mode the write then reaches the device.
+        blob.data.reshape(-1)[k] = value
+
     pick = np.random.default_rng(seed + 1)
-    for name, grad, array in analytic:
-        flat = array.reshape(-1)
+    for name, grad, blob in analytic:
+        flat = blob.data.reshape(-1)
         step = eps
         if scale_eps:
             rms = float(np.sqrt(np.mean(flat * flat))) if flat.size else 0.0
@@ -81,12 +85,12 @@ def compare_gradients(layer, bottom, top, check_bottom=None, check_params=True, 
         if max_checks is not None and flat.size > max_checks:
             indices = np.sort(pick.choice(flat.size, max_checks, replace=False))
         for k in indices:
-            orig = flat[k]
-            flat[k] = orig + step
+            orig = blob.data.reshape(-1)[k]
+            nudge(blob, k, orig + step)
             plus = objective()
-            flat[k] = orig - step
+            nudge(blob, k, orig - step)
             minus = objective()
-            flat[k] = orig
+            nudge(blob, k, orig)
             yield Comparison(name, int(k), float(grad.reshape(-1)[k]),
                              (plus - minus) / (2 * step), (center - minus) / step,
                              (plus - center) / step)

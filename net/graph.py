@@ -11,7 +11,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..layers.backend import one_blas_thread
+from ..layers.backend import array_module, device_side, one_blas_thread
 from ..layers.blob import Blob
 from ..layers.registry import layer_class
 from ..proto import cyffe_pb2 as pb
@@ -194,7 +194,8 @@ class Net:
             bottom, top = self._bottom[li], self._top[li]
             layer.check_blob_counts(bottom, top)
             layer.setup(bottom, top)
-            layer.reshape(bottom, top)
+            with layer.reshape_side(bottom, top):
+                layer.reshape(bottom, top)
             lp = layer.param
             if lp.loss_weight and len(lp.loss_weight) != len(top):
                 raise NetError(f"{self._where(lp)}: {len(lp.loss_weight)} loss_weight values for "
@@ -219,7 +220,7 @@ class Net:
                                          f"shape {blob.shape} here but {owner.shape} in layer "
                                          f"'{owner_layer}'")
                     if owner.shape != blob.shape:
-                        owner = _view_as(owner, blob.shape)
+                        owner = owner.view(blob.shape)
                     layer.blobs[pi] = owner
                     continue
                 if spec.name:
@@ -299,7 +300,8 @@ class Net:
     def reshape(self):
         """Propagate input shapes through every layer (after reshaping an input blob)."""
         for li, layer in enumerate(self.layers):
-            layer.reshape(self._bottom[li], self._top[li])
+            with layer.reshape_side(self._bottom[li], self._top[li]):
+                layer.reshape(self._bottom[li], self._top[li])
 
     def _layer_index(self, name, default):
         """The run-order index of the layer called name (default when name is None)."""
@@ -419,10 +421,13 @@ class Net:
         """
         with one_blas_thread():
             for li in range(first, last + 1):
-                self.layers[li].reshape(self._bottom[li], self._top[li])
-                self.layers[li].forward(self._bottom[li], self._top[li])
-        return float(sum(float(np.sum(b.data * b.diff)) for b, li in self._loss_tops
-                         if first <= li <= last))
+                layer, bottom, top = self.layers[li], self._bottom[li], self._top[li]
+                with layer.reshape_side(bottom, top):
+                    layer.reshape(bottom, top)
+                layer.forward(bottom, top)
+        with device_side():             # summed where the tops are: one number comes back
+            return float(sum(float(array_module(b.data).sum(b.data * b.diff))
+                             for b, li in self._loss_tops if first <= li <= last))
 
     def backward(self, diffs=None, start=None, end=None, **top_diffs):
         """Run backward from layer `start` down to layer `end` (both included; default: all).
@@ -464,8 +469,9 @@ class Net:
 
     def clear_param_diffs(self):
         """Zero the diffs of the learnable params (they accumulate otherwise)."""
-        for blob in self.learnable_params:
-            blob.diff[...] = 0
+        with device_side():
+            for blob in self.learnable_params:
+                blob.diff[...] = 0
 
     def first_non_finite_layer(self):
         """The name of the first layer (in run order) whose top holds NaN or inf."""
@@ -578,7 +584,7 @@ class Net:
             lp = out.layer.add()
             lp.CopyFrom(layer.param)
             del lp.blobs[:]
-            lp.blobs.extend(array_to_blobproto(b.data, b.diff if write_diff else None)
+            lp.blobs.extend(array_to_blobproto(b.host_data(), b.host_diff() if write_diff else None)
                             for b in layer.blobs)
         return out
 
@@ -640,10 +646,3 @@ def _names(names, shown=3):
     names = [n if isinstance(n, str) else n.name for n in names]
     return ", ".join(f"'{n}'" for n in names[:shown]) + (", ..." if len(names) > shown else "")
 
-
-def _view_as(blob, shape):
-    """A Blob sharing blob's data and diff under another shape (PERMISSIVE sharing)."""
-    view = Blob((), blob.dtype)
-    view.data = blob.data.reshape(shape)
-    view.diff = blob.diff.reshape(shape)
-    return view

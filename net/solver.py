@@ -11,7 +11,8 @@ import time
 
 import numpy as np
 
-from ..layers.backend import set_random_seed
+from ..layers.backend import (array_module, device_module, device_side, set_random_seed,
+                              to_host)
 from ..proto import cyffe_pb2 as pb
 from ..proto.errors import DataError, NetError, ShapeError
 from ..proto.io import read_solver
@@ -134,7 +135,8 @@ class SGDSolver:
             t.share_with(self.net)
         self.iter = 0
         self.current_step = 0
-        self.history = [np.zeros_like(b.data) for _ in range(self.history_sets)
+        # On the device with the params: the update never leaves it.
+        self.history = [device_module().zeros(b.shape, b.dtype) for _ in range(self.history_sets)
                         for b in self.net.learnable_params]
         self._losses = []
         self.smoothed_loss = float("nan")
@@ -242,7 +244,8 @@ class SGDSolver:
                 self._display_mark = (now, self.iter)
                 self.log(f"Iteration {self.iter} ({speed:.3g} iter/s), loss = "
                          f"{self.smoothed_loss:.6g}")
-                train_outputs = {name: self.net.blobs[name].data for name in self.net.outputs}
+                train_outputs = {name: self.net.blobs[name].host_data()
+                                 for name in self.net.outputs}
                 for name, value in self._outputs(train_outputs):
                     self.log(f"    Train net output: {name} = {value:.6g}")
                 self.emit({"iter": self.iter, "phase": "train", "loss": self.smoothed_loss,
@@ -310,7 +313,8 @@ class SGDSolver:
         for _ in range(iters):
             loss += net.forward_pass()
             for name in outputs:
-                sums[name] = sums.get(name, 0.0) + np.asarray(net.blobs[name].data, np.float64)
+                values = np.asarray(net.blobs[name].host_data(), np.float64)
+                sums[name] = sums.get(name, 0.0) + values
         means = {name: total / max(iters, 1) for name, total in sums.items()}
         self.log(f"Iteration {self.iter}, Testing net (#{index})")
         if self.param.test_compute_loss:
@@ -367,7 +371,7 @@ class SGDSolver:
         self.net.save(model, write_diff=self.param.snapshot_diff)
         self.log(f"Snapshotting solver state to {kind} file {state}")
         write_solver_state(state, self.iter, model, self.current_step,
-                           [np.asarray(h) for h in self.history])
+                           [to_host(h) for h in self.history])
         self.last_snapshot = (model, state)
         return self.last_snapshot
 
@@ -384,7 +388,7 @@ class SGDSolver:
         if learned_net:
             self.net.copy_from(self._learned_net_path(path, learned_net))
         for mine, saved in zip(self.history, history):
-            mine[...] = saved
+            mine[...] = array_module(mine).asarray(saved)      # onto the device in GPU mode
         self.iter, self.current_step = iteration, current_step
         self._losses, self.smoothed_loss = [], float("nan")
         self._display_mark = None
@@ -440,12 +444,13 @@ class SGDSolver:
         p = self.param
         if p.display and self.iter % p.display == 0:
             self.log(f"Iteration {self.iter}, lr = {rate:.6g}")
-        self.clip_gradients()
-        for i, blob in enumerate(self.net.learnable_params):
-            self.normalize(blob)
-            self.regularize(i, blob)
-            self.compute_update_value(i, blob, rate)
-            blob.data -= blob.diff
+        with device_side():
+            self.clip_gradients()
+            for i, blob in enumerate(self.net.learnable_params):
+                self.normalize(blob)
+                self.regularize(i, blob)
+                self.compute_update_value(i, blob, rate)
+                blob.data -= blob.diff
 
     def normalize(self, blob):
         if self.param.iter_size > 1:
@@ -459,14 +464,14 @@ class SGDSolver:
         if self.param.regularization_type == "L2":
             blob.diff += decay * blob.data
         else:
-            blob.diff += decay * np.sign(blob.data)
+            blob.diff += decay * array_module(blob.data).sign(blob.data)
 
     def clip_gradients(self):
         """Scale all diffs down so their global L2 norm is at most clip_gradients."""
         limit = self.param.clip_gradients
         if limit < 0:
             return
-        norm = math.sqrt(sum(float(np.sum(b.diff.astype(np.float64) ** 2))
+        norm = math.sqrt(sum(float(array_module(b.diff).sum(b.diff.astype(np.float64) ** 2))
                              for b in self.net.learnable_params))
         if norm > limit:
             self.log(f"Gradient clipping: scaling down gradients (L2 norm {norm:.6g} > {limit:g})")

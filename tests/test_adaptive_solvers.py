@@ -101,9 +101,9 @@ def test_first_three_updates_match_a_hand_computation(kind, lr_mult, decay_mult)
     solver_class, fields, hand = CASES[kind]
     param = solver_text(lr_mult=lr_mult, decay_mult=decay_mult, type=kind, **fields)
     solver = quiet(solver_class, param)
-    w = solver.net.params["a"][0].data
     for steps in (1, 2, 3):
         solver.step(1)
+        w = solver.net.params["a"][0].data        # read after each step (GPU mode syncs then)
         assert w[0] == pytest.approx(hand(steps, lr_mult, decay_mult), rel=1e-12, abs=1e-15)
 
 

@@ -152,10 +152,12 @@ def test_share_with():
     assert np.all(test.params["ip1"][0].data == 3)
 
 
-def test_modes_and_device():
+def test_modes_and_device(monkeypatch):
+    from cyffe.layers import backend
+    monkeypatch.setattr(backend, "_mode", backend.mode())       # put back afterwards
+    monkeypatch.setattr(backend, "_device", backend.device())
     cyffe.set_mode_cpu()
-    with pytest.raises(cyffe.CyffeError, match="GPU backend"):
-        cyffe.set_mode_gpu()
+    assert backend.mode() == "cpu"
     cyffe.set_device(1)
     from cyffe.layers.backend import device
     assert device() == 1
@@ -169,8 +171,9 @@ def test_modes_and_device():
 def test_set_mode_gpu_names_cupy_when_it_is_missing(monkeypatch):
     import sys
     monkeypatch.setitem(sys.modules, "cupy", None)
-    with pytest.raises(cyffe.CyffeError, match="needs CuPy"):
-        cyffe.set_mode_gpu()
+    with pytest.raises(cyffe.CyffeError,
+                       match=r"CuPy is not installed: pip install 'cyffe\[gpu\]'"):
+        cyffe.set_mode_gpu(emulate=False)
 
 
 def test_set_random_seed_makes_fillers_repeat():

@@ -92,6 +92,9 @@ def build_parser():
                         "update norms and warn of vanishing/exploding gradients and dead ReLUs; "
                         "at the end plot gradient norms to PNG (default: beside the weights, "
                         "<weights>_gradients.png; needs matplotlib)")
+    p.add_argument("--gpu", type=int, metavar="ID",
+                   help="train on this GPU through CuPy (default: the solver file's "
+                        "solver_mode and device_id when it sets them, else the CPU)")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     return p
 
@@ -214,9 +217,25 @@ class SignalActions:
         return None
 
 
+def choose_mode(args, param):
+    """GPU mode for --gpu, or for a solver file that says solver_mode: GPU (as Caffe's tool).
+
+    Otherwise the mode stays the process's ($CYFFE_BACKEND, the CPU by default).
+    """
+    if args.gpu is not None:
+        device = args.gpu
+    elif param.HasField("solver_mode") and param.solver_mode == pb.SolverParameter.GPU:
+        device = param.device_id
+    else:
+        return
+    cyffe.set_device(device)
+    cyffe.set_mode_gpu()
+
+
 def train(args, argv, comm=None):
     comm = comm or Communicator()
     param = solver_from_flags(args, argv)
+    choose_mode(args, param)
     if args.out:
         param.snapshot_after_train = False       # --out takes the final snapshot's place
     bar = None if args.no_progress or not comm.is_root else progress_bar(param.max_iter)
