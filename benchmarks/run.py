@@ -60,8 +60,9 @@ def busy_core():
 def run_config(framework, net, mode, setting, iterations, warmup, profile=False):
     """Run one configuration in a fresh process; returns its JSON result (plus the load)."""
     threads = setting.split("+")[0]
+    # The CPU engine is what is measured, whatever $CYFFE_BACKEND says outside.
     env = dict(os.environ, OMP_NUM_THREADS=threads, CYFFE_BENCH_THREADS=threads,
-               OPENBLAS_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
+               OPENBLAS_NUM_THREADS=threads, MKL_NUM_THREADS=threads, CYFFE_BACKEND="cpu")
     command = [sys.executable, "-m", "benchmarks.worker", framework, net, mode,
                "--iterations", str(iterations), "--warmup", str(warmup)]
     if profile:
