@@ -3,12 +3,19 @@
 No timing is asserted: only that every figure is there, positive, and written to both files.
 """
 import json
+import sys
+from pathlib import Path
 
 import pytest
 
 from helpers.shared import shared_path
 
-from cyffe.benchmarks import nets, run, worker
+# benchmarks/ is run from the checkout (python -m benchmarks.run), not installed with cyffe.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+try:
+    from benchmarks import nets, run, worker
+finally:
+    del sys.path[0]
 
 
 @pytest.fixture(autouse=True)
@@ -49,7 +56,7 @@ def test_quick_run_writes_table_and_json(tmp_path, monkeypatch):
 def test_numpy_reference_learns_a_fixed_batch():
     """The reference is a real SGD: its loss on one repeated batch goes down."""
     import numpy as np
-    from cyffe.benchmarks.numpy_ref import NumpyNet
+    from benchmarks.numpy_ref import NumpyNet
     model = NumpyNet(nets.train_param("lenet"), (1, 28, 28), np.random.default_rng(0))
     data, label = worker._inputs("lenet")
     first = model.sgd_step(data, label)
@@ -60,7 +67,7 @@ def test_numpy_reference_learns_a_fixed_batch():
 
 def test_numpy_reference_refuses_what_it_does_not_cover():
     import numpy as np
-    from cyffe.benchmarks.numpy_ref import NumpyNet
+    from benchmarks.numpy_ref import NumpyNet
     with pytest.raises(ValueError, match="conv1"):
         NumpyNet(nets.train_param("cifar10_quick"), (3, 32, 32), np.random.default_rng(0))
 
