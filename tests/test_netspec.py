@@ -193,7 +193,7 @@ def test_layers_is_still_the_package():
         from cyffe.io import Transformer
         print("ok")
     """)
-    env = {"PYTHONPATH": str(ROOT.parent), "PATH": "/usr/bin:/bin"}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    # A fresh interpreter with the caller's environment: the cyffe under test, installed or not.
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
