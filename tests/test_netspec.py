@@ -2,7 +2,6 @@
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,9 +10,6 @@ from google.protobuf import text_format
 import cyffe
 from cyffe import layers as L, params as P
 from cyffe.proto import caffe_pb2
-
-ROOT = Path(cyffe.__file__).resolve().parent
-
 
 def lenet(batch=8):
     n = cyffe.NetSpec()
