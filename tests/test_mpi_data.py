@@ -1,7 +1,8 @@
-"""Data-parallel training over the real data layers: `mpiexec -n 2 train_net` on HDF5Data and LMDB Data.
+"""Data-parallel training on the real data layers: `mpiexec -n 2 train_net` on HDF5Data and LMDB.
 
 What each rank reads: rank r of N keeps the records at positions r, r+N, r+2N, ...
-of the data stream (Caffe's DataReader/HDF5Data `Skip`), so at iteration i the
+of the looping data stream (Caffe's Data/HDF5Data `Skip`, over passes, not within
+one pass), so at iteration i the
 N ranks with batch B together read stream positions i*N*B .. (i+1)*N*B - 1: the
 records of a single process's batch i with batch N*B, in another order. Their
 averaged gradient is that batch's gradient, so the weights agree to float rounding.
@@ -121,9 +122,10 @@ def test_hdf5_data_two_ranks_train_as_one_with_twice_the_batch(tmp_path):
 
 
 def test_lmdb_data_two_ranks_train_as_one_with_twice_the_batch(tmp_path):
-    db = mnist_lmdb(tmp_path / "mnist_lmdb", 64)
-    # 64 records, 16 an iteration: the pass wraps after 4 iterations.
-    two_ranks_as_one(tmp_path, lambda batch: LMDB_NET.format(db=db, batch=batch), max_iter=6)
+    # 57 records, 16 an iteration: the pass wraps in iteration 3 and 7, each time with the
+    # ranks swapping parities (the odd record count), as in Caffe and the single process.
+    db = mnist_lmdb(tmp_path / "mnist_lmdb", 57)
+    two_ranks_as_one(tmp_path, lambda batch: LMDB_NET.format(db=db, batch=batch), max_iter=9)
 
 
 @pytest.mark.parametrize("data", ["hdf5", "lmdb"])
@@ -132,7 +134,7 @@ def test_snapshots_come_from_rank_zero_and_resume_on_every_rank(tmp_path, data):
         listing = hdf5_rows(tmp_path)
         net = lambda batch: HDF5_NET.format(listing=listing, batch=batch)  # noqa: E731
     else:
-        db = mnist_lmdb(tmp_path / "mnist_lmdb", 56)
+        db = mnist_lmdb(tmp_path / "mnist_lmdb", 45)
         net = lambda batch: LMDB_NET.format(db=db, batch=batch)  # noqa: E731
     # Each rank in its own working directory: a relative snapshot_prefix shows who writes.
     for rank in (0, 1):
