@@ -6,8 +6,8 @@ one pass), so at iteration i the
 N ranks with batch B together read stream positions i*N*B .. (i+1)*N*B - 1: the
 records of a single process's batch i with batch N*B, in another order. Their
 averaged gradient is that batch's gradient, so the weights agree to float rounding.
-The nets here use no shuffle and no random transform: those draw from per-rank
-streams, so they cannot follow the single process (they are not meant to).
+Random transforms (crop, mirror) draw from per-batch streams that differ from the
+single process's, so the LMDB nets here use none; HDF5Data's shuffle is tested too.
 
 Snapshots come from rank 0 alone; a resumed job puts every rank at its own place
 in its shard and goes on exactly as the job that was not stopped.
@@ -30,7 +30,7 @@ pytestmark = mpi
 
 HDF5_NET = """name: "rows"
 layer {{ name: "rows" type: "HDF5Data" top: "data" top: "label"
-        hdf5_data_param {{ source: "{listing}" batch_size: {batch} }} }}
+        hdf5_data_param {{ source: "{listing}" batch_size: {batch} shuffle: {shuffle} }} }}
 layer {{ name: "ip1" type: "InnerProduct" bottom: "data" top: "ip1"
         inner_product_param {{ num_output: 8 weight_filler {{ type: "xavier" }} }} }}
 layer {{ name: "relu" type: "ReLU" bottom: "ip1" top: "ip1" }}
@@ -114,11 +114,14 @@ def two_ranks_as_one(tmp_path, net, max_iter):
     assert_close(tmp_path / "one.caffemodel", tmp_path / "two.caffemodel")
 
 
-def test_hdf5_data_two_ranks_train_as_one_with_twice_the_batch(tmp_path):
+@pytest.mark.parametrize("shuffle", ["false", "true"])
+def test_hdf5_data_two_ranks_train_as_one_with_twice_the_batch(tmp_path, shuffle):
     listing = hdf5_rows(tmp_path)
-    # 48 rows over two files, 16 rows an iteration: two passes, each rank crossing both files.
-    two_ranks_as_one(tmp_path, lambda batch: HDF5_NET.format(listing=listing, batch=batch),
-                     max_iter=7)
+    # 48 rows over two files, 16 rows an iteration: over two passes, each rank crossing both
+    # files. Shuffled, every rank walks the permutations of the single process (the layer's
+    # own generator, seeded alike on every rank at setup), so the shards still partition.
+    two_ranks_as_one(tmp_path, lambda batch: HDF5_NET.format(listing=listing, batch=batch,
+                                                            shuffle=shuffle), max_iter=7)
 
 
 def test_lmdb_data_two_ranks_train_as_one_with_twice_the_batch(tmp_path):
@@ -132,7 +135,8 @@ def test_lmdb_data_two_ranks_train_as_one_with_twice_the_batch(tmp_path):
 def test_snapshots_come_from_rank_zero_and_resume_on_every_rank(tmp_path, data):
     if data == "hdf5":
         listing = hdf5_rows(tmp_path)
-        net = lambda batch: HDF5_NET.format(listing=listing, batch=batch)  # noqa: E731
+        net = lambda batch: HDF5_NET.format(listing=listing, batch=batch,  # noqa: E731
+                                            shuffle="true")
     else:
         db = mnist_lmdb(tmp_path / "mnist_lmdb", 45)
         net = lambda batch: LMDB_NET.format(db=db, batch=batch)  # noqa: E731
