@@ -7,7 +7,8 @@ random number of records (below it) at the start; transform_param applies to
 every item; batches are prefetched in a thread (see data_prefetch). LevelDB has
 no maintained Python binding that installs cleanly, so `backend: LEVELDB` is an
 error that says how to convert to LMDB. Top 0 is (batch_size, C, H, W), top 1
-(optional) the labels, (batch_size,).
+(optional) the labels, (batch_size,). After `set_shard(rank, size)` the layer
+keeps every size-th record of the looping stream from rank on, as Caffe's ranks.
 """
 import os
 
@@ -93,9 +94,8 @@ class Data(PrefetchingDataLayer):
         self.keys = lmdb_keys(self.env, self.source, where)
         if not self.keys:
             raise DataError(f"{where}: LMDB {self.source!r} is empty")
-        self.order = record_order(len(self.keys), 0, 1)
-        first = self._datum(self.order[0], where)
-        item = self.transformer.to_array(first, self._where_key(self.order[0]))
+        first = self._datum(0, where)
+        item = self.transformer.to_array(first, self._where_key(0))
         return p.batch_size, item.shape
 
     def setup(self, bottom, top):
@@ -125,17 +125,15 @@ class Data(PrefetchingDataLayer):
             raise DataError(f"{where}: {self._where_key(index)} vanished while reading")
         return parse_datum(value, f"{where}: {self._where_key(index)}")
 
-    def set_shard(self, rank, size):
-        self.stop()
-        self.order = record_order(len(self.keys), rank, size)
-        super().set_shard(rank, size)
-
     @property
     def num_records(self):
-        return len(self.order)
+        return len(record_order(len(self.keys), self.rank, self.size))
 
     def load_item(self, position, data, generator, where):
-        index = self.order[position % len(self.order)]
+        # As Caffe's DataLayer::Skip, rank r of N keeps every N-th record of the looping
+        # stream (not of one pass): together the ranks read, batch by batch, the records
+        # of one process with an N-times larger batch, whatever the number of records.
+        index = (position * self.size + self.rank) % len(self.keys)
         datum = self._datum(index, where)
         place = f"{where}: {self._where_key(index)}"
         self.transformer.transform(self.transformer.to_array(datum, place), data, generator, place)

@@ -5,7 +5,8 @@
 number of rows (first axis). Batches take rows in order, running on into the
 next file and wrapping around after the last, so a batch may span files. With
 `shuffle`, the file order and the rows within each file are permuted (by the
-backend's random stream), and re-permuted at every wrap, as Caffe does.
+layer's generator, seeded from the backend's stream at setup), and re-permuted at
+every wrap, as Caffe does.
 A top's shape is ``(batch_size,) + dataset.shape[1:]``. `set_shard(rank, size)` keeps
 every size-th row of that stream, from row rank; `skip(batches)` moves on as
 ``batches`` forwards would.
@@ -47,9 +48,14 @@ class HDF5Data(Layer):
         self.datasets = list(self.param.top)
         self.source = self._find(p.source, self.base_dir, "source file")
         self.files = self._read_list(self.source)
+        # The permutations come from the layer's own generator, seeded once from the
+        # backend's stream at setup: every rank of a data-parallel job (all seeded alike
+        # until then) and a resumed run (skip) walk the same ones, whatever else draws.
+        self.shuffler = np.random.default_rng(int(rng().integers(2 ** 63))) if self.shuffle \
+            else None
         self.file_order = np.arange(len(self.files))
         if self.shuffle:
-            self.file_order = rng().permutation(len(self.files))
+            self.file_order = self.shuffler.permutation(len(self.files))
         self.file_pos = 0
         self.rank, self.size = 0, 1     # the shard: every size-th row from row rank
         self.stream_pos = 0             # rows passed since the start, over files and passes
@@ -134,7 +140,7 @@ class HDF5Data(Layer):
         self.arrays = arrays
         self.rows = arrays[0].shape[0]
         self.row_pos = 0
-        self.row_order = rng().permutation(self.rows) if self.shuffle else None
+        self.row_order = self.shuffler.permutation(self.rows) if self.shuffle else None
 
     def _next_file(self):
         """After a file's last row: the next file (re-shuffled at the wrap), or the same one."""
@@ -143,12 +149,12 @@ class HDF5Data(Layer):
             if self.file_pos == len(self.files):
                 self.file_pos = 0
                 if self.shuffle:
-                    self.file_order = rng().permutation(len(self.files))
+                    self.file_order = self.shuffler.permutation(len(self.files))
             self._load(self.files[self.file_order[self.file_pos]])
         else:
             self.row_pos = 0
             if self.shuffle:
-                self.row_order = rng().permutation(self.rows)
+                self.row_order = self.shuffler.permutation(self.rows)
 
     # -- the contract -----------------------------------------------------------
 

@@ -257,12 +257,15 @@ def train(args, argv, comm=None):
         if args.weights:
             for weights in args.weights.split(","):
                 solver.net.copy_from(weights)
+        # Shard and seed each rank before a restore, so its data layers skip through
+        # their own shard (and draw their own stream), as the job that was not stopped.
+        parallel = DataParallel(solver, comm) if comm.size > 1 else None
         if args.snapshot:
             solver.restore(args.snapshot)
+            if parallel is not None:
+                parallel.broadcast_state()       # rank 0's restored state goes to all
             if bar is not None:
                 bar.update(solver.iter)
-        if comm.size > 1:
-            DataParallel(solver, comm)           # after restore: rank 0's state goes to all
         if not comm.is_root:
             solver.solve()
             return 0
