@@ -8,20 +8,15 @@ and mirror in TRAIN (over the first MNIST images), ImageData with shuffle (tiny
 PNGs made here). Exactness needs the resumed layer to serve the same batches
 (`skip`) and the same random crops/flips/permutations as the straight run.
 """
-import gzip
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-import cyffe
 from cyffe.proto.io import blobproto_to_array, read_net_weights
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "helpers"))
-from shared import shared_path  # noqa: E402
+from helpers import mnist
 
 REPO = Path(__file__).resolve().parents[1]
 DIGITS = REPO / "examples" / "digits"
@@ -100,20 +95,10 @@ layer {{ name: "loss" type: "SoftmaxWithLoss" bottom: "ip1" bottom: "label" top:
 """
 
 
-def first_mnist_lmdb(db, count):
-    """An LMDB of the first count shared MNIST training images, as convert_mnist writes them."""
-    from cyffe.layers.data import write_lmdb
-    from cyffe.tools.convert_mnist import mnist_records
-    mnist = shared_path("data", "mnist")
-    with gzip.open(mnist / "train-images-idx3-ubyte.gz") as f:
-        images = np.frombuffer(f.read(), np.uint8, offset=16)[:count * 28 * 28]
-    with gzip.open(mnist / "train-labels-idx1-ubyte.gz") as f:
-        labels = np.frombuffer(f.read(), np.uint8, offset=8)[:count]
-    write_lmdb(db, mnist_records(images.reshape(count, 28, 28), labels), map_size=16 << 20)
 
 
 def test_lmdb_data_with_random_crop_and_mirror_resumes_exactly(tmp_path):
-    first_mnist_lmdb(tmp_path / "mnist_lmdb", 200)
+    mnist.lmdb(tmp_path / "mnist_lmdb", 200)
     net = tmp_path / "net.prototxt"
     net.write_text(LMDB_NET.format(db=tmp_path / "mnist_lmdb"))
     # 200 records, batch 16: the pass wraps at iteration 12, after the snapshot at 7.

@@ -12,7 +12,6 @@ single process's, so the LMDB nets here use none; HDF5Data's shuffle is tested t
 Snapshots come from rank 0 alone; a resumed job puts every rank at its own place
 in its shard and goes on exactly as the job that was not stopped.
 """
-import gzip
 import os
 import subprocess
 import sys
@@ -23,8 +22,7 @@ import pytest
 
 from test_mpi import MPIEXEC, job_env, mpi, train_net, weights
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "helpers"))
-from shared import shared_path  # noqa: E402
+from helpers import mnist
 
 pytestmark = mpi
 
@@ -81,17 +79,6 @@ def hdf5_rows(folder):
     return listing
 
 
-def mnist_lmdb(db, count):
-    """An LMDB of the first count shared MNIST training images, as convert_mnist writes them."""
-    from cyffe.layers.data import write_lmdb
-    from cyffe.tools.convert_mnist import mnist_records
-    mnist = shared_path("data", "mnist")
-    with gzip.open(mnist / "train-images-idx3-ubyte.gz") as f:
-        images = np.frombuffer(f.read(), np.uint8, offset=16)[:count * 28 * 28]
-    with gzip.open(mnist / "train-labels-idx1-ubyte.gz") as f:
-        labels = np.frombuffer(f.read(), np.uint8, offset=8)[:count]
-    write_lmdb(db, mnist_records(images.reshape(count, 28, 28), labels), map_size=16 << 20)
-    return db
 
 
 def assert_close(one, two):
@@ -127,7 +114,7 @@ def test_hdf5_data_two_ranks_train_as_one_with_twice_the_batch(tmp_path, shuffle
 def test_lmdb_data_two_ranks_train_as_one_with_twice_the_batch(tmp_path):
     # 57 records, 16 an iteration: the pass wraps in iteration 3 and 7, each time with the
     # ranks swapping parities (the odd record count), as in Caffe and the single process.
-    db = mnist_lmdb(tmp_path / "mnist_lmdb", 57)
+    db = mnist.lmdb(tmp_path / "mnist_lmdb", 57)
     two_ranks_as_one(tmp_path, lambda batch: LMDB_NET.format(db=db, batch=batch), max_iter=9)
 
 
@@ -138,7 +125,7 @@ def test_snapshots_come_from_rank_zero_and_resume_on_every_rank(tmp_path, data):
         net = lambda batch: HDF5_NET.format(listing=listing, batch=batch,  # noqa: E731
                                             shuffle="true")
     else:
-        db = mnist_lmdb(tmp_path / "mnist_lmdb", 45)
+        db = mnist.lmdb(tmp_path / "mnist_lmdb", 45)
         net = lambda batch: LMDB_NET.format(db=db, batch=batch)  # noqa: E731
     # Each rank in its own working directory: a relative snapshot_prefix shows who writes.
     for rank in (0, 1):

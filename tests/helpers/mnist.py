@@ -1,4 +1,4 @@
-"""The shared MNIST IDX files, read for tests (the MNIST data layer is issue 4's)."""
+"""The shared MNIST IDX files, read for tests, and small LMDBs made from them."""
 import gzip
 import struct
 
@@ -19,3 +19,12 @@ def load(split="t10k", count=None):
         assert magic == 0x801
         labels = np.frombuffer(f.read(n), np.uint8)
     return images, labels
+
+
+def lmdb(db, count):
+    """An LMDB of the first count training images at db, as convert_mnist writes them; db."""
+    from cyffe.layers.data import write_lmdb
+    from cyffe.tools.convert_mnist import mnist_records
+    images, labels = load("train", count)
+    write_lmdb(db, mnist_records(images[:, 0], labels), map_size=16 << 20)
+    return db
