@@ -356,12 +356,8 @@ class Net:
         in `blobs`, the padding dropped. A scalar output (a loss) gives one
         value per batch.
         """
-        names = list(dict.fromkeys(self.outputs + list(blobs or [])))
-        collected = {name: [] for name in names}
-        for batch in self._batches(inputs, "data"):
-            for name, value in self.forward(blobs=blobs, **batch).items():
-                collected[name].append(np.array(value, copy=True))
-        return self._unpad(collected, inputs)
+        return self._over_batches(lambda batch: self.forward(blobs=blobs, **batch), inputs,
+                                  "data", self.outputs + list(blobs or []))
 
     def backward_all(self, diffs=None, **top_diffs):
         """pycaffe's backward_all: backward over whole arrays of top diffs, batch by batch.
@@ -372,12 +368,16 @@ class Net:
         {name: array of all rows} for the input diffs and the blobs listed in
         `diffs`, the padding dropped.
         """
-        names = list(dict.fromkeys(self.inputs + list(diffs or [])))
-        collected = {name: [] for name in names}
-        for batch in self._batches(top_diffs, "diffs"):
-            for name, value in self.backward(diffs=diffs, **batch).items():
+        return self._over_batches(lambda batch: self.backward(diffs=diffs, **batch), top_diffs,
+                                  "diffs", self.inputs + list(diffs or []))
+
+    def _over_batches(self, run, arrays, what, names):
+        """run(batch) for each batch of arrays; {name: the rows of all batches} for names."""
+        collected = {name: [] for name in dict.fromkeys(names)}
+        for batch in self._batches(arrays, what):
+            for name, value in run(batch).items():
                 collected[name].append(np.array(value, copy=True))
-        return self._unpad(collected, top_diffs)
+        return self._unpad(collected, arrays)
 
     def _batches(self, arrays, what):
         """Yield {name: batch rows} for equal-length arrays, in batches of the blobs' first axis."""
