@@ -34,6 +34,7 @@ from ..proto.errors import NetError
 from . import fillers
 from .backend import array_module
 from .base import Layer, canonical_axis
+from .blas import gemm
 from .im2col import Patches
 
 # Most elements the column buffer holds; a larger minibatch is im2col'ed in chunks. 2^25
@@ -352,8 +353,6 @@ class Convolution(ConvolutionGeometry, Layer):
             self._out = np.empty(self.num_output * self.chunk * length, dtype)
             self._ones = np.ones(self.chunk * length, dtype)
             self._bias_grad = np.empty(self.num_output, dtype)
-            self._weight_grad = np.empty(self.blobs[0].shape, dtype).reshape(
-                self.group, self.num_output // self.group, -1)[0]
             self._no_bias = np.empty(0, dtype)
             self._col_holds = None
         for t in top:
@@ -399,7 +398,7 @@ class Convolution(ConvolutionGeometry, Layer):
                 self.patches.to_columns(x[start:stop], col)
                 for w, c, o in zip(weights, self._grouped(col, col.shape[0] // self.group),
                                    self._grouped(out, weights.shape[1])):
-                    np.dot(w, c, out=o)
+                    gemm(w, c, o)
                 columns_to_images(out, top_rows[start:stop], bias)
             # The columns of a single-chunk bottom stay valid for its backward.
             self._col_holds = i if single_chunk else None
@@ -442,11 +441,10 @@ class Convolution(ConvolutionGeometry, Layer):
                 cols = self._grouped(col, col.shape[0] // self.group)
                 outs = self._grouped(out, weights.shape[1])
                 for w_diff, c, o in zip(weight_diff, cols, outs):
-                    np.dot(o, c.T, out=self._weight_grad)
-                    w_diff += self._weight_grad
+                    gemm(o, c, w_diff, trans_b=True, beta=1)
                 if propagate_down[i]:
                     for w, c, o in zip(weights, cols, outs):
-                        np.dot(w.T, o, out=c)
+                        gemm(w, o, c, trans_a=True)
                     self._col_holds = None
                     self.patches.from_columns(col, b.diff.reshape(self.image_shape)[start:stop])
 

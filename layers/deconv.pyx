@@ -18,6 +18,7 @@ import numpy as np
 from ..proto import cyffe_pb2 as pb
 from ..proto.errors import NetError
 from .backend import array_module
+from .blas import gemm
 from .conv import COLUMN_LIMIT, Convolution, columns_to_images, images_to_columns
 
 
@@ -67,8 +68,6 @@ class Deconvolution(Convolution):
             dtype = bottom[0].data.dtype
             self._col = np.empty(rows * self.chunk * length, dtype)
             self._xcol = np.empty(self.channels * self.chunk * length, dtype)
-            self._weight_grad = np.empty(self.blobs[0].shape, dtype).reshape(
-                self.group, self.channels // self.group, -1)[0]
             self._no_bias = np.empty(0, dtype)
         for t in top:
             t.reshape(*self.top_shape)
@@ -98,7 +97,7 @@ class Deconvolution(Convolution):
                 images_to_columns(x[start:stop], xcol)
                 for w, c, xc in zip(weights, self._grouped(col, weights.shape[2]),
                                     self._grouped(xcol, weights.shape[1])):
-                    np.dot(w.T, xc, out=c)
+                    gemm(w, xc, c, trans_a=True)
                 self.patches.from_columns(col, y[start:stop])
             if self.bias_term:
                 t.data.reshape(num, self.num_output, -1)[...] += self.blobs[1].data[:, None]
@@ -118,11 +117,10 @@ class Deconvolution(Convolution):
                 cols = self._grouped(col, weights.shape[2])
                 xcols = self._grouped(xcol, weights.shape[1])
                 for w_diff, c, xc in zip(weight_diff, cols, xcols):
-                    np.dot(xc, c.T, out=self._weight_grad)
-                    w_diff += self._weight_grad
+                    gemm(xc, c, w_diff, trans_b=True, beta=1)
                 if propagate_down[i]:
                     for w, c, xc in zip(weights, cols, xcols):
-                        np.dot(w, c, out=xc)
+                        gemm(w, c, xc)
                     columns_to_images(xcol, b.diff.reshape(num, self.channels, -1)[start:stop],
                                       self._no_bias)
 

@@ -9,6 +9,7 @@ import numpy as np
 from ..proto.errors import NetError
 from . import fillers
 from .base import Layer, canonical_axis
+from .blas import gemm
 
 
 class InnerProduct(Layer):
@@ -37,7 +38,6 @@ class InnerProduct(Layer):
                 fillers.fill(self.blobs[1].data, p.bias_filler)
         else:
             self._adopt_given_blobs(wanted)
-        self.weight_grad = None     # BLAS output buffer, made on the first CPU backward
 
     def _adopt_given_blobs(self, wanted):
         if len(self.blobs) != len(wanted):
@@ -77,7 +77,7 @@ class InnerProduct(Layer):
         m, k = self._sizes(bottom)
         x = bottom[0].data.reshape(m, k)
         y = top[0].data.reshape(m, self.num_output)
-        np.dot(x, self._weight_nk().T, out=y)
+        gemm(x, self.blobs[0].data, y, trans_b=not self.transpose)
         if self.bias_term:
             y += self.blobs[1].data
 
@@ -85,18 +85,15 @@ class InnerProduct(Layer):
         m, k = self._sizes(bottom)
         dy = top[0].diff.reshape(m, self.num_output)
         x = bottom[0].data.reshape(m, k)
-        if self.weight_grad is None:
-            self.weight_grad = np.empty(self.blobs[0].shape, self.dtype)
-        # dW (N, K) = dy^T x; stored transposed it is x^T dy.
+        # dW (N, K) += dy^T x; stored transposed it is x^T dy.
         if self.transpose:
-            np.dot(x.T, dy, out=self.weight_grad)
+            gemm(x, dy, self.blobs[0].diff, trans_a=True, beta=1)
         else:
-            np.dot(dy.T, x, out=self.weight_grad)
-        self.blobs[0].diff += self.weight_grad
+            gemm(dy, x, self.blobs[0].diff, trans_a=True, beta=1)
         if self.bias_term:
             self.blobs[1].diff += dy.sum(axis=0)
         if propagate_down[0]:
-            np.dot(dy, self._weight_nk(), out=bottom[0].diff.reshape(m, k))
+            gemm(dy, self.blobs[0].data, bottom[0].diff.reshape(m, k), trans_b=self.transpose)
 
     def forward_gpu(self, bottom, top):
         m, k = self._sizes(bottom)
