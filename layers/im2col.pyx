@@ -28,87 +28,59 @@ from cython cimport floating
 
 
 include "window_bounds.pxi"
+include "patch_kernels.pxi"
+
+
+cdef int check_columns(str name, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t channels,
+                       Py_ssize_t num, const Window* w) except -1:
+    if rows != channels * w.kernel_volume or cols != num * w.length:
+        raise ValueError(f"{name}: col has shape ({rows}, {cols}), expected "
+                         f"({channels * w.kernel_volume}, {num * w.length})")
+    return 0
+
+
+cdef void to_columns(const floating* x, floating* col, Py_ssize_t num, Py_ssize_t channels,
+                     const Window* w) noexcept nogil:
+    """col (C*K, N*L) from x (N, C, volume), one (image, channel) plane per task."""
+    cdef Py_ssize_t plane, n, c, ld = num * w.length
+    for plane in prange(num * channels, schedule="static"):
+        n = plane // channels
+        c = plane % channels
+        plane_to_columns(x + plane * w.volume, col + c * w.kernel_volume * ld + n * w.length,
+                         ld, w)
+
+
+cdef void from_columns(const floating* col, floating* x, Py_ssize_t num, Py_ssize_t channels,
+                       const Window* w) noexcept nogil:
+    """x (N, C, volume) = col2im of col; each plane gathers its own entries: no races."""
+    cdef Py_ssize_t plane, n, c, ld = num * w.length
+    for plane in prange(num * channels, schedule="static"):
+        n = plane // channels
+        c = plane % channels
+        columns_to_plane(col + c * w.kernel_volume * ld + n * w.length, ld,
+                         x + plane * w.volume, w)
 
 
 def im2col(const floating[:, :, :, ::1] x, floating[:, ::1] col,
            int kh, int kw, int ph, int pw, int sh, int sw, int dh, int dw,
            int ho, int wo):
     """Fill col (C*kh*kw, N*ho*wo) with the patches of x (N, C, H, W)."""
-    cdef Py_ssize_t num = x.shape[0], channels = x.shape[1]
-    cdef Py_ssize_t height = x.shape[2], width = x.shape[3]
-    cdef Py_ssize_t plane, n, c, i, j, y, xo, row, start, hin, shift, x0, x1
-    cdef Py_ssize_t length = ho * wo
-    if col.shape[0] != channels * kh * kw or col.shape[1] != num * length:
-        raise ValueError(f"im2col: col has shape ({col.shape[0]}, {col.shape[1]}), expected "
-                         f"({channels * kh * kw}, {num * length})")
-    with nogil:
-        for plane in prange(num * channels, schedule="static"):
-            n = plane // channels
-            c = plane % channels
-            for i in range(kh):
-                for j in range(kw):
-                    row = (c * kh + i) * kw + j
-                    # The outputs whose pixel lies inside the row: [x0, x1), branch-free.
-                    shift = pw - j * dw
-                    x0 = first_inside(shift, sw)
-                    x1 = end_inside(shift, sw, width, wo)
-                    if x1 < x0:
-                        x1 = x0
-                    for y in range(ho):
-                        start = n * length + y * wo
-                        hin = y * sh - ph + i * dh
-                        if hin < 0 or hin >= height:
-                            for xo in range(wo):
-                                col[row, start + xo] = 0
-                            continue
-                        for xo in range(x0):
-                            col[row, start + xo] = 0
-                        if sw == 1:
-                            for xo in range(x0, x1):
-                                col[row, start + xo] = x[n, c, hin, xo - shift]
-                        else:
-                            for xo in range(x0, x1):
-                                col[row, start + xo] = x[n, c, hin, xo * sw - shift]
-                        for xo in range(x1, wo):
-                            col[row, start + xo] = 0
+    cdef Window w = window_2d(x.shape[2], x.shape[3], kh, kw, ph, pw, sh, sw, dh, dw, ho, wo)
+    check_columns("im2col", col.shape[0], col.shape[1], x.shape[1], x.shape[0], &w)
+    if col.size:
+        with nogil:
+            to_columns(&x[0, 0, 0, 0], &col[0, 0], x.shape[0], x.shape[1], &w)
 
 
 def col2im(const floating[:, ::1] col, floating[:, :, :, ::1] x,
            int kh, int kw, int ph, int pw, int sh, int sw, int dh, int dw,
            int ho, int wo):
     """Write into x (N, C, H, W) the sum of the col entries taken from each pixel."""
-    cdef Py_ssize_t num = x.shape[0], channels = x.shape[1]
-    cdef Py_ssize_t height = x.shape[2], width = x.shape[3]
-    cdef Py_ssize_t plane, n, c, i, j, y, xo, row, start, hin, win, shift, x0, x1
-    cdef Py_ssize_t length = ho * wo
-    if col.shape[0] != channels * kh * kw or col.shape[1] != num * length:
-        raise ValueError(f"col2im: col has shape ({col.shape[0]}, {col.shape[1]}), expected "
-                         f"({channels * kh * kw}, {num * length})")
-    with nogil:
-        # Each (image, channel) plane gathers from its own rows and columns: no races.
-        for plane in prange(num * channels, schedule="static"):
-            n = plane // channels
-            c = plane % channels
-            for hin in range(height):
-                for win in range(width):
-                    x[n, c, hin, win] = 0
-            for i in range(kh):
-                for j in range(kw):
-                    row = (c * kh + i) * kw + j
-                    shift = pw - j * dw
-                    x0 = first_inside(shift, sw)
-                    x1 = end_inside(shift, sw, width, wo)
-                    for y in range(ho):
-                        hin = y * sh - ph + i * dh
-                        if hin < 0 or hin >= height:
-                            continue
-                        start = n * length + y * wo
-                        if sw == 1:
-                            for xo in range(x0, x1):
-                                x[n, c, hin, xo - shift] += col[row, start + xo]
-                        else:
-                            for xo in range(x0, x1):
-                                x[n, c, hin, xo * sw - shift] += col[row, start + xo]
+    cdef Window w = window_2d(x.shape[2], x.shape[3], kh, kw, ph, pw, sh, sw, dh, dw, ho, wo)
+    check_columns("col2im", col.shape[0], col.shape[1], x.shape[1], x.shape[0], &w)
+    if x.size:
+        with nogil:
+            from_columns(&col[0, 0], &x[0, 0, 0, 0], x.shape[0], x.shape[1], &w)
 
 
 def im2col_nd(const floating[:, :, ::1] x, floating[:, ::1] col,
@@ -119,64 +91,22 @@ def im2col_nd(const floating[:, :, ::1] x, floating[:, ::1] col,
     kernel_offsets (K, n): k_d*dilation_d - pad_d per kernel offset; out_starts (L, n):
     o_d*stride_d per output position; in_shape (n,): the spatial shape behind V.
     """
-    cdef Py_ssize_t num = x.shape[0], channels = x.shape[1]
-    cdef Py_ssize_t kvol = kernel_offsets.shape[0], length = out_starts.shape[0]
-    cdef Py_ssize_t dims = in_shape.shape[0]
-    cdef Py_ssize_t plane, n, c, k, l, d, row, h, offset
-    cdef bint inside
-    if col.shape[0] != channels * kvol or col.shape[1] != num * length:
-        raise ValueError(f"im2col_nd: col has shape ({col.shape[0]}, {col.shape[1]}), "
-                         f"expected ({channels * kvol}, {num * length})")
-    with nogil:
-        for plane in prange(num * channels, schedule="static"):
-            n = plane // channels
-            c = plane % channels
-            for k in range(kvol):
-                row = c * kvol + k
-                for l in range(length):
-                    offset = 0
-                    inside = True
-                    for d in range(dims):
-                        h = out_starts[l, d] + kernel_offsets[k, d]
-                        if h < 0 or h >= in_shape[d]:
-                            inside = False
-                            break
-                        offset = offset * in_shape[d] + h
-                    col[row, n * length + l] = x[n, c, offset] if inside else 0
+    cdef Window w = window_nd(kernel_offsets, out_starts, in_shape)
+    check_columns("im2col_nd", col.shape[0], col.shape[1], x.shape[1], x.shape[0], &w)
+    if col.size:
+        with nogil:
+            to_columns(&x[0, 0, 0], &col[0, 0], x.shape[0], x.shape[1], &w)
 
 
 def col2im_nd(const floating[:, ::1] col, floating[:, :, ::1] x,
               const Py_ssize_t[:, ::1] kernel_offsets, const Py_ssize_t[:, ::1] out_starts,
               const Py_ssize_t[::1] in_shape):
     """Write into x (N, C, V) the sum of the col entries taken from each pixel (N-D)."""
-    cdef Py_ssize_t num = x.shape[0], channels = x.shape[1], volume = x.shape[2]
-    cdef Py_ssize_t kvol = kernel_offsets.shape[0], length = out_starts.shape[0]
-    cdef Py_ssize_t dims = in_shape.shape[0]
-    cdef Py_ssize_t plane, n, c, k, l, d, row, h, offset, v
-    cdef bint inside
-    if col.shape[0] != channels * kvol or col.shape[1] != num * length:
-        raise ValueError(f"col2im_nd: col has shape ({col.shape[0]}, {col.shape[1]}), "
-                         f"expected ({channels * kvol}, {num * length})")
-    with nogil:
-        # Each (image, channel) plane gathers from its own rows and columns: no races.
-        for plane in prange(num * channels, schedule="static"):
-            n = plane // channels
-            c = plane % channels
-            for v in range(volume):
-                x[n, c, v] = 0
-            for k in range(kvol):
-                row = c * kvol + k
-                for l in range(length):
-                    offset = 0
-                    inside = True
-                    for d in range(dims):
-                        h = out_starts[l, d] + kernel_offsets[k, d]
-                        if h < 0 or h >= in_shape[d]:
-                            inside = False
-                            break
-                        offset = offset * in_shape[d] + h
-                    if inside:
-                        x[n, c, offset] += col[row, n * length + l]
+    cdef Window w = window_nd(kernel_offsets, out_starts, in_shape)
+    check_columns("col2im_nd", col.shape[0], col.shape[1], x.shape[1], x.shape[0], &w)
+    if x.size:
+        with nogil:
+            from_columns(&col[0, 0], &x[0, 0, 0], x.shape[0], x.shape[1], &w)
 
 
 def _window_slices(offsets, dilation, stride, out_shape):
