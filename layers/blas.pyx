@@ -20,6 +20,11 @@ BLOCKS_PER_THREAD = 2
 ALIGN = 16
 
 
+def thread_count():
+    """How many OpenMP threads a parallel loop gets (OMP_NUM_THREADS, or the cores)."""
+    return openmp.omp_get_max_threads()
+
+
 cdef int leading(const floating[:, :] array, str name) except -1:
     """The leading dimension of a matrix whose rows are contiguous."""
     if array.shape[1] > 1 and array.strides[1] != sizeof(floating):

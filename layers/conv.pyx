@@ -7,10 +7,15 @@ per spatial axis: (in + pad_before + pad_after - (dilation*(k-1) + 1)) // stride
 kernel_size / stride / pad / dilation are given once (every spatial axis) or once per
 spatial axis; kernel_h/_w, stride_h/_w, pad_h/_w only in 2-D. Channels and outputs
 split into `group` independent groups. Weights (num_output, C/group, k1, ..., kn),
-bias (num_output,). Forward: im2col of a chunk of images into one column matrix (the
-fast 2-D kernels in 2-D, general N-D kernels otherwise or with force_nd_im2col), then
-one GEMM per group; backward: GEMMs for the weight gradient, the bias gradient and the
-column gradient, then col2im. Several bottoms share the weights (one top each).
+bias (num_output,). Several bottoms share the weights (one top each).
+
+The CPU path is one pipeline per chunk of images, run by every OpenMP thread on its own
+chunks: im2col into the thread's columns (the fast 2-D kernels in 2-D, the N-D ones
+otherwise or with force_nd_im2col), one one-thread GEMM per group, and the output rows
+to the top with the bias. Backward does the same walk: the weight and bias gradients go
+to per-thread partial sums, the column gradient through col2im to the bottom's diff. A
+chunk's columns stay in the core's cache from the im2col to the GEMMs, where a whole
+minibatch's columns would stream through memory.
 
 Depthwise (2-D, group == C, num_output = C * multiplier): direct kernels, no columns
 and no GEMM: output plane o reads input plane o // multiplier.
@@ -26,7 +31,7 @@ cyffe-only fields:
 import math
 
 import numpy as np
-from cython.parallel import prange
+from cython.parallel import parallel, prange, threadid
 from cython cimport floating
 
 from ..proto import cyffe_pb2 as pb
@@ -34,12 +39,13 @@ from ..proto.errors import NetError
 from . import fillers
 from .backend import array_module
 from .base import Layer, canonical_axis
-from .blas import gemm
+from .blas import thread_count
 from .im2col import Patches
 
-# Most elements the column buffer holds; a larger minibatch is im2col'ed in chunks. 2^25
-# (128 MiB of float32) keeps cifar10_quick's conv2 in one chunk, so backward reuses its columns.
-COLUMN_LIMIT = 1 << 25
+# About how many column elements one thread's chunk of images holds (at least one image):
+# 2^17 (512 KiB of float32) keeps a chunk's columns in the core's L2 cache between the
+# im2col that writes them and the GEMM that reads them.
+CHUNK_ELEMENTS = 1 << 17
 
 
 def columns_to_images(const floating[:, ::1] y, floating[:, :, ::1] top,
@@ -71,6 +77,139 @@ def images_to_columns(const floating[:, :, ::1] top, floating[:, ::1] y):
 
 
 include "window_bounds.pxi"
+include "patch_kernels.pxi"
+include "gemm_rows.pxi"
+
+
+cdef Window patches_window(patches) except *:
+    """The Window of a Patches geometry (im2col.Patches; its arrays outlive the call)."""
+    if not patches.fast_2d:
+        return window_nd(patches.kernel_offsets, patches.out_starts, patches.in_shape)
+    (h, w), (kh, kw), (ph, pw) = patches.source_shape, patches.kernel, patches.source_pads
+    (sh, sw), (dh, dw), (ho, wo) = patches.stride, patches.dilation, patches.out_shape
+    return window_2d(h, w, kh, kw, ph, pw, sh, sw, dh, dw, ho, wo)
+
+
+cdef inline void chunk_to_columns(const floating* x, Py_ssize_t channels, Py_ssize_t images,
+                                  floating* col, const Window* w) noexcept nogil:
+    """col (C*K, images*L) from `images` consecutive images of x (C planes each)."""
+    cdef Py_ssize_t n, c, ld = images * w.length
+    for n in range(images):
+        for c in range(channels):
+            plane_to_columns(x + (n * channels + c) * w.volume,
+                             col + c * w.kernel_volume * ld + n * w.length, ld, w)
+
+
+def forward_chunks(const floating[:, :, ::1] x, const floating[:, ::1] weights,
+                   const floating[::1] bias, floating[:, :, ::1] y, floating[:, ::1] scratch,
+                   patches, int group, Py_ssize_t chunk):
+    """y (N, M, L) = the convolution of x (N, C, V) by weights (M, C/group*K) + bias.
+
+    Each thread takes `chunk` images at a time: im2col into its own columns, one GEMM per
+    group into its own output rows, then the rows go to y with the bias. scratch holds a
+    row of (C*K + M) * chunk * L elements per thread.
+    """
+    cdef Window win = patches_window(patches)
+    cdef Py_ssize_t num = x.shape[0], channels = x.shape[1], outputs = y.shape[1]
+    cdef Py_ssize_t length = win.length, rows = channels * win.kernel_volume
+    cdef int per_group = outputs // group, k = weights.shape[1], width
+    cdef Py_ssize_t chunks = (num + chunk - 1) // chunk, step, n0, images, n, o, l, g
+    cdef bint has_bias = bias.shape[0] > 0
+    cdef floating one = 1, zero = 0, b
+    cdef floating* col
+    cdef floating* out
+    cdef floating* dst
+    if (scratch.shape[0] < thread_count() or
+            scratch.shape[1] < (rows + outputs) * chunk * length):
+        raise ValueError("forward_chunks: scratch too small")
+    with nogil, parallel():
+        col = &scratch[threadid(), 0]
+        out = col + rows * chunk * length
+        for step in prange(chunks, schedule="dynamic"):
+            n0 = step * chunk
+            images = min(chunk, num - n0)
+            width = images * length
+            chunk_to_columns(&x[n0, 0, 0], channels, images, col, &win)
+            for g in range(group):
+                gemm_rows(False, False, per_group, width, k, one, &weights[g * per_group, 0],
+                          k, col + g * k * width, width, zero, out + g * per_group * width,
+                          width)
+            for n in range(images):
+                for o in range(outputs):
+                    b = bias[o] if has_bias else zero
+                    dst = &y[n0 + n, o, 0]
+                    for l in range(length):
+                        dst[l] = out[o * width + n * length + l] + b
+
+
+def backward_chunks(const floating[:, :, ::1] x, const floating[:, ::1] weights,
+                    const floating[:, :, ::1] dy, floating[:, :, ::1] dx,
+                    floating[:, ::1] weight_diff, floating[::1] bias_diff,
+                    floating[:, ::1] scratch, patches, int group, Py_ssize_t chunk):
+    """Accumulate the weight and bias gradients of dy (N, M, L) into weight_diff (M,
+    C/group*K) and bias_diff (M, or empty); write the bottom gradient into dx (N, C, V)
+    unless dx is empty.
+
+    Per chunk of images: dy's rows into columns, im2col of x, dW += dy x^T into the
+    thread's own partial sums; then dcol = W^T dy and col2im into dx. The threads take
+    contiguous runs of chunks (a static schedule), so the partial sums, added up in
+    thread order at the end, are the same on every run. scratch: a row of
+    (C*K + M) * chunk * L + M * (C/group*K + 1) elements per thread.
+    """
+    cdef Window win = patches_window(patches)
+    cdef Py_ssize_t num = x.shape[0], channels = x.shape[1], outputs = dy.shape[1]
+    cdef Py_ssize_t length = win.length, rows = channels * win.kernel_volume
+    cdef int per_group = outputs // group, k = weights.shape[1], width
+    cdef Py_ssize_t chunks = (num + chunk - 1) // chunk, step, n0, images, n, o, l, g, t, i
+    cdef Py_ssize_t threads = thread_count(), columns = (rows + outputs) * chunk * length
+    cdef bint has_bias = bias_diff.shape[0] > 0, propagate = dx.shape[0] > 0
+    cdef floating one = 1, zero = 0, total
+    cdef floating* col
+    cdef floating* out
+    cdef floating* partial
+    cdef const floating* src
+    if scratch.shape[0] < threads or scratch.shape[1] < columns + outputs * (k + 1):
+        raise ValueError("backward_chunks: scratch too small")
+    with nogil:
+        for t in range(threads):
+            for i in range(outputs * (k + 1)):
+                scratch[t, columns + i] = 0
+        with parallel():
+            col = &scratch[threadid(), 0]
+            out = col + rows * chunk * length
+            partial = col + columns
+            for step in prange(chunks, schedule="static"):
+                n0 = step * chunk
+                images = min(chunk, num - n0)
+                width = images * length
+                for n in range(images):
+                    for o in range(outputs):
+                        src = &dy[n0 + n, o, 0]
+                        total = 0
+                        for l in range(length):
+                            out[o * width + n * length + l] = src[l]
+                            total = total + src[l]
+                        partial[outputs * k + o] += total
+                chunk_to_columns(&x[n0, 0, 0], channels, images, col, &win)
+                for g in range(group):
+                    gemm_rows(False, True, per_group, k, width, one,
+                              out + g * per_group * width, width, col + g * k * width, width,
+                              one, partial + g * per_group * k, k)
+                if propagate:
+                    for g in range(group):
+                        gemm_rows(True, False, k, width, per_group, one,
+                                  &weights[g * per_group, 0], k, out + g * per_group * width,
+                                  width, zero, col + g * k * width, width)
+                    for n in range(images):
+                        for i in range(channels):
+                            columns_to_plane(col + i * win.kernel_volume * width + n * length,
+                                             width, &dx[n0 + n, i, 0], &win)
+        for t in range(threads):
+            for o in range(outputs):
+                for i in range(k):
+                    weight_diff[o, i] += scratch[t, columns + o * k + i]
+                if has_bias:
+                    bias_diff[o] += scratch[t, columns + outputs * k + o]
 
 
 def depthwise_forward(const floating[:, :, :, ::1] x, const floating[:, :, ::1] w,
@@ -346,45 +485,44 @@ class Convolution(ConvolutionGeometry, Layer):
             self.image_shape = (num, self.channels) + tuple(in_shape)
             self.top_shape = shape[:self.axis] + (self.num_output,) + patches.out_shape
             rows = self.channels * patches.kernel_volume
-            length = patches.length
-            self.chunk = max(1, min(num, COLUMN_LIMIT // max(1, rows * length)))
-            dtype = bottom[0].data.dtype
-            self._col = np.empty(rows * self.chunk * length, dtype)
-            self._out = np.empty(self.num_output * self.chunk * length, dtype)
-            self._ones = np.ones(self.chunk * length, dtype)
-            self._bias_grad = np.empty(self.num_output, dtype)
-            self._no_bias = np.empty(0, dtype)
-            self._col_holds = None
+            self.chunk = max(1, min(CHUNK_ELEMENTS // max(1, rows * patches.length),
+                                    -(-num // thread_count())))
+            self._no_bias = np.empty(0, bottom[0].data.dtype)
+            self._no_images = np.empty((0, 0, 0), bottom[0].data.dtype)
+            self._scratch_rows = None
         for t in top:
             t.reshape(*self.top_shape)
 
     # -- CPU ------------------------------------------------------------------
 
-    def _chunks(self, num):
-        """(start, stop, col (K, m*L), out (M, m*L)) for each chunk of images."""
+    def _scratch(self, backward):
+        """One row of chunk buffers per thread (and, for backward, partial sums)."""
         length = self.patches.length
-        rows = self._col.size // (self.chunk * length)
-        for start in range(0, num, self.chunk):
-            m = min(self.chunk, num - start)
-            yield (start, start + m, self._col[:rows * m * length].reshape(rows, m * length),
-                   self._out[:self.num_output * m * length].reshape(self.num_output, -1))
-
-    def _grouped(self, array, rows):
-        return [array[g * rows:(g + 1) * rows] for g in range(self.group)]
+        size = (self.channels * self.patches.kernel_volume + self.num_output) * self.chunk * \
+            length
+        if backward:
+            size += self.num_output * (math.prod(self.blobs[0].shape[1:]) + 1)
+        rows = self._scratch_rows
+        if rows is None or rows.shape[0] < thread_count() or rows.shape[1] < size:
+            rows = self._scratch_rows = np.empty((thread_count(), size), self._no_bias.dtype)
+        return rows
 
     def _images(self, array):
         """array (a bottom's data or diff) as contiguous (N, C, *spatial)."""
         return np.ascontiguousarray(array).reshape(self.image_shape)
+
+    @staticmethod
+    def _planes(images):
+        """(N, C, *spatial) images as (N, C, volume) planes."""
+        return images.reshape(images.shape[0], images.shape[1], -1)
 
     def _depthwise_args(self):
         (ph, pw), (sh, sw), (dh, dw) = self.patches.source_pads, self.stride, self.dilation
         return ph, pw, sh, sw, dh, dw
 
     def forward_cpu(self, bottom, top):
-        weights = self.blobs[0].data.reshape(self.group, self.num_output // self.group, -1)
         bias = self.blobs[1].data if self.bias_term else self._no_bias
-        single_chunk = self.chunk >= self.image_shape[0]
-        for i, (b, t) in enumerate(zip(bottom, top)):
+        for b, t in zip(bottom, top):
             x = self._images(b.data)
             if self.depthwise:
                 depthwise_forward(self.patches.source(x),
@@ -393,15 +531,10 @@ class Convolution(ConvolutionGeometry, Layer):
                                                        self.patches.out_shape),
                                   *self._depthwise_args())
                 continue
-            top_rows = t.data.reshape(x.shape[0], self.num_output, -1)
-            for start, stop, col, out in self._chunks(x.shape[0]):
-                self.patches.to_columns(x[start:stop], col)
-                for w, c, o in zip(weights, self._grouped(col, col.shape[0] // self.group),
-                                   self._grouped(out, weights.shape[1])):
-                    gemm(w, c, o)
-                columns_to_images(out, top_rows[start:stop], bias)
-            # The columns of a single-chunk bottom stay valid for its backward.
-            self._col_holds = i if single_chunk else None
+            forward_chunks(self._planes(self.patches.source(x)),
+                           self.blobs[0].data.reshape(self.num_output, -1), bias,
+                           t.data.reshape(x.shape[0], self.num_output, -1),
+                           self._scratch(False), self.patches, self.group, self.chunk)
 
     def _backward_depthwise(self, top, propagate_down, bottom):
         weights = self.blobs[0].data.reshape(self.num_output, *self.kernel)
@@ -423,30 +556,21 @@ class Convolution(ConvolutionGeometry, Layer):
         if self.depthwise:
             self._backward_depthwise(top, propagate_down, bottom)
             return
-        weights = self.blobs[0].data.reshape(self.group, self.num_output // self.group, -1)
-        weight_diff = self.blobs[0].diff.reshape(weights.shape)
+        weights = self.blobs[0].data.reshape(self.num_output, -1)
+        bias_diff = self.blobs[1].diff if self.bias_term else self._no_bias
         for i, (b, t) in enumerate(zip(bottom, top)):
-            top_rows = t.diff.reshape(self.image_shape[0], self.num_output, -1)
-            x = None
-            for start, stop, col, out in self._chunks(top_rows.shape[0]):
-                images_to_columns(top_rows[start:stop], out)
-                if self.bias_term:
-                    np.dot(out, self._ones[:out.shape[1]], out=self._bias_grad)
-                    self.blobs[1].diff += self._bias_grad
-                if self._col_holds != i:
-                    if x is None:
-                        x = self._images(b.data)
-                    self.patches.to_columns(x[start:stop], col)
-                    self._col_holds = None
-                cols = self._grouped(col, col.shape[0] // self.group)
-                outs = self._grouped(out, weights.shape[1])
-                for w_diff, c, o in zip(weight_diff, cols, outs):
-                    gemm(o, c, w_diff, trans_b=True, beta=1)
-                if propagate_down[i]:
-                    for w, c, o in zip(weights, cols, outs):
-                        gemm(w, o, c, trans_a=True)
-                    self._col_holds = None
-                    self.patches.from_columns(col, b.diff.reshape(self.image_shape)[start:stop])
+            x = self._planes(self.patches.source(self._images(b.data)))
+            dy = np.ascontiguousarray(t.diff).reshape(x.shape[0], self.num_output, -1)
+            dx = self._no_images
+            if propagate_down[i]:
+                dx_images = b.diff.reshape(self.image_shape)
+                g = self.patches.source_gradient(dx_images)
+                dx = self._planes(g)
+            backward_chunks(x, weights, dy, dx, self.blobs[0].diff.reshape(weights.shape),
+                            bias_diff, self._scratch(True), self.patches, self.group,
+                            self.chunk)
+            if propagate_down[i]:
+                self.patches.fold(g, dx_images)
 
     # -- GPU (array-API; runs on numpy too) -------------------------------------
 

@@ -19,7 +19,10 @@ from ..proto import cyffe_pb2 as pb
 from ..proto.errors import NetError
 from .backend import array_module
 from .blas import gemm
-from .conv import COLUMN_LIMIT, Convolution, columns_to_images, images_to_columns
+from .conv import Convolution, columns_to_images, images_to_columns
+
+# Most elements the column buffer holds; a larger minibatch is col2im'ed in chunks.
+COLUMN_LIMIT = 1 << 25
 
 
 class Deconvolution(Convolution):
@@ -86,6 +89,9 @@ class Deconvolution(Convolution):
             m = min(self.chunk, num - start)
             yield (start, start + m, self._col[:rows * m * length].reshape(rows, m * length),
                    self._xcol[:self.channels * m * length].reshape(self.channels, -1))
+
+    def _grouped(self, array, rows):
+        return [array[g * rows:(g + 1) * rows] for g in range(self.group)]
 
     def forward_cpu(self, bottom, top):
         weights = self._weights(self.blobs[0].data)

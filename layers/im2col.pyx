@@ -246,12 +246,12 @@ class Patches:
         self.fast_2d = len(self.kernel) == 2 and not force_nd
         if not self.fast_2d:
             dims = len(self.kernel)
-            self._in_shape = np.array(self.source_shape, np.intp)
-            self._kernel_offsets = np.array(
+            self.in_shape = np.array(self.source_shape, np.intp)
+            self.kernel_offsets = np.array(
                 [[k * d - p for k, d, p in zip(ks, self.dilation, self.source_pads)]
                  for ks in itertools.product(*[range(k) for k in self.kernel])],
                 np.intp).reshape(self.kernel_volume, dims)
-            self._out_starts = np.array(
+            self.out_starts = np.array(
                 [[o * s for o, s in zip(os, self.stride)]
                  for os in itertools.product(*[range(o) for o in self.out_shape])],
                 np.intp).reshape(self.length, dims)
@@ -291,7 +291,7 @@ class Patches:
             im2col(src, col, kh, kw, ph, pw, *self.stride, *self.dilation, *self.out_shape)
         else:
             im2col_nd(src.reshape(src.shape[0], src.shape[1], -1), col,
-                      self._kernel_offsets, self._out_starts, self._in_shape)
+                      self.kernel_offsets, self.out_starts, self.in_shape)
 
     def to_columns(self, x, col):
         """Fill col with the patches of x (N, C, *image_shape)."""
@@ -305,7 +305,7 @@ class Patches:
             col2im(col, g, kh, kw, ph, pw, *self.stride, *self.dilation, *self.out_shape)
         else:
             col2im_nd(col, g.reshape(g.shape[0], g.shape[1], -1),
-                      self._kernel_offsets, self._out_starts, self._in_shape)
+                      self.kernel_offsets, self.out_starts, self.in_shape)
         self.fold(g, dx)
 
     # -- array-API (the GPU path; runs on numpy too) ----------------------------

@@ -104,7 +104,7 @@ def test_fill_gradient(name, fill):
 @pytest.mark.parametrize("fill", sorted(FILLS))
 def test_fill_gradient_with_chunks_and_two_bottoms(fill, monkeypatch):
     from cyffe.layers import conv as conv_module
-    monkeypatch.setattr(conv_module, "COLUMN_LIMIT", 1)
+    monkeypatch.setattr(conv_module, "CHUNK_ELEMENTS", 1)
     layer = make_conv(num_output=2, kernel_size=[3], pad=[1, 2], pad_fill=FILLS[fill],
                       pad_value=-0.5)
     rng = np.random.default_rng(3)

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from cyffe.layers import conv as conv_module
 from cyffe.layers.backend import set_random_seed
@@ -128,22 +129,29 @@ def test_no_propagate_down_leaves_bottom_diff_alone():
     assert np.any(layer.blobs[0].diff != 0)
 
 
-def test_chunked_minibatch_equals_one_chunk(monkeypatch):
-    x = np.random.default_rng(5).standard_normal((5, 3, 6, 6))
-    dy = np.random.default_rng(6).standard_normal((5, 4, 6, 6))
+@pytest.mark.parametrize("group", [1, 2])
+def test_any_chunk_size_and_thread_count_give_one_result(monkeypatch, group):
+    """Chunks of 1, 2 or all 6 images, on 1, 2 or 3 threads (threads that get no chunk
+    too), give one forward and one set of gradients."""
+    x = np.random.default_rng(5).standard_normal((6, 4, 6, 6))
+    dy = np.random.default_rng(6).standard_normal((6, 4, 6, 6))
     results = []
-    for limit in (conv_module.COLUMN_LIMIT, 2 * 27 * 36):
-        monkeypatch.setattr(conv_module, "COLUMN_LIMIT", limit)
-        layer = conv(num_output=4, kernel_size=[3], pad=[1])
-        set_random_seed(0)
-        bottom, top = forward(layer, x)
-        top[0].diff[...] = dy
-        layer.backward(top, [True], bottom)
+    for elements, threads in ((1 << 30, 1), (1, 2), (2 * 36 * 36, 3), (1, 3)):
+        monkeypatch.setattr(conv_module, "CHUNK_ELEMENTS", elements)
+        with threadpool_limits(threads, "openmp"):
+            layer = conv(num_output=4, kernel_size=[3], pad=[1], group=group)
+            set_random_seed(0)
+            bottom, top = forward(layer, x)
+            top[0].diff[...] = dy
+            for p in layer.blobs:
+                p.diff[...] = 0.25
+            layer.backward(top, [True], bottom)
         results.append((layer.chunk, top[0].data.copy(), bottom[0].diff.copy(),
                         layer.blobs[0].diff.copy(), layer.blobs[1].diff.copy()))
-    assert results[0][0] == 5 and results[1][0] == 2
-    for a, b in zip(results[0][1:], results[1][1:]):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    assert [r[0] for r in results] == [6, 1, 2, 1]
+    for other in results[1:]:
+        for a, b in zip(results[0][1:], other[1:]):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
 def test_backward_recomputes_columns_when_bottom_changed_shape():
