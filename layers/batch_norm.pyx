@@ -21,6 +21,9 @@ from ..proto.errors import NetError
 from .base import Layer
 
 
+include "row_sums.pxi"
+
+
 def channel_stats(const floating[:, :, ::1] x, double[::1] mean, double[::1] var):
     """Per channel: mean and biased variance over axes 0 and 2 of x (N, C, S)."""
     cdef Py_ssize_t n, c, s
@@ -30,14 +33,11 @@ def channel_stats(const floating[:, :, ::1] x, double[::1] mean, double[::1] var
         for c in prange(channels, schedule="static"):
             acc = 0
             for n in range(num):
-                for s in range(spatial):
-                    acc = acc + x[n, c, s]
+                acc = acc + row_sum(&x[n, c, 0], spatial)
             m = acc / count
             acc = 0
             for n in range(num):
-                for s in range(spatial):
-                    d = x[n, c, s] - m
-                    acc = acc + d * d
+                acc = acc + row_squares(&x[n, c, 0], m, spatial)
             mean[c] = m
             var[c] = acc / count
 
@@ -66,9 +66,8 @@ def batch_backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] y,
             sum_dy = 0
             sum_dyy = 0
             for n in range(num):
-                for s in range(spatial):
-                    sum_dy = sum_dy + dy[n, c, s]
-                    sum_dyy = sum_dyy + dy[n, c, s] * y[n, c, s]
+                sum_dy = sum_dy + row_sum(&dy[n, c, 0], spatial)
+                sum_dyy = sum_dyy + row_dot(&dy[n, c, 0], &y[n, c, 0], spatial)
             sum_dy = sum_dy / count
             sum_dyy = sum_dyy / count
             for n in range(num):

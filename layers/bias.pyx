@@ -27,6 +27,9 @@ def broadcast_add(const floating[:, :, ::1] x, const floating[::1] b, floating[:
                 y[o, d, i] = x[o, d, i] + b[d]
 
 
+include "row_sums.pxi"
+
+
 def sum_outer_inner(const floating[:, :, ::1] dy, floating[::1] out, bint accumulate):
     """out[d] (+)= sum over o, i of dy[o, d, i]."""
     cdef Py_ssize_t o, d, i
@@ -36,8 +39,7 @@ def sum_outer_inner(const floating[:, :, ::1] dy, floating[::1] out, bint accumu
         for d in prange(dim, schedule="static"):
             acc = 0
             for o in range(outer):
-                for i in range(inner):
-                    acc = acc + dy[o, d, i]
+                acc = acc + row_sum(&dy[o, d, 0], inner)
             if accumulate:
                 out[d] += <floating>acc
             else:

@@ -30,6 +30,9 @@ def broadcast_multiply(const floating[:, :, ::1] x, const floating[::1] s,
                 y[o, d, i] = x[o, d, i] * s[d]
 
 
+include "row_sums.pxi"
+
+
 def dot_outer_inner(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
                     floating[::1] out, bint accumulate):
     """out[d] (+)= sum over o, i of dy[o, d, i] * x[o, d, i]."""
@@ -40,8 +43,7 @@ def dot_outer_inner(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
         for d in prange(dim, schedule="static"):
             acc = 0
             for o in range(outer):
-                for i in range(inner):
-                    acc = acc + dy[o, d, i] * x[o, d, i]
+                acc = acc + row_dot(&dy[o, d, 0], &x[o, d, 0], inner)
             if accumulate:
                 out[d] += <floating>acc
             else:
