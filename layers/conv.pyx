@@ -17,8 +17,8 @@ to per-thread partial sums, the column gradient through col2im to the bottom's d
 chunk's columns stay in the core's cache from the im2col to the GEMMs, where a whole
 minibatch's columns would stream through memory.
 
-Depthwise (2-D, group == C, num_output = C * multiplier): direct kernels, no columns
-and no GEMM: output plane o reads input plane o // multiplier.
+Depthwise (2-D, group == C > 1, num_output = C * multiplier): direct kernels, no
+columns and no GEMM: output plane o reads input plane o // multiplier.
 
 cyffe-only fields:
 * pad_scheme: EXPLICIT (pad / pad_h / pad_w) or SAME: output = ceil(in / stride) per
@@ -90,6 +90,22 @@ cdef Window patches_window(patches) except *:
     return window_2d(h, w, kh, kw, ph, pw, sh, sw, dh, dw, ho, wo)
 
 
+def is_identity(patches):
+    """Whether the columns of an image are its pixels: a 1x1 kernel that visits every pixel
+    once in order (stride 1, or a size-1 axis; no padding left in the source)."""
+    return (patches.kernel_volume == 1 and patches.out_shape == patches.source_shape and
+            not any(patches.source_pads))
+
+
+cdef int check_chunks(str name, floating[:, ::1] scratch, Py_ssize_t size, bint identity,
+                      Py_ssize_t chunk) except -1:
+    if scratch.shape[0] < thread_count() or scratch.shape[1] < size:
+        raise ValueError(f"{name}: scratch too small")
+    if identity and chunk != 1:
+        raise ValueError(f"{name}: identity patches go one image per chunk, not {chunk}")
+    return 0
+
+
 cdef inline void chunk_to_columns(const floating* x, Py_ssize_t channels, Py_ssize_t images,
                                   floating* col, const Window* w) noexcept nogil:
     """col (C*K, images*L) from `images` consecutive images of x (C planes each)."""
@@ -107,7 +123,9 @@ def forward_chunks(const floating[:, :, ::1] x, const floating[:, ::1] weights,
 
     Each thread takes `chunk` images at a time: im2col into its own columns, one GEMM per
     group into its own output rows, then the rows go to y with the bias. scratch holds a
-    row of (C*K + M) * chunk * L elements per thread.
+    row of (C*K + M) * chunk * L elements per thread. When the patches are the pixels
+    themselves (identity: a 1x1 kernel, stride 1, no padding; chunk must be 1) the GEMMs
+    read the image in place of columns.
     """
     cdef Window win = patches_window(patches)
     cdef Py_ssize_t num = x.shape[0], channels = x.shape[1], outputs = y.shape[1]
@@ -116,12 +134,12 @@ def forward_chunks(const floating[:, :, ::1] x, const floating[:, ::1] weights,
     cdef Py_ssize_t chunks = (num + chunk - 1) // chunk, step, n0, images, n, o, l, g
     cdef bint has_bias = bias.shape[0] > 0
     cdef floating one = 1, zero = 0, b
+    cdef bint identity = is_identity(patches)
     cdef floating* col
+    cdef const floating* source
     cdef floating* out
     cdef floating* dst
-    if (scratch.shape[0] < thread_count() or
-            scratch.shape[1] < (rows + outputs) * chunk * length):
-        raise ValueError("forward_chunks: scratch too small")
+    check_chunks("forward_chunks", scratch, (rows + outputs) * chunk * length, identity, chunk)
     with nogil, parallel():
         col = &scratch[threadid(), 0]
         out = col + rows * chunk * length
@@ -129,10 +147,14 @@ def forward_chunks(const floating[:, :, ::1] x, const floating[:, ::1] weights,
             n0 = step * chunk
             images = min(chunk, num - n0)
             width = images * length
-            chunk_to_columns(&x[n0, 0, 0], channels, images, col, &win)
+            if identity:
+                source = &x[n0, 0, 0]
+            else:
+                chunk_to_columns(&x[n0, 0, 0], channels, images, col, &win)
+                source = col
             for g in range(group):
                 gemm_rows(False, False, per_group, width, k, one, &weights[g * per_group, 0],
-                          k, col + g * k * width, width, zero, out + g * per_group * width,
+                          k, source + g * k * width, width, zero, out + g * per_group * width,
                           width)
             for n in range(images):
                 for o in range(outputs):
@@ -154,7 +176,8 @@ def backward_chunks(const floating[:, :, ::1] x, const floating[:, ::1] weights,
     thread's own partial sums; then dcol = W^T dy and col2im into dx. The threads take
     contiguous runs of chunks (a static schedule), so the partial sums, added up in
     thread order at the end, are the same on every run. scratch: a row of
-    (C*K + M) * chunk * L + M * (C/group*K + 1) elements per thread.
+    (C*K + M) * chunk * L + M * (C/group*K + 1) elements per thread. Identity patches (see
+    forward_chunks) read x and write dx in place of columns.
     """
     cdef Window win = patches_window(patches)
     cdef Py_ssize_t num = x.shape[0], channels = x.shape[1], outputs = dy.shape[1]
@@ -164,12 +187,14 @@ def backward_chunks(const floating[:, :, ::1] x, const floating[:, ::1] weights,
     cdef Py_ssize_t threads = thread_count(), columns = (rows + outputs) * chunk * length
     cdef bint has_bias = bias_diff.shape[0] > 0, propagate = dx.shape[0] > 0
     cdef floating one = 1, zero = 0, total
+    cdef bint identity = is_identity(patches)
     cdef floating* col
+    cdef const floating* source
+    cdef floating* sink
     cdef floating* out
     cdef floating* partial
     cdef const floating* src
-    if scratch.shape[0] < threads or scratch.shape[1] < columns + outputs * (k + 1):
-        raise ValueError("backward_chunks: scratch too small")
+    check_chunks("backward_chunks", scratch, columns + outputs * (k + 1), identity, chunk)
     with nogil:
         for t in range(threads):
             for i in range(outputs * (k + 1)):
@@ -190,17 +215,22 @@ def backward_chunks(const floating[:, :, ::1] x, const floating[:, ::1] weights,
                             out[o * width + n * length + l] = src[l]
                             total = total + src[l]
                         partial[outputs * k + o] += total
-                chunk_to_columns(&x[n0, 0, 0], channels, images, col, &win)
+                if identity:
+                    source = &x[n0, 0, 0]
+                else:
+                    chunk_to_columns(&x[n0, 0, 0], channels, images, col, &win)
+                    source = col
                 for g in range(group):
                     gemm_rows(False, True, per_group, k, width, one,
-                              out + g * per_group * width, width, col + g * k * width, width,
-                              one, partial + g * per_group * k, k)
+                              out + g * per_group * width, width, source + g * k * width,
+                              width, one, partial + g * per_group * k, k)
                 if propagate:
+                    sink = &dx[n0, 0, 0] if identity else col
                     for g in range(group):
                         gemm_rows(True, False, k, width, per_group, one,
                                   &weights[g * per_group, 0], k, out + g * per_group * width,
-                                  width, zero, col + g * k * width, width)
-                    for n in range(images):
+                                  width, zero, sink + g * k * width, width)
+                    for n in range(0 if identity else images):
                         for i in range(channels):
                             columns_to_plane(col + i * win.kernel_volume * width + n * length,
                                              width, &dx[n0 + n, i, 0], &win)
@@ -435,8 +465,10 @@ class Convolution(ConvolutionGeometry, Layer):
             raise NetError(f"layer '{self.name}': group {self.group} must divide both the "
                            f"input channels ({self.channels}) and num_output "
                            f"({self.num_output})")
+        # One input channel (LeNet's conv1) is an ordinary convolution: GEMM beats the
+        # direct kernels there.
         self.depthwise = (self.num_spatial == 2 and not self.force_nd
-                          and self.group == self.channels)
+                          and self.group == self.channels > 1)
 
         shapes = [self.weight_shape()] + [(self.num_output,)] * self.bias_term
         if self.blobs:
@@ -485,8 +517,8 @@ class Convolution(ConvolutionGeometry, Layer):
             self.image_shape = (num, self.channels) + tuple(in_shape)
             self.top_shape = shape[:self.axis] + (self.num_output,) + patches.out_shape
             rows = self.channels * patches.kernel_volume
-            self.chunk = max(1, min(CHUNK_ELEMENTS // max(1, rows * patches.length),
-                                    -(-num // thread_count())))
+            self.chunk = 1 if is_identity(patches) else max(1, min(
+                CHUNK_ELEMENTS // max(1, rows * patches.length), -(-num // thread_count())))
             self._no_bias = np.empty(0, bottom[0].data.dtype)
             self._no_images = np.empty((0, 0, 0), bottom[0].data.dtype)
             self._scratch_rows = None
@@ -563,6 +595,8 @@ class Convolution(ConvolutionGeometry, Layer):
             dy = np.ascontiguousarray(t.diff).reshape(x.shape[0], self.num_output, -1)
             dx = self._no_images
             if propagate_down[i]:
+                # With a copying pad fill, g is the scratch that x was padded into: each
+                # chunk reads its images' x before it writes their g, so sharing is safe.
                 dx_images = b.diff.reshape(self.image_shape)
                 g = self.patches.source_gradient(dx_images)
                 dx = self._planes(g)

@@ -63,6 +63,9 @@ CONFIGS = {
     "1d_p2": (dict(num_output=2, kernel_size=[3], pad=[2]), (2, 3, 6), (1,), (1,), (2,)),
     "3d_same": (dict(num_output=2, kernel_size=[2, 3, 2], pad_scheme=pb.SAME),
                 (1, 2, 3, 4, 3), (1, 1, 1), (1, 1, 1), None),
+    # 1x1 over a filled copy: the copy's pixels are the columns (the identity path)
+    "2d_k1_p1": (dict(num_output=3, kernel_size=[1], pad=[1]), (2, 2, 4, 3), (1, 1), (1, 1),
+                 (1, 1)),
 }
 
 

@@ -64,6 +64,9 @@ CONFIGS = {
     "rect_repeated": (dict(num_output=2, kernel_size=[2, 3], pad=[0, 2], stride=[1, 3],
                            dilation=[2, 1], group=2), (1, 3), (0, 2), (2, 1), 2),
     "k1": (dict(num_output=5, kernel_size=[1]), (1, 1), (0, 0), (1, 1), 1),
+    "k1_group2": (dict(num_output=4, kernel_size=[1], group=2), (1, 1), (0, 0), (1, 1), 2),
+    "k1_s2": (dict(num_output=3, kernel_size=[1], stride=[2]), (2, 2), (0, 0), (1, 1), 1),
+    "k1_p1": (dict(num_output=3, kernel_size=[1], pad=[1]), (1, 1), (1, 1), (1, 1), 1),
 }
 
 
@@ -164,8 +167,19 @@ def test_backward_recomputes_columns_when_bottom_changed_shape():
     check_gradient(layer, bottom, top)
 
 
-def test_gpu_path_on_numpy_equals_cpu_path():
-    fields = CONFIGS["rect_repeated"][0]
+@pytest.mark.parametrize("name, identity", [("k1", True), ("k1_group2", True),
+                                            ("k1_s2", False), ("k1_p1", False),
+                                            ("k3_p1", False)])
+def test_only_a_plain_1x1_reads_the_image_as_its_columns(name, identity):
+    layer = conv(**CONFIGS[name][0])
+    forward(layer, np.zeros((3, 4, 5, 4)))
+    assert conv_module.is_identity(layer.patches) == identity
+    assert layer.chunk == 1 or not identity
+
+
+@pytest.mark.parametrize("name", ["rect_repeated", "k1_group2"])
+def test_gpu_path_on_numpy_equals_cpu_path(name):
+    fields = CONFIGS[name][0]
     x = np.random.default_rng(9).standard_normal((2, 4, 7, 6))
     dy = None
     runs = []

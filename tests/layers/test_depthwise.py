@@ -96,8 +96,9 @@ def test_gradient(name):
     check_gradient(layer, bottom, top)
 
 
-def test_not_depthwise_when_groups_are_wider_or_not_2d():
+def test_not_depthwise_when_groups_are_wider_or_not_2d_or_one_channel():
     for fields, shape in ((dict(num_output=4, kernel_size=[3], group=2), (1, 4, 5, 5)),
+                          (dict(num_output=20, kernel_size=[5]), (2, 1, 9, 9)),
                           (dict(num_output=4, kernel_size=[3], group=4), (1, 4, 5, 5, 5)),
                           (dict(num_output=4, kernel_size=[3], group=4, force_nd_im2col=True),
                            (1, 4, 5, 5))):
