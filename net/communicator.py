@@ -64,6 +64,11 @@ class Communicator:
         """Replace `buffer` in place by rank `root`'s copy."""
         return buffer
 
+    def allreduce_max(self, values):
+        """Replace `values` (a small numpy array, host side with every backend) in place by
+        its elementwise maximum over all ranks."""
+        return values
+
     def barrier(self):
         """Wait until every rank gets here."""
 
@@ -99,6 +104,10 @@ class MPICommunicator(Communicator):
     def broadcast(self, buffer, root=0):
         self.comm.Bcast(buffer, root=root)
         return buffer
+
+    def allreduce_max(self, values):
+        self.comm.Allreduce(self._mpi.IN_PLACE, values, op=self._mpi.MAX)
+        return values
 
     def barrier(self):
         self.comm.Barrier()

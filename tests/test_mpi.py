@@ -5,6 +5,7 @@ they skip when mpiexec or mpi4py is absent (pip install mpich mpi4py).
 """
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -258,6 +259,38 @@ def test_a_failing_rank_ends_the_job_with_its_error(tmp_path):
     assert run.returncode != 0
     assert "train_net: error: rank 1 of 2: toy data: rank 1 fails at batch 3" in run.stderr
     assert not os.path.exists(tmp_path / "toy_iter_100000.caffemodel")
+
+
+@mpi
+@pytest.mark.parametrize("target", [0, 1])
+def test_sigint_to_one_rank_stops_every_rank_at_one_iteration(tmp_path, target):
+    """mpiexec may hand a Ctrl-C to one rank only (or first): the job still stops cleanly,
+    every rank after the same iteration, and rank 0 writes the final snapshot."""
+    folder = str(tmp_path)
+    solver = toy_solver(folder, "stop", batch=4, max_iter=10**7, display=0)
+    command = MPIEXEC + ["-n", "2", sys.executable, "-m", "cyffe.tools.train_net",
+                         "--solver", solver]
+    job = subprocess.Popen(command, cwd=folder, env=job_env(), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        seen = [tmp_path / f"stop.seen.{rank}" for rank in (0, 1)]
+        for _ in range(300):                       # until both ranks train (30 s at most)
+            if job.poll() is not None or all(s.exists() and s.stat().st_size for s in seen):
+                break
+            time.sleep(0.1)
+        assert job.poll() is None, job.communicate()
+        os.kill(int((tmp_path / f"stop.pid.{target}").read_text()), signal.SIGINT)
+        output, errors = job.communicate(timeout=30)    # a hang fails here
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.communicate()
+    assert job.returncode == 0, errors
+    stopped = re.search(r"train_net: SIGINT at iteration (\d+): training stopped", errors)
+    assert stopped, errors
+    iteration = int(stopped.group(1))
+    assert [len(s.read_text().splitlines()) for s in seen] == [iteration, iteration]
+    assert list(tmp_path.glob(f"*_iter_{iteration}.caffemodel")), output
 
 
 @mpi

@@ -19,7 +19,8 @@ drawn there; otherwise there is no bar.
 Started by an MPI launcher (`mpiexec -n N train_net ...`: Open MPI's or MPICH's
 environment says so), it trains data-parallel on N processes (needs mpi4py:
 pip install "cyffe[mpi]"): each reads its own shard of the training data, the
-gradients are averaged, and only rank 0 logs, tests and writes files.
+gradients are averaged, and only rank 0 logs, tests and writes files. A signal to
+any rank stops (or snapshots) the whole job at one iteration.
 """
 import argparse
 import contextlib
@@ -217,6 +218,27 @@ class SignalActions:
         return None
 
 
+def agreed(actions, comm):
+    """The solver's action in a data-parallel job: every rank's signal requests combined.
+
+    mpiexec may hand a Ctrl-C to some ranks before others (or to some only); the ranks
+    compare requests after every iteration, so all stop at the same one, and only rank 0
+    writes the snapshot asked for.
+    """
+    flags = np.zeros(2)     # [snapshot asked, number of the signal that asked to stop]
+
+    def action():
+        request = actions()
+        flags[0] = request == "snapshot"
+        flags[1] = signal.Signals[actions.stopped_by].value if request == "stop" else 0
+        comm.allreduce_max(flags)
+        if flags[1]:
+            actions.stopped_by = signal.Signals(int(flags[1])).name
+            return "stop"
+        return "snapshot" if flags[0] and comm.is_root else None
+    return action
+
+
 def choose_mode(args, param):
     """GPU mode for --gpu, or for a solver file that says solver_mode: GPU (as Caffe's tool).
 
@@ -266,16 +288,17 @@ def train(args, argv, comm=None):
                 parallel.broadcast_state()       # rank 0's restored state goes to all
             if bar is not None:
                 bar.update(solver.iter)
+        actions = SignalActions({signal.SIGINT: args.sigint_effect,
+                                 getattr(signal, "SIGHUP", None): args.sighup_effect})
+        solver.action = actions if parallel is None else agreed(actions, comm)
         if not comm.is_root:
-            solver.solve()
+            with actions:
+                solver.solve()
             return 0
         if args.diagnose is not None:
             solver.enable_diagnostics(log=solver.log)
         if bar is not None:
             follow(solver, bar)
-        actions = SignalActions({signal.SIGINT: args.sigint_effect,
-                                 getattr(signal, "SIGHUP", None): args.sighup_effect})
-        solver.action = actions
         with actions, contextlib.ExitStack() as stack:
             if args.log:
                 solver.add_event_listener(stack.enter_context(TrainingLog(args.log)))
