@@ -1,4 +1,6 @@
 """Blob: a named-free pair of arrays, data and diff, of one shape, synced host <-> device."""
+import math
+
 import numpy as np
 
 from .backend import device_module, on_device_side, only_read
@@ -99,8 +101,17 @@ class Blob:
         """The values (device copy inside a GPU layer pass, host copy otherwise)."""
         return self._shaped("data", self._data.current())
 
+    def _hands_back(self, which, synced, array):
+        """Whether array is what the getter handed out: `blob.diff += x` assigns it back,
+        and nothing needs rewrapping."""
+        view = self._views.get(which)
+        return (array is synced.host or array is synced.device or
+                (view is not None and array is view[1]))
+
     @data.setter
     def data(self, array):
+        if self._hands_back("data", self._data, array):
+            return
         self._data = SyncedArray(array.shape, array.dtype, array, on_device_side())
         self._shape = tuple(array.shape)
 
@@ -111,6 +122,8 @@ class Blob:
 
     @diff.setter
     def diff(self, array):
+        if self._hands_back("diff", self._diff, array):
+            return
         if array.size != self.count:
             raise ValueError(f"diff of {array.size} elements for a blob of shape {self.shape}")
         self._diff = SyncedArray(array.shape, array.dtype, array, on_device_side())
@@ -134,7 +147,7 @@ class Blob:
 
     @property
     def count(self):
-        return int(np.prod(self._shape, dtype=np.int64))
+        return math.prod(self._shape)
 
     @property
     def num(self):
@@ -161,8 +174,7 @@ class Blob:
             return
         if any(d < 0 for d in shape):
             raise ValueError(f"negative blob dimension in {shape}")
-        size = int(np.prod(shape, dtype=np.int64))
-        if size != self.count:
+        if math.prod(shape) != self.count:
             self._data = SyncedArray(shape, self.dtype)
             self._diff = SyncedArray(shape, self.dtype)
         self._shape = shape

@@ -2,8 +2,10 @@
 
 The bottom is viewed as an (M, K) matrix, M = prod(shape[:axis]), K = prod(shape[axis:]);
 W is (N, K), or (K, N) with transpose: true; b is (N,). The top is shape[:axis] + (N,).
-All products go to BLAS through numpy.
+All products go to BLAS through layers.blas.gemm (every core, one BLAS thread each).
 """
+import math
+
 import numpy as np
 
 from ..proto.errors import NetError
@@ -55,8 +57,8 @@ class InnerProduct(Layer):
 
     def _sizes(self, bottom):
         shape = bottom[0].shape
-        m = int(np.prod(shape[:self.axis], dtype=np.int64))
-        k = int(np.prod(shape[self.axis:], dtype=np.int64))
+        m = math.prod(shape[:self.axis])
+        k = math.prod(shape[self.axis:])
         return m, k
 
     def reshape(self, bottom, top):
