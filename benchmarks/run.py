@@ -41,8 +41,11 @@ def machine():
                          if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
+    # OPENBLAS_CORETYPE picks OpenBLAS's kernels (Haswell's AVX2 ones run at about half
+    # the speed of the AVX-512 ones on an AVX-512 CPU): it changes our GEMMs, not PyTorch's.
     info = {"node": platform.node(), "cpu": model, "cores": os.cpu_count(),
-            "python": platform.python_version()}
+            "python": platform.python_version(),
+            "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", "")}
     # Versions from the metadata: importing torch here would inflate the workers' RSS.
     for package in ("numpy", "torch"):
         try:
@@ -141,7 +144,8 @@ def markdown(report):
     lines = [f"Benchmarks of {report['date']} on {report['machine']['cpu']} "
              f"({report['machine']['cores']} cores), medians of {report['rounds']} alternating "
              f"rounds x {report['iterations']} iterations; load average at start "
-             f"{report['loadavg_start'][0]:.2f}.", ""]
+             f"{report['loadavg_start'][0]:.2f}; OPENBLAS_CORETYPE="
+             f"{report['machine'].get('openblas_coretype') or '(unset)'}.", ""]
     head = ["net", "mode", "threads"] + [LABELS[f] + " img/s" for f in frameworks]
     peers = [f for f in ("torch", "torch_cl") if f in frameworks]
     head += [f"cyffe / {LABELS[p]}" for p in peers if "cyffe" in frameworks]
