@@ -116,6 +116,16 @@ cdef inline void chunk_to_columns(const floating* x, Py_ssize_t channels, Py_ssi
                              col + c * w.kernel_volume * ld + n * w.length, ld, w)
 
 
+cdef inline const floating* chunk_columns(const floating* x, Py_ssize_t channels,
+                                         Py_ssize_t images, floating* col, const Window* w,
+                                         bint identity) noexcept nogil:
+    """The columns of a chunk: the images themselves (identity patches), or col filled."""
+    if identity:
+        return x
+    chunk_to_columns(x, channels, images, col, w)
+    return col
+
+
 def forward_chunks(const floating[:, :, ::1] x, const floating[:, ::1] weights,
                    const floating[::1] bias, floating[:, :, ::1] y, floating[:, ::1] scratch,
                    patches, int group, Py_ssize_t chunk):
@@ -147,11 +157,7 @@ def forward_chunks(const floating[:, :, ::1] x, const floating[:, ::1] weights,
             n0 = step * chunk
             images = min(chunk, num - n0)
             width = images * length
-            if identity:
-                source = &x[n0, 0, 0]
-            else:
-                chunk_to_columns(&x[n0, 0, 0], channels, images, col, &win)
-                source = col
+            source = chunk_columns(&x[n0, 0, 0], channels, images, col, &win, identity)
             for g in range(group):
                 gemm_rows(False, False, per_group, width, k, one, &weights[g * per_group, 0],
                           k, source + g * k * width, width, zero, out + g * per_group * width,
@@ -215,11 +221,7 @@ def backward_chunks(const floating[:, :, ::1] x, const floating[:, ::1] weights,
                             out[o * width + n * length + l] = src[l]
                             total = total + src[l]
                         partial[outputs * k + o] += total
-                if identity:
-                    source = &x[n0, 0, 0]
-                else:
-                    chunk_to_columns(&x[n0, 0, 0], channels, images, col, &win)
-                    source = col
+                source = chunk_columns(&x[n0, 0, 0], channels, images, col, &win, identity)
                 for g in range(group):
                     gemm_rows(False, True, per_group, k, width, one,
                               out + g * per_group * width, width, source + g * k * width,

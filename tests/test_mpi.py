@@ -261,58 +261,48 @@ def test_a_failing_rank_ends_the_job_with_its_error(tmp_path):
     assert not os.path.exists(tmp_path / "toy_iter_100000.caffemodel")
 
 
-@mpi
-@pytest.mark.parametrize("target", [0, 1])
-def test_sigint_to_one_rank_stops_every_rank_at_one_iteration(tmp_path, target):
-    """mpiexec may hand a Ctrl-C to one rank only (or first): the job still stops cleanly,
-    every rank after the same iteration, and rank 0 writes the final snapshot."""
-    folder = str(tmp_path)
-    solver = toy_solver(folder, "stop", batch=4, max_iter=10**7, display=0)
+def signal_a_training_job(tmp_path, name, rank, sig):
+    """Start `mpiexec -n 2 train_net` on a long toy run, send `sig` to `rank` once both ranks
+    train, and wait for the end; (returncode, stdout, stderr). A hang fails the test."""
+    solver = toy_solver(str(tmp_path), name, batch=4, max_iter=10**7, display=0)
     command = MPIEXEC + ["-n", "2", sys.executable, "-m", "cyffe.tools.train_net",
                          "--solver", solver]
-    job = subprocess.Popen(command, cwd=folder, env=job_env(), stdout=subprocess.PIPE,
+    job = subprocess.Popen(command, cwd=tmp_path, env=job_env(), stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
     try:
-        seen = [tmp_path / f"stop.seen.{rank}" for rank in (0, 1)]
+        seen = [tmp_path / f"{name}.seen.{r}" for r in (0, 1)]
         for _ in range(300):                       # until both ranks train (30 s at most)
             if job.poll() is not None or all(s.exists() and s.stat().st_size for s in seen):
                 break
             time.sleep(0.1)
         assert job.poll() is None, job.communicate()
-        os.kill(int((tmp_path / f"stop.pid.{target}").read_text()), signal.SIGINT)
-        output, errors = job.communicate(timeout=30)    # a hang fails here
+        os.kill(int((tmp_path / f"{name}.pid.{rank}").read_text()), sig)
+        output, errors = job.communicate(timeout=30)
     finally:
         if job.poll() is None:
             job.kill()
             job.communicate()
-    assert job.returncode == 0, errors
+    return job.returncode, output, errors
+
+
+@mpi
+@pytest.mark.parametrize("target", [0, 1])
+def test_sigint_to_one_rank_stops_every_rank_at_one_iteration(tmp_path, target):
+    """mpiexec may hand a Ctrl-C to one rank only (or first): the job still stops cleanly,
+    every rank after the same iteration, and rank 0 writes the final snapshot."""
+    code, output, errors = signal_a_training_job(tmp_path, "stop", target, signal.SIGINT)
+    assert code == 0, errors
     stopped = re.search(r"train_net: SIGINT at iteration (\d+): training stopped", errors)
     assert stopped, errors
     iteration = int(stopped.group(1))
+    seen = [tmp_path / f"stop.seen.{rank}" for rank in (0, 1)]
     assert [len(s.read_text().splitlines()) for s in seen] == [iteration, iteration]
     assert list(tmp_path.glob(f"*_iter_{iteration}.caffemodel")), output
 
 
 @mpi
 def test_killing_one_rank_ends_the_job(tmp_path):
-    folder = str(tmp_path)
-    solver = toy_solver(folder, "kill", batch=4, max_iter=10**7, display=0)
-    command = MPIEXEC + ["-n", "2", sys.executable, "-m", "cyffe.tools.train_net",
-                         "--solver", solver]
-    job = subprocess.Popen(command, cwd=folder, env=job_env(), stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
-    try:
-        seen = tmp_path / "kill.seen.1"
-        for _ in range(300):                       # until rank 1 trains (30 s at most)
-            if job.poll() is not None or (seen.exists() and seen.stat().st_size):
-                break
-            time.sleep(0.1)
-        assert job.poll() is None, job.communicate()[0]
-        os.kill(int((tmp_path / "kill.pid.1").read_text()), signal.SIGKILL)
-        output, _ = job.communicate(timeout=20)    # a hang fails here
-    finally:
-        if job.poll() is None:
-            job.kill()
-            job.communicate()
-    assert job.returncode != 0
+    code, output, errors = signal_a_training_job(tmp_path, "kill", 1, signal.SIGKILL)
+    output += errors
+    assert code != 0
     assert "signal 9" in output.lower() or "killed" in output.lower(), output
