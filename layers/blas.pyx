@@ -7,8 +7,18 @@ process on a 2-core machine its small products became 100-1000x slower. Blocks t
 demand also let a thread on a busy core do less of the work.
 """
 from cython.parallel import prange
-cimport openmp
 from cython cimport floating
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int cyffe_max_threads(void) { return omp_get_max_threads(); }
+    #else
+    static int cyffe_max_threads(void) { return 1; }
+    #endif
+    """
+    int max_threads "cyffe_max_threads" () noexcept nogil
 
 include "gemm_rows.pxi"
 
@@ -21,8 +31,9 @@ ALIGN = 16
 
 
 def thread_count():
-    """How many OpenMP threads a parallel loop gets (OMP_NUM_THREADS, or the cores)."""
-    return openmp.omp_get_max_threads()
+    """How many OpenMP threads a parallel loop gets (OMP_NUM_THREADS, or the cores; 1 in a
+    build without OpenMP)."""
+    return max_threads()
 
 
 cdef int leading(const floating[:, :] array, str name) except -1:
@@ -58,7 +69,7 @@ def gemm(const floating[:, :] a, const floating[:, :] b, floating[:, :] c,
             for j in range(n):
                 c[i, j] = beta * c[i, j] if beta else 0
         return
-    cdef int threads = openmp.omp_get_max_threads()
+    cdef int threads = max_threads()
     cdef bint by_columns = n >= m
     cdef int span = n if by_columns else m
     cdef int width = span
