@@ -135,6 +135,24 @@ def device_module():
     return _import_cupy() if _mode == "gpu" else np
 
 
+def copy_to_device(array):
+    """A device copy of host `array`, made from a thread of a data layer's prefetch.
+
+    On a GPU: on the device set_device chose (the device is per thread in CUDA), on a
+    stream of its own, and complete when this returns, so the batch is ready when forward
+    takes it. Emulated: a separate numpy copy, as device memory is elsewhere.
+    """
+    if _mode != "gpu":
+        return np.array(array, copy=True)
+    cupy = _import_cupy()
+    with cupy.cuda.Device(_device):
+        stream = cupy.cuda.Stream(non_blocking=True)
+        with stream:
+            copy = cupy.asarray(array)
+        stream.synchronize()
+    return copy
+
+
 def on_device_side():
     """Whether the running code reads blobs' device copies (inside a GPU-mode layer pass)."""
     return _mode != "cpu" and getattr(_side, "device", False)

@@ -54,6 +54,14 @@ class SyncedArray:
             self.head = "device"
         return self.device
 
+    def adopt_device(self, array):
+        """Take `array` (as many elements, this dtype, in device memory) as the current
+        device copy."""
+        if array.size != math.prod(self.shape) or array.dtype != self.dtype:
+            raise ValueError(f"a device array of shape {tuple(array.shape)} and dtype "
+                             f"{array.dtype} for an array of {self.shape} {self.dtype}")
+        self.device, self.head = array.reshape(self.shape), "device"
+
     def current(self):
         """The copy the running code should see: the device one inside a GPU-mode layer pass."""
         if on_device_side():
@@ -127,6 +135,12 @@ class Blob:
         if array.size != self.count:
             raise ValueError(f"diff of {array.size} elements for a blob of shape {self.shape}")
         self._diff = SyncedArray(array.shape, array.dtype, array, on_device_side())
+
+    def adopt_device_data(self, array):
+        """Make `array`, already in device memory, the current data: no copy is made (a data
+        layer hands over a batch its prefetch thread copied ahead). The host copy syncs
+        lazily when Python reads .data."""
+        self._data.adopt_device(array)
 
     def host_data(self):
         """The data on the host, for reading only: no copy back to the device follows."""

@@ -9,7 +9,9 @@ backend.rng() at setup) and k, so batches are the same whichever thread makes th
 and `skip(batches)` moves to batch k+batches without reading anything.
 
 A background thread fills a queue of at most `data_param.prefetch` ready batches
-(Caffe's default, 4); forward takes the next one. An error in the thread is raised
+(Caffe's default, 4); forward takes the next one. In GPU mode the thread also copies each
+batch to the device, so forward hands the tops device arrays with no copy on the way
+(Caffe's one-batch-ahead transfer); the host copies sync only if Python reads them. An error in the thread is raised
 by the forward that wanted the batch. `set_shard(rank, size)` keeps every size-th
 record, starting at rank, for data-parallel training.
 """
@@ -20,7 +22,7 @@ import weakref
 import numpy as np
 
 from ..proto.errors import CyffeError, DataError, NetError
-from .backend import array_module, rng
+from .backend import copy_to_device, gpu_mode, rng
 from .base import Layer
 from .data_transformer import DataTransformer
 
@@ -123,8 +125,10 @@ class PrefetchingDataLayer(Layer):
     def _start(self):
         self._queue = queue.Queue(maxsize=self.prefetch)
         self._stop = threading.Event()
+        self._on_device = gpu_mode()
         self._thread = threading.Thread(
-            target=_produce, args=(weakref.ref(self), self.next_batch, self._queue, self._stop),
+            target=_produce, args=(weakref.ref(self), self.next_batch, self._queue, self._stop,
+                                   self._on_device),
             name=f"prefetch {self.name}", daemon=True)
         self._thread.start()
 
@@ -145,6 +149,8 @@ class PrefetchingDataLayer(Layer):
             self._stop.set()
 
     def _next(self):
+        if self._thread is not None and self._on_device != gpu_mode():
+            self.stop()                 # the mode changed: batches ahead are on the wrong side
         if self._thread is None:
             self._start()
         while True:
@@ -172,11 +178,12 @@ class PrefetchingDataLayer(Layer):
     # -- the contract ----------------------------------------------------------------------
 
     def forward_cpu(self, bottom, top):
-        data, labels = self._next()
-        xp = array_module(top[0].data)
-        top[0].data[...] = xp.asarray(data)
-        if len(top) > 1:
-            top[1].data[...] = xp.asarray(labels)
+        batch = self._next()
+        for blob, values in zip(top, batch):
+            if self._on_device:         # the thread made this batch's device copies
+                blob.adopt_device_data(values)
+            else:
+                blob.data[...] = values
 
     def backward_cpu(self, top, propagate_down, bottom):
         """Nothing: a data layer has no bottoms."""
@@ -185,14 +192,17 @@ class PrefetchingDataLayer(Layer):
     backward_gpu = backward_cpu
 
 
-def _produce(layer_ref, batch, out, stop):
-    """The prefetch thread: make batches from `batch` on until stopped or the layer is gone."""
+def _produce(layer_ref, batch, out, stop, on_device):
+    """The prefetch thread: make batches from `batch` on until stopped or the layer is gone
+    (copied to the device when on_device)."""
     while not stop.is_set():
         layer = layer_ref()
         if layer is None:
             return
         try:
             item = layer.make_batch(batch)
+            if on_device:
+                item = tuple(copy_to_device(a) for a in item)
         except BaseException as err:        # handed to forward, which raises it
             item = err
         del layer                           # no strong reference while blocked: the layer may go

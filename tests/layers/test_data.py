@@ -204,3 +204,49 @@ def test_encoded_datum_forced_gray_through_the_layer(tmp_path):
     assert data.shape == (1, 1, 2, 2) and label[0] == 5
     np.testing.assert_array_equal(data, round(100 * 0.587))
     layer.stop()
+
+
+@pytest.fixture
+def emulated_gpu(monkeypatch):
+    """GPU mode on numpy for the test; the process's mode comes back afterwards."""
+    from cyffe.layers import backend
+    monkeypatch.setattr(backend, "_mode", backend.mode())
+    monkeypatch.setattr(backend, "_environment_error", None)
+    cyffe.set_mode_gpu(emulate=True)
+    return backend
+
+
+def test_in_gpu_mode_the_thread_copies_each_batch_to_the_device(db, emulated_gpu, monkeypatch):
+    from cyffe.layers import data_prefetch
+    threads = []
+
+    def copy(array):
+        threads.append(threading.current_thread().name)
+        return emulated_gpu.copy_to_device(array)
+
+    monkeypatch.setattr(data_prefetch, "copy_to_device", copy)
+    source, items, labels = db
+    layer, top = data_layer(source)
+    layer.forward([], top)
+    synced = top[0]._data
+    assert synced.head == "device" and synced.host is None     # nothing copied in forward
+    np.testing.assert_array_equal(synced.device, items[[0, 1, 2]])
+    np.testing.assert_array_equal(top[0].data, items[[0, 1, 2]])    # the host syncs lazily
+    np.testing.assert_array_equal(top[1].data, labels[[0, 1, 2]])
+    assert threads and set(threads) == {"prefetch d"}
+    layer.stop()
+
+
+def test_a_mode_change_moves_the_prefetch_without_losing_a_batch(db, emulated_gpu):
+    source, items, _ = db
+    cyffe.set_mode_cpu()
+    layer, top = data_layer(source)
+    np.testing.assert_array_equal(forward(layer, top)[0], items[[0, 1, 2]])
+    assert top[0]._data.head == "host"
+    cyffe.set_mode_gpu(emulate=True)
+    layer.forward([], top)
+    assert top[0]._data.head == "device"
+    np.testing.assert_array_equal(top[0].data, items[[3, 4, 5]])
+    cyffe.set_mode_cpu()
+    np.testing.assert_array_equal(forward(layer, top)[0], items[[6, 0, 1]])
+    layer.stop()
