@@ -50,6 +50,9 @@ class Communicator:
 
     rank = 0
     size = 1
+    # Whether collectives take device (cupy) buffers: then, in GPU mode, DataParallel packs
+    # the device copies of the params and their diffs, with no trip through the host.
+    on_device = False
 
     @property
     def is_root(self):
@@ -130,6 +133,8 @@ class NCCLCommunicator(MPICommunicator):
     GPUs there); rank 0 makes the NCCL id and broadcasts it over MPI; barrier
     and abort stay MPI's. Buffers must be cupy arrays on that device.
     """
+
+    on_device = True
 
     def __init__(self, comm=None):
         super().__init__(comm)

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from ..layers.backend import array_module, set_random_seed
+from ..layers.backend import array_module, device_side, on_gpu, set_random_seed, to_host
 
 
 class DataParallel:
@@ -28,7 +28,8 @@ class DataParallel:
 
     def __init__(self, solver, comm):
         self.solver, self.comm = solver, comm
-        self.buckets = _buckets(solver.net.learnable_params)
+        with self._side():
+            self.buckets = _buckets(solver.net.learnable_params)
         self.comm_seconds = 0.0
         if comm.size > 1:
             for layer in solver.net.layers:
@@ -41,6 +42,11 @@ class DataParallel:
         self.broadcast_state()
         solver.before_update.append(self.average_gradients)
 
+    def _side(self):
+        """Where the collectives' buffers live: the device copies for a device communicator
+        (NCCL) in GPU mode, the host copies otherwise (MPI moves host memory)."""
+        return device_side(self.comm.on_device)
+
     def _quiet(self):
         p = self.solver.param
         self.solver.log = lambda line: None
@@ -51,20 +57,27 @@ class DataParallel:
 
     def broadcast_state(self):
         """Give every rank rank 0's params and solver history (momentum and the like)."""
-        for blobs, buffer in self.buckets:
-            _pack(buffer, [b.data for b in blobs])
-            self.comm.broadcast(buffer)
-            _unpack(buffer, [b.data for b in blobs])
+        with self._side():
+            for blobs, buffer in self.buckets:
+                _pack(buffer, [b.data for b in blobs])
+                self.comm.broadcast(buffer)
+                _unpack(buffer, [b.data for b in blobs])
         for history in self.solver.history:
-            self.comm.broadcast(history)
+            if self.comm.on_device or not on_gpu(history):
+                self.comm.broadcast(history)
+            else:                           # MPI moves host memory: a round trip
+                host = to_host(history)
+                self.comm.broadcast(host)
+                history[...] = array_module(history).asarray(host)
 
     def average_gradients(self, solver=None):
         """Replace every param diff by its mean over the ranks (the solver's before_update hook)."""
         start = time.perf_counter()
-        for blobs, buffer in self.buckets:
-            _pack(buffer, [b.diff for b in blobs])
-            self.comm.allreduce_mean(buffer)
-            _unpack(buffer, [b.diff for b in blobs])
+        with self._side():
+            for blobs, buffer in self.buckets:
+                _pack(buffer, [b.diff for b in blobs])
+                self.comm.allreduce_mean(buffer)
+                _unpack(buffer, [b.diff for b in blobs])
         self.comm_seconds += time.perf_counter() - start
 
 

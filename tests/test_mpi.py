@@ -186,6 +186,40 @@ def test_rank_zero_keeps_logging_and_one_rank_trains_as_without_it(tmp_path):
         np.testing.assert_array_equal(a.data, b.data)
 
 
+class DeviceRank(FakeRank):
+    """A FakeRank whose collectives take device buffers (as NCCL's); notes which side each
+    allreduce ran on."""
+
+    on_device = True
+
+    def __init__(self, rank, size):
+        super().__init__(rank, size)
+        self.sides = []
+
+    def allreduce_mean(self, buffer):
+        from cyffe.layers.backend import on_device_side
+        self.sides.append(on_device_side())
+        return buffer
+
+
+def test_a_device_communicator_averages_the_device_copies(tmp_path, monkeypatch):
+    """In GPU mode (emulated here) the gradients of a device communicator stay on the
+    device; MPI's go through the host. Both train alike."""
+    from cyffe.layers import backend
+    monkeypatch.setattr(backend, "_mode", backend.mode())
+    cyffe.set_mode_gpu(emulate=True)
+    runs = []
+    for comm in (FakeRank(0, 2), DeviceRank(0, 2)):
+        solver = cyffe.get_solver(toy_solver(str(tmp_path), f"side{len(runs)}", batch=2),
+                                  log=lambda s: None)
+        DataParallel(solver, comm)
+        solver.step(3)
+        runs.append([b.data.copy() for b in solver.net.learnable_params])
+    assert comm.sides == [True] * 3
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+
+
 # -- with mpiexec -------------------------------------------------------------------------
 
 
