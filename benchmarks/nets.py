@@ -83,3 +83,23 @@ def batch_size(name):
 def image_shape(name):
     """(C, H, W) of one input image of a benchmark net."""
     return NETS[name][2]
+
+
+def train_gflop(name):
+    """GFLOP of one training iteration in the GEMMs (convolutions and InnerProducts):
+    2*M*N*K forward, as much again for the weight gradient, and again for the bottom's
+    gradient where one is needed (not into the data)."""
+    from cyffe.net.graph import Net
+    net = Net(train_param(name))
+    total = 0
+    for li, layer in enumerate(net.layers):
+        if layer.type not in ("Convolution", "InnerProduct"):
+            continue
+        p = (layer.param.convolution_param if layer.type == "Convolution"
+             else layer.param.inner_product_param)
+        # Each output value is a dot product over the weights of one output channel.
+        per_output = layer.blobs[0].count // p.num_output
+        flop = 2 * per_output * sum(t.count for t in net._top[li])
+        total += flop * (2 + any(net._bottom_needs_backward[li]))
+    return total / 1e9
+

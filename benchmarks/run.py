@@ -8,7 +8,8 @@ process (so its peak RSS is its own); configurations alternate round by round an
 figure is the median over all rounds. It writes a Markdown table and a JSON file (date,
 machine, load averages) to benchmarks/results/, and prints the table. `--quick` is a short
 smoke run. The cyffe LeNet/cifar10_quick runs also carry a per-layer profile
-(net/timing.time_layers) and the framework's own overhead.
+(net/timing.time_layers) and the framework's own overhead, and each net trained at 2
+threads its GEMM GFLOP/s against the SGEMM limit measured in the same run.
 """
 import argparse
 import datetime
@@ -53,6 +54,29 @@ def machine():
         except importlib.metadata.PackageNotFoundError:
             pass
     return info
+
+
+# The SGEMM limit: NumPy's OpenBLAS on a 2048^3 float32 product, the median of 5.
+SGEMM = """
+import time
+import numpy as np
+a = np.random.default_rng(0).random((2048, 2048), dtype=np.float32)
+a @ a
+times = []
+for _ in range(5):
+    start = time.perf_counter()
+    a @ a
+    times.append(time.perf_counter() - start)
+print(2 * 2048 ** 3 / sorted(times)[2] / 1e9)
+"""
+
+
+def sgemm_limit(threads="2"):
+    """GFLOP/s of a large SGEMM on `threads` BLAS threads, in a fresh process."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=threads, OMP_NUM_THREADS=threads)
+    done = subprocess.run([sys.executable, "-c", SGEMM], env=env, capture_output=True,
+                          text=True, check=True)
+    return float(done.stdout.strip())
 
 
 def busy_core():
@@ -167,6 +191,16 @@ def markdown(report):
         line.append(", ".join(f"{cells[f]['peak_rss_mb']:.0f}" if cells[f] else "—"
                               for f in frameworks))
         lines.append("| " + " | ".join(line) + " |")
+    limit = report.get("sgemm_gflops")
+    for row in rows:
+        if limit and row["framework"] == "cyffe" and row["mode"] == "train" \
+                and row["threads"] == "2":
+            rate = nets.train_gflop(row["net"]) * row["images_per_s"] / row["batch"]
+            lines += ["", f"cyffe {row['net']} training at 2 threads: {rate:.0f} GFLOP/s in "
+                      f"its GEMMs ({nets.train_gflop(row['net']):.2f} GFLOP per iteration), "
+                      f"{rate / max(limit):.0%} of the SGEMM limit ({max(limit):.0f} GFLOP/s: "
+                      "NumPy's OpenBLAS, 2 threads, 2048^3 float32, at the start and end of "
+                      "this run)."]
     for net, prof in report.get("profiles", {}).items():
         o = prof["overhead"]
         lines += ["", f"cyffe {net} training, 2 threads, per layer (ms, medians); framework "
@@ -215,7 +249,9 @@ def main(argv=None):
         nets.source(net)
     started = time.perf_counter()
     configs = configurations(args.nets, frameworks, args.settings, args.modes)
+    report["sgemm_gflops"] = [sgemm_limit()]
     report["results"] = measure(configs, args.rounds, args.iterations, args.warmup, log)
+    report["sgemm_gflops"].append(sgemm_limit())
     if not args.no_profile and "cyffe" in frameworks:
         report["profiles"] = profiles([n for n in args.nets if n != "resnet8"] or args.nets,
                                       args.iterations, log)

@@ -34,6 +34,23 @@ def test_benchmark_nets_build_for_training_and_inference():
         assert deploy.blobs[deploy.outputs[0]].shape == (nets.batch_size(name), 10)
 
 
+def test_gemm_work_of_the_caffe_nets_is_the_published_figure():
+    """LeNet 0.84 and cifar10_quick 6.92 GFLOP per training iteration (issue 6's table)."""
+    assert round(nets.train_gflop("lenet"), 2) == 0.84
+    assert round(nets.train_gflop("cifar10_quick"), 2) == 6.92
+
+
+def test_the_table_states_the_share_of_the_sgemm_limit():
+    row = {"framework": "cyffe", "net": "lenet", "mode": "train", "threads": "2", "batch": 64,
+           "images_per_s": 6400.0, "peak_rss_mb": 90.0}
+    report = {"date": "d", "machine": {"cpu": "c", "cores": 2}, "rounds": 1, "iterations": 1,
+              "loadavg_start": (0.5, 0.5, 0.5), "frameworks": ["cyffe"], "results": [row],
+              "sgemm_gflops": [150.0, 168.8]}
+    # 100 iterations/s x 0.844 GFLOP = 84 GFLOP/s, half of the better SGEMM figure
+    assert ("cyffe lenet training at 2 threads: 84 GFLOP/s in its GEMMs (0.84 GFLOP per "
+            "iteration), 50% of the SGEMM limit (169 GFLOP/s" in run.markdown(report))
+
+
 def test_quick_run_writes_table_and_json(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     report = run.main(["--quick", "--frameworks", "cyffe", "numpy", "--settings", "1",
@@ -51,6 +68,7 @@ def test_quick_run_writes_table_and_json(tmp_path, monkeypatch):
     assert saved["results"] == json.loads(json.dumps(rows))
     table = next(tmp_path.glob("*.md")).read_text()
     assert "| lenet (64) | train | 1 |" in table and "| conv1 | Convolution |" in table
+    assert len(saved["sgemm_gflops"]) == 2 and min(saved["sgemm_gflops"]) > 0
 
 
 def test_numpy_reference_learns_a_fixed_batch():
