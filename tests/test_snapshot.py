@@ -1,6 +1,5 @@
 """Solver snapshots (binary and HDF5, Caffe's layouts), restore, and exact resume."""
-import sys
-import textwrap
+import os
 
 import h5py
 import numpy as np
@@ -9,34 +8,9 @@ import pytest
 import cyffe
 from cyffe.proto import cyffe_pb2 as pb
 
-# A data layer whose batch k is a pure function of k, and that can skip batches:
-# resuming is exact only when the solver moves it past the batches already used.
-DATA_MODULE = """
-import numpy as np
-import cyffe
-
-
-class CountingData(cyffe.Layer):
-    def setup(self, bottom, top):
-        self.cursor = 0
-
-    def reshape(self, bottom, top):
-        top[0].reshape(4, 3)
-        top[1].reshape(4, 2)
-
-    def forward(self, bottom, top):
-        rng = np.random.default_rng(self.cursor)
-        x = rng.normal(size=(4, 3))
-        top[0].data[...] = x
-        top[1].data[...] = x[:, :2] * [1.5, -2.0] + 0.5
-        self.cursor += 1
-
-    def backward(self, top, propagate_down, bottom):
-        pass
-
-    def skip(self, batches):
-        self.cursor += batches
-"""
+# helpers/counting_data.CountingData: batch k is a pure function of k, and the layer can
+# skip batches: resuming is exact only when the solver moves it past the batches already used.
+HELPERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "helpers")
 
 NET = """
 name: "regress"
@@ -60,12 +34,10 @@ SOLVERS = {
 
 
 @pytest.fixture
-def data_module(tmp_path, monkeypatch):
-    name = f"counting_data_{abs(hash(str(tmp_path)))}"
-    (tmp_path / f"{name}.py").write_text(textwrap.dedent(DATA_MODULE))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield name
-    sys.modules.pop(name, None)
+def data_module(monkeypatch):
+    """The data layer's module name, made importable."""
+    monkeypatch.syspath_prepend(HELPERS)
+    return "counting_data"
 
 
 def write_solver(tmp_path, module, name="solver", extra="", kind="SGD", fmt="BINARYPROTO"):

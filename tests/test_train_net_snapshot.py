@@ -3,48 +3,21 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
 
 import cyffe
 
-# Batch k is a function of k alone, and the layer skips batches, so resuming is exact;
-# param_str is a pause per batch, so a signal surely lands during training.
-DATA_MODULE = """
-import time
-import numpy as np
-import cyffe
-
-
-class SlowCountingData(cyffe.Layer):
-    def setup(self, bottom, top):
-        self.cursor = 0
-        self.pause = float(self.param_str or 0)
-
-    def reshape(self, bottom, top):
-        top[0].reshape(4, 3)
-        top[1].reshape(4, 2)
-
-    def forward(self, bottom, top):
-        x = np.random.default_rng(self.cursor).normal(size=(4, 3))
-        top[0].data[...] = x
-        top[1].data[...] = x[:, :2] * [1.5, -2.0] + 0.5
-        self.cursor += 1
-        time.sleep(self.pause)
-
-    def backward(self, top, propagate_down, bottom):
-        pass
-
-    def skip(self, batches):
-        self.cursor += batches
-"""
+# helpers/counting_data.CountingData: batch k is a function of k alone, and the layer skips
+# batches, so resuming is exact; param_str is a pause per batch, so a signal surely lands
+# during training.
+HELPERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "helpers")
 
 NET = """
 name: "regress"
 layer {{ name: "data" type: "Python" top: "x" top: "t"
-        python_param {{ module: "slow_counting_data" layer: "SlowCountingData"
+        python_param {{ module: "counting_data" layer: "CountingData"
                         param_str: "{pause}" }} }}
 layer {{ name: "ip1" type: "InnerProduct" bottom: "x" top: "h"
         inner_product_param {{ num_output: 5 weight_filler {{ type: "gaussian" std: 0.5 }} }} }}
@@ -56,13 +29,12 @@ layer {{ name: "loss" type: "EuclideanLoss" bottom: "y" bottom: "t" top: "loss" 
 
 
 def setup_run(tmp_path, max_iter=12, pause=0, extra=""):
-    (tmp_path / "slow_counting_data.py").write_text(textwrap.dedent(DATA_MODULE))
     (tmp_path / "net.prototxt").write_text(NET.format(pause=pause))
     (tmp_path / "solver.prototxt").write_text(
         f'net: "net.prototxt"\nbase_lr: 0.05\nmomentum: 0.9\nlr_policy: "step"\ngamma: 0.5\n'
         f'stepsize: 4\nmax_iter: {max_iter}\ndisplay: 1\nrandom_seed: 3\n{extra}\n')
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join([HELPERS, env.get("PYTHONPATH", "")])
     return env
 
 
@@ -82,10 +54,9 @@ def params(tmp_path, weights):
 
 
 @pytest.fixture
-def importable(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield
-    sys.modules.pop("slow_counting_data", None)
+def importable(monkeypatch):
+    """The data layer importable here too (params() builds the net in this process)."""
+    monkeypatch.syspath_prepend(HELPERS)
 
 
 def test_snapshot_flag_resumes_exactly(tmp_path, importable):
