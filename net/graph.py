@@ -194,8 +194,7 @@ class Net:
             bottom, top = self._bottom[li], self._top[li]
             layer.check_blob_counts(bottom, top)
             layer.setup(bottom, top)
-            with layer.reshape_side(bottom, top):
-                layer.reshape(bottom, top)
+            self._reshape_layer(li)
             lp = layer.param
             if lp.loss_weight and len(lp.loss_weight) != len(top):
                 raise NetError(f"{self._where(lp)}: {len(lp.loss_weight)} loss_weight values for "
@@ -299,9 +298,14 @@ class Net:
 
     def reshape(self):
         """Propagate input shapes through every layer (after reshaping an input blob)."""
-        for li, layer in enumerate(self.layers):
-            with layer.reshape_side(self._bottom[li], self._top[li]):
-                layer.reshape(self._bottom[li], self._top[li])
+        for li in range(len(self.layers)):
+            self._reshape_layer(li)
+
+    def _reshape_layer(self, li):
+        """Shape layer li's tops, on the side its forward runs (see Layer.reshape_side)."""
+        layer, bottom, top = self.layers[li], self._bottom[li], self._top[li]
+        with layer.reshape_side(bottom, top):
+            layer.reshape(bottom, top)
 
     def _layer_index(self, name, default):
         """The run-order index of the layer called name (default when name is None)."""
@@ -421,10 +425,8 @@ class Net:
         """
         with one_blas_thread():
             for li in range(first, last + 1):
-                layer, bottom, top = self.layers[li], self._bottom[li], self._top[li]
-                with layer.reshape_side(bottom, top):
-                    layer.reshape(bottom, top)
-                layer.forward(bottom, top)
+                self._reshape_layer(li)
+                self.layers[li].forward(self._bottom[li], self._top[li])
         with device_side():             # summed where the tops are: one number comes back
             return float(sum(float(array_module(b.data).sum(b.data * b.diff))
                              for b, li in self._loss_tops if first <= li <= last))
