@@ -16,8 +16,8 @@ from google.protobuf.message import DecodeError
 
 from ..proto import cyffe_pb2 as pb
 from ..proto.errors import DataError, NetError
-from .backend import rng
 from .data_prefetch import PrefetchingDataLayer, record_order
+from .data_transformer import beside
 
 
 _open_envs = {}      # LMDB allows one Environment per database and process: nets share it
@@ -76,13 +76,14 @@ class Data(PrefetchingDataLayer):
     """Datums from an LMDB, transformed and batched in a background thread."""
 
     type = "Data"
+    source_field = "data_param"
 
     def open_source(self):
         p = self.param.data_param
         where = f"layer '{self.name}' (Data)"
         if not p.source:
             raise NetError(f"{where}: data_param.source is not set")
-        self.source = self._find(p.source)
+        self.source = beside(p.source, self.base_dir)
         if p.backend != pb.DataParameter.LMDB:
             hint = (" (it looks like an LMDB: set backend: LMDB)"
                     if os.path.isfile(os.path.join(self.source, "data.mdb")) else "")
@@ -97,19 +98,6 @@ class Data(PrefetchingDataLayer):
         first = self._datum(0, where)
         item = self.transformer.to_array(first, self._where_key(0))
         return p.batch_size, item.shape
-
-    def setup(self, bottom, top):
-        super().setup(bottom, top)
-        rand_skip = self.param.data_param.rand_skip
-        if rand_skip:
-            self.start = int(rng().integers(rand_skip))
-
-    def _find(self, path):
-        if not os.path.exists(path) and self.base_dir and not os.path.isabs(path):
-            beside = os.path.join(self.base_dir, path)
-            if os.path.exists(beside):
-                return beside
-        return path
 
     def _where_key(self, index):
         return f"{self.source}: record {self.keys[index].decode(errors='replace')!r}"

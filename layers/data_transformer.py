@@ -21,6 +21,15 @@ from ..proto import cyffe_pb2 as pb
 from ..proto.errors import DataError, NetError
 
 
+def beside(path, folder):
+    """path as given when it exists (from the working directory), else the same relative path
+    under folder (the net's prototxt folder) when that exists; else path, for the error."""
+    if os.path.exists(path) or os.path.isabs(path) or not folder:
+        return path
+    candidate = os.path.join(folder, path)
+    return candidate if os.path.exists(candidate) else path
+
+
 def decode_image(data, color=None, where="image"):
     """(C, H, W) uint8 in BGR order from encoded bytes; color True/False forces 3/1 channels."""
     try:
@@ -84,8 +93,7 @@ class DataTransformer:
 
     def _read_mean(self, path, base_dir):
         from ..proto.io import blobproto_to_array
-        if not os.path.isfile(path) and base_dir and not os.path.isabs(path):
-            path = os.path.join(base_dir, path)
+        path = beside(path, base_dir)
         blob = pb.BlobProto()
         try:
             with open(path, "rb") as f:

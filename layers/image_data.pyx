@@ -14,9 +14,8 @@ import os
 import numpy as np
 
 from ..proto.errors import DataError, NetError
-from .backend import rng
 from .data_prefetch import PrefetchingDataLayer, record_order
-from .data_transformer import read_image
+from .data_transformer import beside, read_image
 
 
 def read_image_list(path, where):
@@ -47,15 +46,14 @@ class ImageData(PrefetchingDataLayer):
     """Images from a list file, resized, transformed and batched in a background thread."""
 
     type = "ImageData"
+    source_field = "image_data_param"
 
     def open_source(self):
         p = self.param.image_data_param
         self.where = f"layer '{self.name}' (ImageData)"
         if not p.source:
             raise NetError(f"{self.where}: image_data_param.source is not set")
-        self.source = p.source
-        if not os.path.isfile(self.source) and self.base_dir and not os.path.isabs(p.source):
-            self.source = os.path.join(self.base_dir, p.source)
+        self.source = beside(p.source, self.base_dir)
         self.entries = read_image_list(self.source, self.where)
         self.root_folder = p.root_folder
         self.shape_args = (p.new_height, p.new_width, p.is_color)
@@ -63,12 +61,6 @@ class ImageData(PrefetchingDataLayer):
         self.order = record_order(len(self.entries), 0, 1)
         self._epoch = None
         return p.batch_size, self._read(0).shape
-
-    def setup(self, bottom, top):
-        super().setup(bottom, top)
-        rand_skip = self.param.image_data_param.rand_skip
-        if rand_skip:
-            self.start = int(rng().integers(rand_skip))
 
     def _read(self, index):
         name = self.entries[index][0]
