@@ -48,34 +48,6 @@ from .im2col import Patches
 CHUNK_ELEMENTS = 1 << 17
 
 
-def columns_to_images(const floating[:, ::1] y, floating[:, :, ::1] top,
-                      const floating[::1] bias):
-    """top[n, m, l] = y[m, n*L + l] + bias[m] (no bias when bias is empty)."""
-    cdef Py_ssize_t num = top.shape[0], outputs = top.shape[1], length = top.shape[2]
-    cdef Py_ssize_t row, n, m, l
-    cdef bint has_bias = bias.shape[0] > 0
-    cdef floating b
-    with nogil:
-        for row in prange(num * outputs, schedule="static"):
-            n = row // outputs
-            m = row % outputs
-            b = bias[m] if has_bias else 0
-            for l in range(length):
-                top[n, m, l] = y[m, n * length + l] + b
-
-
-def images_to_columns(const floating[:, :, ::1] top, floating[:, ::1] y):
-    """y[m, n*L + l] = top[n, m, l] (the inverse rearrangement, for top diffs)."""
-    cdef Py_ssize_t num = top.shape[0], outputs = top.shape[1], length = top.shape[2]
-    cdef Py_ssize_t row, n, m, l
-    with nogil:
-        for row in prange(num * outputs, schedule="static"):
-            n = row // outputs
-            m = row % outputs
-            for l in range(length):
-                y[m, n * length + l] = top[n, m, l]
-
-
 include "window_bounds.pxi"
 include "patch_kernels.pxi"
 include "gemm_rows.pxi"

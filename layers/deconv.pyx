@@ -14,15 +14,41 @@ the top diff, then GEMMs for the bottom diff (w_g cols_g) and the weight diff
 import math
 
 import numpy as np
+from cython.parallel import prange
+from cython cimport floating
 
 from ..proto import cyffe_pb2 as pb
 from ..proto.errors import NetError
 from .backend import array_module
 from .blas import gemm
-from .conv import Convolution, columns_to_images, images_to_columns
+from .conv import Convolution
 
 # Most elements the column buffer holds; a larger minibatch is col2im'ed in chunks.
 COLUMN_LIMIT = 1 << 25
+
+
+def columns_to_images(const floating[:, ::1] y, floating[:, :, ::1] top):
+    """top[n, m, l] = y[m, n*L + l] (the column blocks of a chunk back to image rows)."""
+    cdef Py_ssize_t num = top.shape[0], outputs = top.shape[1], length = top.shape[2]
+    cdef Py_ssize_t row, n, m, l
+    with nogil:
+        for row in prange(num * outputs, schedule="static"):
+            n = row // outputs
+            m = row % outputs
+            for l in range(length):
+                top[n, m, l] = y[m, n * length + l]
+
+
+def images_to_columns(const floating[:, :, ::1] top, floating[:, ::1] y):
+    """y[m, n*L + l] = top[n, m, l] (the inverse rearrangement, for top diffs)."""
+    cdef Py_ssize_t num = top.shape[0], outputs = top.shape[1], length = top.shape[2]
+    cdef Py_ssize_t row, n, m, l
+    with nogil:
+        for row in prange(num * outputs, schedule="static"):
+            n = row // outputs
+            m = row % outputs
+            for l in range(length):
+                y[m, n * length + l] = top[n, m, l]
 
 
 class Deconvolution(Convolution):
@@ -71,7 +97,6 @@ class Deconvolution(Convolution):
             dtype = bottom[0].data.dtype
             self._col = np.empty(rows * self.chunk * length, dtype)
             self._xcol = np.empty(self.channels * self.chunk * length, dtype)
-            self._no_bias = np.empty(0, dtype)
         for t in top:
             t.reshape(*self.top_shape)
 
@@ -127,8 +152,7 @@ class Deconvolution(Convolution):
                 if propagate_down[i]:
                     for w, c, xc in zip(weights, cols, xcols):
                         gemm(w, c, xc)
-                    columns_to_images(xcol, b.diff.reshape(num, self.channels, -1)[start:stop],
-                                      self._no_bias)
+                    columns_to_images(xcol, b.diff.reshape(num, self.channels, -1)[start:stop])
 
     # -- GPU (array-API; runs on numpy too) -------------------------------------
 
