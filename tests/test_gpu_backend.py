@@ -41,15 +41,6 @@ Y = np.array([0, 2, 1, 2], np.float32)
 
 
 @pytest.fixture
-def mode(monkeypatch):
-    """Lets a test switch modes; the process's mode comes back afterwards."""
-    monkeypatch.setattr(backend, "_mode", backend.mode())
-    monkeypatch.setattr(backend, "_device", backend.device())
-    monkeypatch.setattr(backend, "_environment_error", None)
-    return backend
-
-
-@pytest.fixture
 def no_cupy(monkeypatch):
     """CuPy made unimportable, and no $CYFFE_BACKEND asking for emulation."""
     monkeypatch.setitem(sys.modules, "cupy", None)

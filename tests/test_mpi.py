@@ -202,11 +202,9 @@ class DeviceRank(FakeRank):
         return buffer
 
 
-def test_a_device_communicator_averages_the_device_copies(tmp_path, monkeypatch):
+def test_a_device_communicator_averages_the_device_copies(tmp_path, mode):
     """In GPU mode (emulated here) the gradients of a device communicator stay on the
     device; MPI's go through the host. Both train alike."""
-    from cyffe.layers import backend
-    monkeypatch.setattr(backend, "_mode", backend.mode())
     cyffe.set_mode_gpu(emulate=True)
     runs = []
     for comm in (FakeRank(0, 2), DeviceRank(0, 2)):

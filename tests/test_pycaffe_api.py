@@ -152,12 +152,9 @@ def test_share_with():
     assert np.all(test.params["ip1"][0].data == 3)
 
 
-def test_modes_and_device(monkeypatch):
-    from cyffe.layers import backend
-    monkeypatch.setattr(backend, "_mode", backend.mode())       # put back afterwards
-    monkeypatch.setattr(backend, "_device", backend.device())
+def test_modes_and_device(mode):
     cyffe.set_mode_cpu()
-    assert backend.mode() == "cpu"
+    assert mode.mode() == "cpu"
     cyffe.set_device(1)
     from cyffe.layers.backend import device
     assert device() == 1

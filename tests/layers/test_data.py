@@ -206,23 +206,14 @@ def test_encoded_datum_forced_gray_through_the_layer(tmp_path):
     layer.stop()
 
 
-@pytest.fixture
-def emulated_gpu(monkeypatch):
-    """GPU mode on numpy for the test; the process's mode comes back afterwards."""
-    from cyffe.layers import backend
-    monkeypatch.setattr(backend, "_mode", backend.mode())
-    monkeypatch.setattr(backend, "_environment_error", None)
-    cyffe.set_mode_gpu(emulate=True)
-    return backend
-
-
-def test_in_gpu_mode_the_thread_copies_each_batch_to_the_device(db, emulated_gpu, monkeypatch):
+def test_in_gpu_mode_the_thread_copies_each_batch_to_the_device(db, mode, monkeypatch):
     from cyffe.layers import data_prefetch
+    cyffe.set_mode_gpu(emulate=True)
     threads = []
 
     def copy(array):
         threads.append(threading.current_thread().name)
-        return emulated_gpu.copy_to_device(array)
+        return mode.copy_to_device(array)
 
     monkeypatch.setattr(data_prefetch, "copy_to_device", copy)
     source, items, labels = db
@@ -237,7 +228,7 @@ def test_in_gpu_mode_the_thread_copies_each_batch_to_the_device(db, emulated_gpu
     layer.stop()
 
 
-def test_a_mode_change_moves_the_prefetch_without_losing_a_batch(db, emulated_gpu):
+def test_a_mode_change_moves_the_prefetch_without_losing_a_batch(db, mode):
     source, items, _ = db
     cyffe.set_mode_cpu()
     layer, top = data_layer(source)
