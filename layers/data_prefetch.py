@@ -36,6 +36,7 @@ class PrefetchingDataLayer(Layer):
     min_top = 1
     max_top = 2
     base_dir = None             # the prototxt's folder, set by the net
+    source_field = None         # the LayerParameter field with source, batch_size, rand_skip
 
     # -- what a subclass provides ---------------------------------------------------
 
@@ -66,6 +67,9 @@ class PrefetchingDataLayer(Layer):
         self.seed = int(rng().integers(2 ** 63))
         self.prefetch = max(1, self.param.data_param.prefetch)
         self.start = 0              # stream position of batch 0 (rand_skip moves it)
+        rand_skip = getattr(self.param, self.source_field).rand_skip
+        if rand_skip:
+            self.start = int(rng().integers(rand_skip))
         self.next_batch = 0
         self._thread = None
 
