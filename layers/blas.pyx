@@ -1,10 +1,11 @@
-"""Matrix products on every core, each block on one BLAS thread.
+"""Matrix products on every core, each block on one thread.
 
 gemm(a, b, c) computes c = alpha op(a) op(b) + beta c like np.dot(..., out=c), but cuts
 c into blocks of columns (or of rows, when c is tall) that OpenMP threads take one at a
-time, each with a one-thread BLAS call. Threaded OpenBLAS spin-waits: beside another
-process on a 2-core machine its small products became 100-1000x slower. Blocks taken on
-demand also let a thread on a busy core do less of the work.
+time, each with a one-thread call: cyffe's AVX-512 kernel for float32 where the CPU has
+it (gemm_rows.pxi), one-thread BLAS otherwise. Threaded OpenBLAS spin-waits: beside
+another process on a 2-core machine its small products became 100-1000x slower. Blocks
+taken on demand also let a thread on a busy core do less of the work.
 """
 from cython.parallel import prange
 from cython cimport floating
@@ -20,14 +21,21 @@ cdef extern from *:
     """
     int max_threads "cyffe_max_threads" () noexcept nogil
 
+include "avx512.pxi"
 include "gemm_rows.pxi"
 
 # Below this many multiply-adds a product runs on the calling thread.
 PARALLEL_WORK = 1 << 20
 # Blocks per thread: more balance a busy core; fewer repack op(a) less often.
 BLOCKS_PER_THREAD = 2
-# Block edges fall on multiples of this many elements (whole cache lines, whole vectors).
-ALIGN = 16
+# Block edges fall on multiples of this many elements (the AVX-512 kernel's panel width).
+ALIGN = 32
+
+
+def avx512():
+    """Whether float32 products, im2col and col2im take cyffe's AVX-512 kernels
+    (avx512.h): the CPU has AVX-512 and $CYFFE_AVX512 is not 0."""
+    return bool(avx512_enabled())
 
 
 def thread_count():

@@ -49,6 +49,7 @@ CHUNK_ELEMENTS = 1 << 17
 
 
 include "window_bounds.pxi"
+include "avx512.pxi"
 include "patch_kernels.pxi"
 include "gemm_rows.pxi"
 

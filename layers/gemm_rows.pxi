@@ -1,5 +1,6 @@
-# Row-major GEMM over scipy's BLAS, callable without the GIL; textually included
-# (`include "gemm_rows.pxi"`) by the modules that call BLAS from their own kernels.
+# Row-major GEMM, callable without the GIL; textually included (`include "gemm_rows.pxi"`)
+# by the modules that multiply matrices in their own kernels, after avx512.pxi. float32
+# products go to cyffe's AVX-512 kernel where it suits them, the rest to scipy's BLAS.
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 
@@ -14,7 +15,11 @@ cdef inline void gemm_rows(bint trans_a, bint trans_b, int m, int n, int k, floa
     cdef char ta = b'T' if trans_a else b'N'
     cdef char tb = b'T' if trans_b else b'N'
     if floating is float:
-        sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*>b, &ldb, <float*>a, &lda, &beta, c, &ldc)
+        if sgemm_suits(trans_b, m):
+            avx512_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        else:
+            sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*>b, &ldb, <float*>a, &lda, &beta, c,
+                  &ldc)
     else:
         dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*>b, &ldb, <double*>a, &lda, &beta, c,
               &ldc)

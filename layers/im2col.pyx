@@ -28,6 +28,7 @@ from cython cimport floating
 
 
 include "window_bounds.pxi"
+include "avx512.pxi"
 include "patch_kernels.pxi"
 
 

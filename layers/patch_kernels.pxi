@@ -1,6 +1,6 @@
 # im2col / col2im of one (image, channel) plane, without the GIL: the kernels behind
 # im2col.pyx's batch functions and the convolution's per-chunk pipeline (textually
-# included: `include "patch_kernels.pxi"`, after window_bounds.pxi).
+# included: `include "patch_kernels.pxi"`, after window_bounds.pxi and avx512.pxi).
 
 cdef struct Window:
     # One im2col geometry. 2-D: the fields below; N-D (nd): per kernel offset k and output
@@ -67,6 +67,11 @@ cdef void plane_to_columns(const floating* plane, floating* col, Py_ssize_t ld,
                 offset = nd_offset(w, k, l)
                 row[l] = plane[offset] if offset >= 0 else 0
         return
+    if floating is float:
+        if w.sw == 1 and avx512_enabled():
+            avx512_plane_to_columns(plane, col, ld, w.height, w.width, w.kh, w.kw, w.ph,
+                                    w.pw, w.sh, w.dh, w.dw, w.ho, w.wo)
+            return
     for i in range(w.kh):
         for j in range(w.kw):
             row = col + (i * w.kw + j) * ld
@@ -102,6 +107,11 @@ cdef void columns_to_plane(const floating* col, Py_ssize_t ld, floating* plane,
     cdef Py_ssize_t i, j, y, xo, x0, x1, hin, shift, k, l, offset
     cdef const floating* row
     cdef floating* dst
+    if floating is float:
+        if not w.nd and w.sw == 1 and avx512_enabled():
+            avx512_columns_to_plane(col, ld, plane, w.height, w.width, w.kh, w.kw, w.ph,
+                                    w.pw, w.sh, w.dh, w.dw, w.ho, w.wo)
+            return
     for offset in range(w.volume):
         plane[offset] = 0
     if w.nd:

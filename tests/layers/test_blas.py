@@ -1,10 +1,15 @@
 """layers.blas.gemm: every transpose, both dtypes, strided views and the threaded split,
 against NumPy's matmul (in float64 for the reference)."""
+import io
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from cyffe.layers.blas import gemm
+from cyffe.layers.blas import avx512, gemm
 
 # (m, n, k): small (one call), wide and tall (split by columns / by rows across threads),
 # and shapes that do not divide into the aligned blocks.
@@ -49,15 +54,68 @@ def test_alpha_beta_accumulate(dtype):
                                atol=tol * 300)
 
 
-def test_strided_views_in_and_out():
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_strided_views_in_and_out(dtype):
     """Column blocks of wider matrices, as a chunk of a column buffer is."""
     rng = np.random.default_rng(2)
-    wide_b = rng.standard_normal((64, 900))
-    wide_c = np.zeros((30, 900))
-    a = rng.standard_normal((30, 64))
-    gemm(a, wide_b[:, 100:700], wide_c[:, 200:800])
-    np.testing.assert_allclose(wide_c[:, 200:800], a @ wide_b[:, 100:700], rtol=1e-12)
-    assert not wide_c[:, :200].any() and not wide_c[:, 800:].any()
+    wide_b = rng.standard_normal((64, 900)).astype(dtype)
+    wide_c = np.zeros((30, 900), dtype)
+    a = rng.standard_normal((30, 64)).astype(dtype)
+    gemm(a, wide_b[:, 100:701], wide_c[:, 200:801])
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(wide_c[:, 200:801], product(a, wide_b[:, 100:701], False, False),
+                               rtol=tol, atol=tol * 64)
+    assert not wide_c[:, :200].any() and not wide_c[:, 801:].any()
+
+
+# The AVX-512 kernel works in tiles of 8 rows by 32 columns and panels of 256 rows of
+# op(b): every remainder of each, and more than one panel.
+KERNEL_SHAPES = [(m, n, k) for m in (1, 7, 8, 9, 33) for n in (1, 15, 16, 17, 31, 32, 33, 70)
+                 for k in (1, 255, 257)]
+
+
+@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True),
+                                              (True, True)])
+def test_float32_kernel_tiles_and_panels(trans_a, trans_b):
+    rng = np.random.default_rng(4)
+    for m, n, k in KERNEL_SHAPES:
+        a = operand(rng, m, k, trans_a, np.float32)
+        b = operand(rng, k, n, trans_b, np.float32)
+        c0 = rng.standard_normal((m, n)).astype(np.float32)
+        c = c0.copy()
+        gemm(a, b, c, trans_a, trans_b, alpha=-0.5, beta=0.25)
+        expected = -0.5 * product(a, b, trans_a, trans_b) + 0.25 * c0
+        np.testing.assert_allclose(c, expected, rtol=1e-4, atol=1e-5 * k,
+                                   err_msg=f"m={m} n={n} k={k}")
+
+
+def test_the_kernel_is_taken_where_the_cpu_has_avx512():
+    """On an AVX-512 CPU float32 goes to cyffe's kernels (the tests above test them);
+    $CYFFE_AVX512=0 hands everything back to BLAS and the portable loops."""
+    flags = open("/proc/cpuinfo").read() if sys.platform == "linux" else ""
+    if "avx512f" in flags.split() and os.environ.get("CYFFE_AVX512") != "0":
+        assert avx512()
+    code = "from cyffe.layers.blas import avx512; print(avx512())"
+    off = subprocess.run([sys.executable, "-c", code], env={**os.environ, "CYFFE_AVX512": "0"},
+                         capture_output=True, text=True, check=True)
+    assert off.stdout.strip() == "False"
+
+
+def test_the_blas_path_gives_the_same_products():
+    """With $CYFFE_AVX512=0, in a fresh process: the same products to float32 rounding."""
+    code = """if True:
+        import numpy as np, sys
+        from cyffe.layers.blas import gemm
+        rng = np.random.default_rng(5)
+        a, b = rng.standard_normal((40, 300), np.float32), rng.standard_normal((300, 90), np.float32)
+        c = np.empty((40, 90), np.float32)
+        gemm(a, b, c)
+        np.save(sys.stdout.buffer, c)
+    """
+    products = [np.load(io.BytesIO(subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, "CYFFE_AVX512": flag},
+        capture_output=True, check=True).stdout)) for flag in ("0", "1")]
+    np.testing.assert_allclose(products[0], products[1], rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])

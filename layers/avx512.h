@@ -1,0 +1,310 @@
+/* cyffe's AVX-512 kernels for float32, chosen at run time: a GEMM, and im2col and col2im
+ * of a plane (2-D, stride 1 along the rows). Where the CPU (or the compiler) lacks AVX-512, or
+ * $CYFFE_AVX512 is 0, callers take BLAS and their portable loops instead.
+ *
+ * The GEMM: c (m x n) = alpha op(a) op(b) + beta c, every matrix row-major with a leading
+ * dimension, as gemm_rows.pxi asks of BLAS. One thread; callers split the work.
+ *
+ * Why our own: a BLAS may be built or told (OPENBLAS_CORETYPE) to use narrower kernels
+ * than the CPU has, and the products of a convolution are short and wide (a few dozen
+ * rows of weights times thousands of columns), a shape general kernels pack poorly.
+ *
+ * The layout follows the usual packed-panel scheme, reduced to one packed operand:
+ * op(b) is copied 32 columns by KC rows at a time into a panel on the stack (zeros past
+ * n), and every block of MR rows of c is computed against that panel by a micro-kernel
+ * that keeps the MR x 32 tile in 2*MR vector registers. op(a) is never packed: the
+ * micro-kernel broadcasts its elements from wherever they are (a row of a, or a column
+ * when a is transposed), MR independent streams that the prefetchers follow.
+ * Packing a transposed b costs a transpose of each panel, so callers with a transposed
+ * b should have many rows of c to spread it over (cyffe_sgemm_suits says when).
+ */
+#ifndef CYFFE_AVX512_H
+#define CYFFE_AVX512_H
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#define CYFFE_HAVE_AVX512_KERNEL 1
+#include <immintrin.h>
+#else
+#define CYFFE_HAVE_AVX512_KERNEL 0
+#endif
+
+/* Rows of c per micro-kernel call, columns per panel, rows of op(b) per panel. */
+#define CYFFE_MR 8
+#define CYFFE_NR 32
+#define CYFFE_KC 256
+
+/* The kernels run where the CPU and the OS have AVX-512, unless $CYFFE_AVX512 is "0"
+ * (for a comparison, or to rule them out). Every module that includes this header asks
+ * once, and they all get the same answer. */
+static int cyffe_avx512_choice = -1;
+
+static int cyffe_avx512_supported(void)
+{
+#if CYFFE_HAVE_AVX512_KERNEL
+    /* libgcc's check covers the OS too: it reads XCR0 for the AVX-512 register state. */
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") ? 1 : 0;
+#else
+    return 0;
+#endif
+}
+
+static int cyffe_avx512_enabled(void)
+{
+    if (cyffe_avx512_choice < 0) {
+        const char* choice = getenv("CYFFE_AVX512");
+        cyffe_avx512_choice = cyffe_avx512_supported() && !(choice && !strcmp(choice, "0"));
+    }
+    return cyffe_avx512_choice;
+}
+
+/* Whether cyffe_sgemm should take a product: supported and switched on, and with a
+ * transposed b only when c has enough rows to repay the transposing pack. */
+static int cyffe_sgemm_suits(int trans_b, int m)
+{
+    return cyffe_avx512_enabled() && (!trans_b || m >= 4 * CYFFE_MR);
+}
+
+#if CYFFE_HAVE_AVX512_KERNEL
+
+#define CYFFE_AVX512 __attribute__((target("avx512f,fma")))
+#define CYFFE_INLINE_AVX512 static inline __attribute__((always_inline, target("avx512f,fma")))
+
+/* The rows x 32 tile of c at c (masks m0, m1 cover the valid columns):
+ * tile = alpha * sum_k a(r, k) panel[k][:] + beta * tile, with a(r, k) at
+ * a[r * a_row + k * a_k]. beta == 0 never reads c. `rows` and the strides' pattern
+ * (trans) are compile-time constants at every call, so the tile lives in registers. */
+CYFFE_INLINE_AVX512 void cyffe_tile(const int rows, const int trans, int kc,
+                                    const float* a, ptrdiff_t lda, const float* panel,
+                                    float* c, ptrdiff_t ldc, __mmask16 m0, __mmask16 m1,
+                                    float alpha, float beta)
+{
+    const ptrdiff_t a_row = trans ? 1 : lda, a_k = trans ? lda : 1;
+    __m512 lo[CYFFE_MR], hi[CYFFE_MR];
+#pragma GCC unroll 8
+    for (int r = 0; r < rows; r++) {
+        lo[r] = _mm512_setzero_ps();
+        hi[r] = _mm512_setzero_ps();
+    }
+#pragma GCC unroll 4
+    for (int k = 0; k < kc; k++) {
+        const __m512 b0 = _mm512_load_ps(panel + k * CYFFE_NR);
+        const __m512 b1 = _mm512_load_ps(panel + k * CYFFE_NR + 16);
+        const float* ak = a + k * a_k;
+#pragma GCC unroll 8
+        for (int r = 0; r < rows; r++) {
+            const __m512 v = _mm512_set1_ps(ak[r * a_row]);
+            lo[r] = _mm512_fmadd_ps(v, b0, lo[r]);
+            hi[r] = _mm512_fmadd_ps(v, b1, hi[r]);
+        }
+    }
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 8
+    for (int r = 0; r < rows; r++) {
+        float* cr = c + r * ldc;
+        __m512 x0 = _mm512_mul_ps(va, lo[r]), x1 = _mm512_mul_ps(va, hi[r]);
+        if (beta != 0.0f) {
+            x0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, cr), x0);
+            x1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, cr + 16), x1);
+        }
+        _mm512_mask_storeu_ps(cr, m0, x0);
+        _mm512_mask_storeu_ps(cr + 16, m1, x1);
+    }
+}
+
+#define CYFFE_TILE_CASE(R)                                                              \
+    case R:                                                                             \
+        if (trans)                                                                      \
+            cyffe_tile(R, 1, kc, a, lda, panel, c, ldc, m0, m1, alpha, beta);          \
+        else                                                                            \
+            cyffe_tile(R, 0, kc, a, lda, panel, c, ldc, m0, m1, alpha, beta);          \
+        break;
+
+static CYFFE_AVX512 void cyffe_rows(int rows, int trans, int kc, const float* a,
+                                    ptrdiff_t lda, const float* panel, float* c,
+                                    ptrdiff_t ldc, __mmask16 m0, __mmask16 m1, float alpha,
+                                    float beta)
+{
+    switch (rows) {
+        CYFFE_TILE_CASE(8)
+        CYFFE_TILE_CASE(7)
+        CYFFE_TILE_CASE(6)
+        CYFFE_TILE_CASE(5)
+        CYFFE_TILE_CASE(4)
+        CYFFE_TILE_CASE(3)
+        CYFFE_TILE_CASE(2)
+        CYFFE_TILE_CASE(1)
+    }
+}
+
+/* panel[k][0..31] = op(b)[k0 + k][j0 .. j0 + cols - 1], zeros past cols. */
+static CYFFE_AVX512 void cyffe_pack(float* panel, const float* b, ptrdiff_t ldb,
+                                    int trans_b, int k0, int kc, int j0, int cols,
+                                    __mmask16 m0, __mmask16 m1)
+{
+    if (!trans_b) {
+        for (int k = 0; k < kc; k++) {
+            const float* src = b + (ptrdiff_t)(k0 + k) * ldb + j0;
+            _mm512_store_ps(panel + k * CYFFE_NR, _mm512_maskz_loadu_ps(m0, src));
+            _mm512_store_ps(panel + k * CYFFE_NR + 16, _mm512_maskz_loadu_ps(m1, src + 16));
+        }
+        return;
+    }
+    /* op(b)[k][j] = b[j][k]: each column of the panel is a contiguous run of a row of b. */
+    for (int j = 0; j < CYFFE_NR; j++) {
+        if (j < cols) {
+            const float* src = b + (ptrdiff_t)(j0 + j) * ldb + k0;
+            for (int k = 0; k < kc; k++)
+                panel[k * CYFFE_NR + j] = src[k];
+        } else {
+            for (int k = 0; k < kc; k++)
+                panel[k * CYFFE_NR + j] = 0.0f;
+        }
+    }
+}
+
+static CYFFE_AVX512 void cyffe_sgemm(int trans_a, int trans_b, int m, int n, int k,
+                                     float alpha, const float* a, int lda, const float* b,
+                                     int ldb, float beta, float* c, int ldc)
+{
+    float panel[CYFFE_KC * CYFFE_NR] __attribute__((aligned(64)));
+    for (int j0 = 0; j0 < n; j0 += CYFFE_NR) {
+        const int cols = n - j0 < CYFFE_NR ? n - j0 : CYFFE_NR;
+        const __mmask16 m0 = (__mmask16)(cols >= 16 ? 0xFFFF : (1u << cols) - 1);
+        const __mmask16 m1 = (__mmask16)(cols >= 32 ? 0xFFFF :
+                                         cols > 16 ? (1u << (cols - 16)) - 1 : 0);
+        int k0 = 0;
+        do {  /* once even when k == 0: c = beta c (a zero panel) */
+            const int kc = k - k0 < CYFFE_KC ? k - k0 : CYFFE_KC;
+            /* Later panels add to what the first one wrote. */
+            const float panel_beta = k0 == 0 ? beta : 1.0f;
+            if (kc > 0)
+                cyffe_pack(panel, b, ldb, trans_b, k0, kc, j0, cols, m0, m1);
+            for (int i0 = 0; i0 < m; i0 += CYFFE_MR) {
+                const int rows = m - i0 < CYFFE_MR ? m - i0 : CYFFE_MR;
+                const float* ap = trans_a ? a + (ptrdiff_t)k0 * lda + i0
+                                          : a + (ptrdiff_t)i0 * lda + k0;
+                cyffe_rows(rows, trans_a, kc, ap, lda, panel, c + (ptrdiff_t)i0 * ldc + j0,
+                           ldc, m0, m1, alpha, panel_beta);
+            }
+            k0 += kc;
+        } while (k0 < k);
+    }
+}
+
+/* The valid lanes of a 16-float vector at x: x0 <= x + lane < x1 and x + lane < n. */
+static inline __mmask16 cyffe_lanes(ptrdiff_t x, ptrdiff_t x0, ptrdiff_t x1, ptrdiff_t n)
+{
+    const ptrdiff_t lo = x0 > x ? x0 - x : 0;
+    ptrdiff_t hi = (x1 < n ? x1 : n) - x;
+    if (hi > 16)
+        hi = 16;
+    if (hi <= lo)
+        return 0;
+    return (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
+}
+
+/* im2col of one plane in 2-D with stride 1 along the rows (any stride across them,
+ * dilation and padding): col[i*kw + j][y*wo + x] (rows ld apart) = the pixel under
+ * kernel offset (i, j) at output (y, x), 0 in the padding. Each output row is one shifted
+ * run of an input row: masked loads skip the padding (and never touch it). */
+static CYFFE_AVX512 void cyffe_plane_to_columns(const float* plane, float* col,
+                                                ptrdiff_t ld, ptrdiff_t height,
+                                                ptrdiff_t width, int kh, int kw, int ph,
+                                                int pw, int sh, int dh, int dw, int ho,
+                                                int wo)
+{
+    const __mmask16 tail = cyffe_lanes(wo & ~15, 0, wo, wo);
+    const __m512 zero = _mm512_setzero_ps();
+    for (int i = 0; i < kh; i++) {
+        for (int j = 0; j < kw; j++) {
+            float* row = col + (ptrdiff_t)(i * kw + j) * ld;
+            /* output x reads input x - shift; inside for x0 <= x < x1 */
+            const ptrdiff_t shift = pw - j * dw;
+            const ptrdiff_t x0 = shift > 0 ? shift : 0;
+            const ptrdiff_t x1 = width + shift < wo ? width + shift : wo;
+            for (int y = 0; y < ho; y++, row += wo) {
+                const ptrdiff_t hin = (ptrdiff_t)y * sh - ph + i * dh;
+                const int inside = hin >= 0 && hin < height;
+                const float* src = plane + hin * width - shift;
+                ptrdiff_t x = 0;
+                for (; x + 16 <= wo; x += 16)
+                    _mm512_storeu_ps(row + x, inside ? _mm512_maskz_loadu_ps(
+                        cyffe_lanes(x, x0, x1, wo), src + x) : zero);
+                if (tail)
+                    _mm512_mask_storeu_ps(row + x, tail, inside ? _mm512_maskz_loadu_ps(
+                        cyffe_lanes(x, x0, x1, wo), src + x) : zero);
+            }
+        }
+    }
+}
+
+/* col2im of one plane, the same geometry: plane = the sum of col's entries onto the
+ * pixels they came from (written over). Runs over the plane's own rows, so the stores
+ * stay inside it. */
+static CYFFE_AVX512 void cyffe_columns_to_plane(const float* col, ptrdiff_t ld, float* plane,
+                                                ptrdiff_t height, ptrdiff_t width, int kh,
+                                                int kw, int ph, int pw, int sh, int dh,
+                                                int dw, int ho, int wo)
+{
+    for (ptrdiff_t p = 0; p < height * width; p++)
+        plane[p] = 0.0f;
+    for (int i = 0; i < kh; i++) {
+        for (int j = 0; j < kw; j++) {
+            const float* row = col + (ptrdiff_t)(i * kw + j) * ld;
+            /* output x adds to input x - shift: input p0 <= p < p1 receive */
+            const ptrdiff_t shift = pw - j * dw;
+            const ptrdiff_t p0 = shift < 0 ? -shift : 0;
+            const ptrdiff_t p1 = wo - shift < width ? wo - shift : width;
+            for (int y = 0; y < ho; y++, row += wo) {
+                const ptrdiff_t hin = (ptrdiff_t)y * sh - ph + i * dh;
+                if (hin < 0 || hin >= height || p1 <= p0)
+                    continue;
+                float* dst = plane + hin * width;
+                for (ptrdiff_t p = p0 & ~(ptrdiff_t)15; p < p1; p += 16) {
+                    const __mmask16 in = cyffe_lanes(p, p0, p1, p1);
+                    const __mmask16 own = cyffe_lanes(p, 0, width, width);
+                    const __m512 sum = _mm512_add_ps(_mm512_maskz_loadu_ps(own, dst + p),
+                                                     _mm512_maskz_loadu_ps(in, row + p + shift));
+                    if (own == 0xFFFF)
+                        _mm512_storeu_ps(dst + p, sum);
+                    else
+                        _mm512_mask_storeu_ps(dst + p, own, sum);
+                }
+            }
+        }
+    }
+}
+
+#else  /* no AVX-512 kernels in this build: cyffe_avx512_enabled is always 0 */
+
+static void cyffe_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                        const float* a, int lda, const float* b, int ldb, float beta,
+                        float* c, int ldc)
+{
+    (void)trans_a; (void)trans_b; (void)m; (void)n; (void)k; (void)alpha; (void)a;
+    (void)lda; (void)b; (void)ldb; (void)beta; (void)c; (void)ldc;
+}
+
+static void cyffe_plane_to_columns(const float* plane, float* col, ptrdiff_t ld,
+                                   ptrdiff_t height, ptrdiff_t width, int kh, int kw,
+                                   int ph, int pw, int sh, int dh, int dw, int ho, int wo)
+{
+    (void)plane; (void)col; (void)ld; (void)height; (void)width; (void)kh; (void)kw;
+    (void)ph; (void)pw; (void)sh; (void)dh; (void)dw; (void)ho; (void)wo;
+}
+
+static void cyffe_columns_to_plane(const float* col, ptrdiff_t ld, float* plane,
+                                   ptrdiff_t height, ptrdiff_t width, int kh, int kw,
+                                   int ph, int pw, int sh, int dh, int dw, int ho, int wo)
+{
+    (void)plane; (void)col; (void)ld; (void)height; (void)width; (void)kh; (void)kw;
+    (void)ph; (void)pw; (void)sh; (void)dh; (void)dw; (void)ho; (void)wo;
+}
+
+#endif
+#endif
