@@ -11,9 +11,10 @@ bias (num_output,). Several bottoms share the weights (one top each).
 
 The CPU path is one pipeline per chunk of images, run by every OpenMP thread on its own
 chunks: im2col into the thread's columns (the fast 2-D kernels in 2-D, the N-D ones
-otherwise or with force_nd_im2col), one one-thread GEMM per group, and the output rows
-to the top with the bias. Backward does the same walk: the weight and bias gradients go
-to per-thread partial sums, the column gradient through col2im to the bottom's diff. A
+otherwise or with force_nd_im2col), then per image one one-thread GEMM per group
+straight into the top, and the bias. Backward does the same walk: the weight and bias
+gradients go to per-thread partial sums, the column gradient through col2im to the
+bottom's diff. A
 chunk's columns stay in the core's cache from the im2col to the GEMMs, where a whole
 minibatch's columns would stream through memory.
 
@@ -104,11 +105,11 @@ def forward_chunks(const floating[:, :, ::1] x, const floating[:, ::1] weights,
                    patches, int group, Py_ssize_t chunk):
     """y (N, M, L) = the convolution of x (N, C, V) by weights (M, C/group*K) + bias.
 
-    Each thread takes `chunk` images at a time: im2col into its own columns, one GEMM per
-    group into its own output rows, then the rows go to y with the bias. scratch holds a
-    row of (C*K + M) * chunk * L elements per thread. When the patches are the pixels
-    themselves (identity: a 1x1 kernel, stride 1, no padding; chunk must be 1) the GEMMs
-    read the image in place of columns.
+    Each thread takes `chunk` images at a time: im2col into its own columns, then per
+    image one GEMM per group straight into y, and the bias. scratch holds a row of
+    C*K * chunk * L elements per thread. When the patches are the pixels themselves
+    (identity: a 1x1 kernel, stride 1, no padding; chunk must be 1) the GEMMs read the
+    image in place of columns.
     """
     cdef Window win = patches_window(patches)
     cdef Py_ssize_t num = x.shape[0], channels = x.shape[1], outputs = y.shape[1]
@@ -120,27 +121,26 @@ def forward_chunks(const floating[:, :, ::1] x, const floating[:, ::1] weights,
     cdef bint identity = is_identity(patches)
     cdef floating* col
     cdef const floating* source
-    cdef floating* out
     cdef floating* dst
-    check_chunks("forward_chunks", scratch, (rows + outputs) * chunk * length, identity, chunk)
+    check_chunks("forward_chunks", scratch, rows * chunk * length, identity, chunk)
     with nogil, parallel():
         col = &scratch[threadid(), 0]
-        out = col + rows * chunk * length
         for step in prange(chunks, schedule="dynamic"):
             n0 = step * chunk
             images = min(chunk, num - n0)
             width = images * length
             source = chunk_columns(&x[n0, 0, 0], channels, images, col, &win, identity)
-            for g in range(group):
-                gemm_rows(False, False, per_group, width, k, one, &weights[g * per_group, 0],
-                          k, source + g * k * width, width, zero, out + g * per_group * width,
-                          width)
             for n in range(images):
-                for o in range(outputs):
-                    b = bias[o] if has_bias else zero
+                for g in range(group):
+                    gemm_rows(False, False, per_group, length, k, one,
+                              &weights[g * per_group, 0], k,
+                              source + g * k * width + n * length, width, zero,
+                              &y[n0 + n, g * per_group, 0], length)
+                for o in range(outputs if has_bias else 0):
+                    b = bias[o]
                     dst = &y[n0 + n, o, 0]
                     for l in range(length):
-                        dst[l] = out[o * width + n * length + l] + b
+                        dst[l] = dst[l] + b
 
 
 def backward_chunks(const floating[:, :, ::1] x, const floating[:, ::1] weights,
@@ -151,11 +151,12 @@ def backward_chunks(const floating[:, :, ::1] x, const floating[:, ::1] weights,
     C/group*K) and bias_diff (M, or empty); write the bottom gradient into dx (N, C, V)
     unless dx is empty.
 
-    Per chunk of images: dy's rows into columns, im2col of x, dW += dy x^T into the
-    thread's own partial sums; then dcol = W^T dy and col2im into dx. The threads take
+    Per chunk of images: im2col of x; per image and group, dW^T += x dy^T into the
+    thread's own partial sums (the transposed form keeps the long side, C*K, as the rows
+    of the product), then dcol = W^T dy; then col2im into dx. The threads take
     contiguous runs of chunks (a static schedule), so the partial sums, added up in
     thread order at the end, are the same on every run. scratch: a row of
-    (C*K + M) * chunk * L + M * (C/group*K + 1) elements per thread. Identity patches (see
+    C*K * chunk * L + M * (C/group*K + 1) elements per thread. Identity patches (see
     forward_chunks) read x and write dx in place of columns.
     """
     cdef Window win = patches_window(patches)
@@ -163,14 +164,13 @@ def backward_chunks(const floating[:, :, ::1] x, const floating[:, ::1] weights,
     cdef Py_ssize_t length = win.length, rows = channels * win.kernel_volume
     cdef int per_group = outputs // group, k = weights.shape[1], width
     cdef Py_ssize_t chunks = (num + chunk - 1) // chunk, step, n0, images, n, o, l, g, t, i
-    cdef Py_ssize_t threads = thread_count(), columns = (rows + outputs) * chunk * length
+    cdef Py_ssize_t threads = thread_count(), columns = rows * chunk * length
     cdef bint has_bias = bias_diff.shape[0] > 0, propagate = dx.shape[0] > 0
     cdef floating one = 1, zero = 0, total
     cdef bint identity = is_identity(patches)
     cdef floating* col
     cdef const floating* source
     cdef floating* sink
-    cdef floating* out
     cdef floating* partial
     cdef const floating* src
     check_chunks("backward_chunks", scratch, columns + outputs * (k + 1), identity, chunk)
@@ -180,41 +180,46 @@ def backward_chunks(const floating[:, :, ::1] x, const floating[:, ::1] weights,
                 scratch[t, columns + i] = 0
         with parallel():
             col = &scratch[threadid(), 0]
-            out = col + rows * chunk * length
+            # group g's dW^T (k, per_group) at g * k * per_group, then the bias's sums
             partial = col + columns
             for step in prange(chunks, schedule="static"):
                 n0 = step * chunk
                 images = min(chunk, num - n0)
                 width = images * length
-                for n in range(images):
+                for n in range(images if has_bias else 0):
                     for o in range(outputs):
                         src = &dy[n0 + n, o, 0]
                         total = 0
                         for l in range(length):
-                            out[o * width + n * length + l] = src[l]
                             total = total + src[l]
                         partial[outputs * k + o] += total
                 source = chunk_columns(&x[n0, 0, 0], channels, images, col, &win, identity)
-                for g in range(group):
-                    gemm_rows(False, True, per_group, k, width, one,
-                              out + g * per_group * width, width, source + g * k * width,
-                              width, one, partial + g * per_group * k, k)
+                for n in range(images):
+                    for g in range(group):
+                        gemm_rows(False, True, k, per_group, length, one,
+                                  source + g * k * width + n * length, width,
+                                  &dy[n0 + n, g * per_group, 0], length, one,
+                                  partial + g * k * per_group, per_group)
                 if propagate:
                     sink = &dx[n0, 0, 0] if identity else col
-                    for g in range(group):
-                        gemm_rows(True, False, k, width, per_group, one,
-                                  &weights[g * per_group, 0], k, out + g * per_group * width,
-                                  width, zero, sink + g * k * width, width)
+                    for n in range(images):
+                        for g in range(group):
+                            gemm_rows(True, False, k, length, per_group, one,
+                                      &weights[g * per_group, 0], k,
+                                      &dy[n0 + n, g * per_group, 0], length, zero,
+                                      sink + g * k * width + n * length, width)
                     for n in range(0 if identity else images):
                         for i in range(channels):
                             columns_to_plane(col + i * win.kernel_volume * width + n * length,
                                              width, &dx[n0 + n, i, 0], &win)
         for t in range(threads):
-            for o in range(outputs):
+            for g in range(group):
                 for i in range(k):
-                    weight_diff[o, i] += scratch[t, columns + o * k + i]
-                if has_bias:
-                    bias_diff[o] += scratch[t, columns + outputs * k + o]
+                    for o in range(per_group):
+                        weight_diff[g * per_group + o, i] += \
+                            scratch[t, columns + (g * k + i) * per_group + o]
+            for o in range(outputs if has_bias else 0):
+                bias_diff[o] += scratch[t, columns + outputs * k + o]
 
 
 def depthwise_forward(const floating[:, :, :, ::1] x, const floating[:, :, ::1] w,
@@ -505,8 +510,7 @@ class Convolution(ConvolutionGeometry, Layer):
     def _scratch(self, backward):
         """One row of chunk buffers per thread (and, for backward, partial sums)."""
         length = self.patches.length
-        size = (self.channels * self.patches.kernel_volume + self.num_output) * self.chunk * \
-            length
+        size = self.channels * self.patches.kernel_volume * self.chunk * length
         if backward:
             size += self.num_output * (math.prod(self.blobs[0].shape[1:]) + 1)
         rows = self._scratch_rows
