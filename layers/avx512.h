@@ -10,11 +10,12 @@
  * rows of weights times thousands of columns), a shape general kernels pack poorly.
  *
  * The layout follows the usual packed-panel scheme, reduced to one packed operand:
- * op(b) is copied 32 columns by KC rows at a time into a panel on the stack (zeros past
- * n), and every block of MR rows of c is computed against that panel by a micro-kernel
- * that keeps the MR x 32 tile in 2*MR vector registers. op(a) is never packed: the
- * micro-kernel broadcasts its elements from wherever they are (a row of a, or a column
- * when a is transposed), MR independent streams that the prefetchers follow.
+ * op(b) is copied KC rows by NC columns at a time into the thread's panels (32 columns
+ * each, zeros past n), and every block of MR rows of c is computed against them by a
+ * micro-kernel that keeps an MR x 32 tile in 2*MR vector registers. op(a) is never
+ * packed: the micro-kernel broadcasts its elements from wherever they are (a row of a,
+ * or a column when a is transposed), MR streams that the prefetchers follow and that
+ * stay in L1 across the panels of a block.
  * Packing a transposed b costs a transpose of each panel, so callers with a transposed
  * b should have many rows of c to spread it over (cyffe_sgemm_suits says when).
  */
@@ -32,10 +33,12 @@
 #define CYFFE_HAVE_AVX512_KERNEL 0
 #endif
 
-/* Rows of c per micro-kernel call, columns per panel, rows of op(b) per panel. */
+/* Rows of c per micro-kernel call, columns per panel, rows of op(b) per panel, and
+ * columns of op(b) packed at a time (NC / NR panels: 256 KiB, in L2). */
 #define CYFFE_MR 8
 #define CYFFE_NR 32
 #define CYFFE_KC 256
+#define CYFFE_NC 256
 
 /* The kernels run where the CPU and the OS have AVX-512, unless $CYFFE_AVX512 is "0"
  * (for a comparison, or to rule them out). Every module that includes this header asks
@@ -167,33 +170,64 @@ static CYFFE_AVX512 void cyffe_pack(float* panel, const float* b, ptrdiff_t ldb,
     }
 }
 
-static CYFFE_AVX512 void cyffe_sgemm(int trans_a, int trans_b, int m, int n, int k,
-                                     float alpha, const float* a, int lda, const float* b,
-                                     int ldb, float beta, float* c, int ldc)
+/* The lanes of a strip's two vectors that hold one of its `cols` columns. */
+static inline void cyffe_strip_masks(int cols, __mmask16* m0, __mmask16* m1)
 {
-    float panel[CYFFE_KC * CYFFE_NR] __attribute__((aligned(64)));
-    for (int j0 = 0; j0 < n; j0 += CYFFE_NR) {
-        const int cols = n - j0 < CYFFE_NR ? n - j0 : CYFFE_NR;
-        const __mmask16 m0 = (__mmask16)(cols >= 16 ? 0xFFFF : (1u << cols) - 1);
-        const __mmask16 m1 = (__mmask16)(cols >= 32 ? 0xFFFF :
-                                         cols > 16 ? (1u << (cols - 16)) - 1 : 0);
+    *m0 = (__mmask16)(cols >= 16 ? 0xFFFF : (1u << cols) - 1);
+    *m1 = (__mmask16)(cols >= 32 ? 0xFFFF : cols > 16 ? (1u << (cols - 16)) - 1 : 0);
+}
+
+/* Each thread's block of packed panels (KC x NC floats), allocated on first use and kept
+ * for the thread's life; NULL if that allocation failed. */
+static float* cyffe_panels(void)
+{
+    static __thread float* panels = NULL;
+    if (!panels)
+        panels = (float*)aligned_alloc(64, sizeof(float) * CYFFE_KC * CYFFE_NC);
+    return panels;
+}
+
+/* Returns 0, or -1 (nothing written) when there is no memory for the panels. */
+static CYFFE_AVX512 int cyffe_sgemm(int trans_a, int trans_b, int m, int n, int k,
+                                    float alpha, const float* a, int lda, const float* b,
+                                    int ldb, float beta, float* c, int ldc)
+{
+    float* panels = cyffe_panels();
+    __mmask16 m0, m1;
+    if (!panels)
+        return -1;
+    /* A block of NC columns of op(b) at a time, KC rows of it at a time, packed as
+     * NC / 32 panels; then each 8-row block of op(a) runs across all of them while its
+     * elements sit in L1. */
+    for (int jb = 0; jb < n; jb += CYFFE_NC) {
+        const int block = n - jb < CYFFE_NC ? n - jb : CYFFE_NC;
         int k0 = 0;
         do {  /* once even when k == 0: c = beta c (a zero panel) */
             const int kc = k - k0 < CYFFE_KC ? k - k0 : CYFFE_KC;
             /* Later panels add to what the first one wrote. */
             const float panel_beta = k0 == 0 ? beta : 1.0f;
-            if (kc > 0)
-                cyffe_pack(panel, b, ldb, trans_b, k0, kc, j0, cols, m0, m1);
+            for (int j0 = 0; j0 < block && kc > 0; j0 += CYFFE_NR) {
+                const int cols = block - j0 < CYFFE_NR ? block - j0 : CYFFE_NR;
+                cyffe_strip_masks(cols, &m0, &m1);
+                cyffe_pack(panels + (ptrdiff_t)j0 * CYFFE_KC, b, ldb, trans_b, k0, kc,
+                           jb + j0, cols, m0, m1);
+            }
             for (int i0 = 0; i0 < m; i0 += CYFFE_MR) {
                 const int rows = m - i0 < CYFFE_MR ? m - i0 : CYFFE_MR;
                 const float* ap = trans_a ? a + (ptrdiff_t)k0 * lda + i0
                                           : a + (ptrdiff_t)i0 * lda + k0;
-                cyffe_rows(rows, trans_a, kc, ap, lda, panel, c + (ptrdiff_t)i0 * ldc + j0,
-                           ldc, m0, m1, alpha, panel_beta);
+                for (int j0 = 0; j0 < block; j0 += CYFFE_NR) {
+                    const int cols = block - j0 < CYFFE_NR ? block - j0 : CYFFE_NR;
+                    cyffe_strip_masks(cols, &m0, &m1);
+                    cyffe_rows(rows, trans_a, kc, ap, lda, panels + (ptrdiff_t)j0 * CYFFE_KC,
+                               c + (ptrdiff_t)i0 * ldc + jb + j0, ldc, m0, m1, alpha,
+                               panel_beta);
+                }
             }
             k0 += kc;
         } while (k0 < k);
     }
+    return 0;
 }
 
 /* The valid lanes of a 16-float vector at x: x0 <= x + lane < x1 and x + lane < n. */
@@ -282,12 +316,13 @@ static CYFFE_AVX512 void cyffe_columns_to_plane(const float* col, ptrdiff_t ld, 
 
 #else  /* no AVX-512 kernels in this build: cyffe_avx512_enabled is always 0 */
 
-static void cyffe_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
-                        const float* a, int lda, const float* b, int ldb, float beta,
-                        float* c, int ldc)
+static int cyffe_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                       const float* a, int lda, const float* b, int ldb, float beta,
+                       float* c, int ldc)
 {
     (void)trans_a; (void)trans_b; (void)m; (void)n; (void)k; (void)alpha; (void)a;
     (void)lda; (void)b; (void)ldb; (void)beta; (void)c; (void)ldc;
+    return -1;
 }
 
 static void cyffe_plane_to_columns(const float* plane, float* col, ptrdiff_t ld,

@@ -4,9 +4,9 @@
 cdef extern from "avx512.h":
     bint avx512_enabled "cyffe_avx512_enabled" () noexcept nogil
     bint sgemm_suits "cyffe_sgemm_suits" (bint trans_b, int m) noexcept nogil
-    void avx512_sgemm "cyffe_sgemm" (bint trans_a, bint trans_b, int m, int n, int k,
-                                     float alpha, const float* a, int lda, const float* b,
-                                     int ldb, float beta, float* c, int ldc) noexcept nogil
+    int avx512_sgemm "cyffe_sgemm" (bint trans_a, bint trans_b, int m, int n, int k,
+                                    float alpha, const float* a, int lda, const float* b,
+                                    int ldb, float beta, float* c, int ldc) noexcept nogil
     void avx512_plane_to_columns "cyffe_plane_to_columns" (
         const float* plane, float* col, Py_ssize_t ld, Py_ssize_t height, Py_ssize_t width,
         int kh, int kw, int ph, int pw, int sh, int dh, int dw, int ho, int wo) noexcept nogil

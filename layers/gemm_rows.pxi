@@ -15,9 +15,9 @@ cdef inline void gemm_rows(bint trans_a, bint trans_b, int m, int n, int k, floa
     cdef char ta = b'T' if trans_a else b'N'
     cdef char tb = b'T' if trans_b else b'N'
     if floating is float:
-        if sgemm_suits(trans_b, m):
-            avx512_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-        else:
+        # (the kernel declines, writing nothing, only if its panels could not be allocated)
+        if not sgemm_suits(trans_b, m) or avx512_sgemm(trans_a, trans_b, m, n, k, alpha, a,
+                                                       lda, b, ldb, beta, c, ldc) != 0:
             sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*>b, &ldb, <float*>a, &lda, &beta, c,
                   &ldc)
     else:

@@ -68,10 +68,10 @@ def test_strided_views_in_and_out(dtype):
     assert not wide_c[:, :200].any() and not wide_c[:, 801:].any()
 
 
-# The AVX-512 kernel works in tiles of 8 rows by 32 columns and panels of 256 rows of
-# op(b): every remainder of each, and more than one panel.
-KERNEL_SHAPES = [(m, n, k) for m in (1, 7, 8, 9, 33) for n in (1, 15, 16, 17, 31, 32, 33, 70)
-                 for k in (1, 255, 257)]
+# The AVX-512 kernel works in tiles of 8 rows by 32 columns, panels of 256 rows of op(b)
+# and blocks of 256 columns: every remainder of each, and more than one panel and block.
+KERNEL_SHAPES = [(m, n, k) for m in (1, 7, 8, 9, 33)
+                 for n in (1, 15, 16, 17, 31, 32, 33, 70, 300) for k in (1, 255, 257)]
 
 
 @pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True),
