@@ -22,6 +22,7 @@
 #ifndef CYFFE_AVX512_H
 #define CYFFE_AVX512_H
 
+#include <float.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -314,6 +315,67 @@ static CYFFE_AVX512 void cyffe_columns_to_plane(const float* col, ptrdiff_t ld, 
     }
 }
 
+/* Max pooling of one plane (H x W) into y and mask (ho x wo), stride 1 or 2 along the
+ * rows: each output is the largest in-image value of its window (rows i*sh - ph + [0, kh),
+ * columns j*sw - pw + [0, kw)), the first in row-major order among equals; mask is its
+ * flat index h*W + w, -1 (and y = -FLT_MAX) when the window holds no pixel. 16 outputs
+ * of a row at a time: their pixels under one window offset are 16 consecutive columns
+ * (stride 1), or the even ones of 32 (stride 2). The window is scanned in the scalar
+ * loop's order with the same strict comparison, so NaNs never win there either. */
+static CYFFE_AVX512 void cyffe_max_pool_plane(const float* x, ptrdiff_t height,
+                                              ptrdiff_t width, float* y, int* mask, int ho,
+                                              int wo, int kh, int kw, int sh, int sw, int ph,
+                                              int pw)
+{
+    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i even = _mm512_add_epi32(lane, lane);
+    const __m512i step = sw == 2 ? even : lane;
+    const __m512i columns = _mm512_set1_epi32((int)width);
+    const __m512 lowest = _mm512_set1_ps(-FLT_MAX);
+    for (int i = 0; i < ho; i++) {
+        const int h0 = i * sh - ph > 0 ? i * sh - ph : 0;
+        const int h1 = i * sh - ph + kh < height ? i * sh - ph + kh : (int)height;
+        /* The rows four outputs down (or the next plane's first ones: planes lie one after
+         * another, and a prefetch never faults) are on their way from memory meanwhile. */
+        for (ptrdiff_t c = 0; c < (ptrdiff_t)sh * width; c += 16)
+            _mm_prefetch((const char*)(x + (ptrdiff_t)(h1 + 3 * sh) * width + c), _MM_HINT_T0);
+        for (int j = 0; j < wo; j += 16) {
+            const __mmask16 outputs = cyffe_lanes(j, 0, wo, wo);
+            __m512 best = lowest;
+            __m512i where = _mm512_set1_epi32(-1);
+            for (int h = h0; h < h1; h++) {
+                const float* row = x + (ptrdiff_t)h * width;
+                for (int d = 0; d < kw; d++) {
+                    /* the column of lane 0's pixel, and every lane's */
+                    const ptrdiff_t first = (ptrdiff_t)j * sw - pw + d;
+                    const __m512i column = _mm512_add_epi32(_mm512_set1_epi32((int)first),
+                                                            step);
+                    const __mmask16 inside = outputs &
+                        _mm512_cmpge_epi32_mask(column, _mm512_setzero_si512()) &
+                        _mm512_cmplt_epi32_mask(column, columns);
+                    __m512 v;
+                    if (sw == 1) {
+                        v = _mm512_mask_loadu_ps(lowest, inside, row + first);
+                    } else {
+                        const __m512 lo = _mm512_mask_loadu_ps(
+                            lowest, cyffe_lanes(first, 0, width, width), row + first);
+                        const __m512 hi = _mm512_mask_loadu_ps(
+                            lowest, cyffe_lanes(first + 16, 0, width, width), row + first + 16);
+                        v = _mm512_permutex2var_ps(lo, even, hi);
+                    }
+                    const __mmask16 take = _mm512_mask_cmp_ps_mask(inside, v, best, _CMP_GT_OQ);
+                    best = _mm512_mask_blend_ps(take, best, v);
+                    where = _mm512_mask_blend_epi32(
+                        take, where, _mm512_add_epi32(_mm512_set1_epi32((int)(h * width)),
+                                                      column));
+                }
+            }
+            _mm512_mask_storeu_ps(y + (ptrdiff_t)i * wo + j, outputs, best);
+            _mm512_mask_storeu_epi32(mask + (ptrdiff_t)i * wo + j, outputs, where);
+        }
+    }
+}
+
 #else  /* no AVX-512 kernels in this build: cyffe_avx512_enabled is always 0 */
 
 static int cyffe_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
@@ -331,6 +393,14 @@ static void cyffe_plane_to_columns(const float* plane, float* col, ptrdiff_t ld,
 {
     (void)plane; (void)col; (void)ld; (void)height; (void)width; (void)kh; (void)kw;
     (void)ph; (void)pw; (void)sh; (void)dh; (void)dw; (void)ho; (void)wo;
+}
+
+static void cyffe_max_pool_plane(const float* x, ptrdiff_t height, ptrdiff_t width,
+                                 float* y, int* mask, int ho, int wo, int kh, int kw, int sh,
+                                 int sw, int ph, int pw)
+{
+    (void)x; (void)height; (void)width; (void)y; (void)mask; (void)ho; (void)wo; (void)kh;
+    (void)kw; (void)sh; (void)sw; (void)ph; (void)pw;
 }
 
 static void cyffe_columns_to_plane(const float* col, ptrdiff_t ld, float* plane,

@@ -13,6 +13,9 @@ cdef extern from "avx512.h":
     void avx512_columns_to_plane "cyffe_columns_to_plane" (
         const float* col, Py_ssize_t ld, float* plane, Py_ssize_t height, Py_ssize_t width,
         int kh, int kw, int ph, int pw, int sh, int dh, int dw, int ho, int wo) noexcept nogil
+    void avx512_max_pool_plane "cyffe_max_pool_plane" (
+        const float* x, Py_ssize_t height, Py_ssize_t width, float* y, int* mask, int ho,
+        int wo, int kh, int kw, int sh, int sw, int ph, int pw) noexcept nogil
 
 # Ask once, on import, before any thread does.
 avx512_enabled()

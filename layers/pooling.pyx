@@ -35,6 +35,9 @@ LOWEST = -np.finfo(np.float32).max
 SMALLEST = float(np.finfo(np.float32).tiny)
 
 
+include "avx512.pxi"
+
+
 def max_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, int[:, :, ::1] mask,
                      int kh, int kw, int sh, int sw, int ph, int pw):
     """y = window max of each plane of x (P, H, W); mask = its flat index (-1: none)."""
@@ -42,8 +45,14 @@ def max_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, int[:, 
     cdef Py_ssize_t ho = y.shape[1], wo = y.shape[2]
     cdef Py_ssize_t p, i, j, h, w, h0, h1, w0, w1, best_index
     cdef floating best
+    cdef bint vector = floating is float and sw <= 2 and avx512_enabled()
     with nogil:
         for p in prange(planes, schedule="static"):
+            if floating is float:
+                if vector:
+                    avx512_max_pool_plane(&x[p, 0, 0], height, width, &y[p, 0, 0],
+                                          &mask[p, 0, 0], ho, wo, kh, kw, sh, sw, ph, pw)
+                    continue
             for i in range(ho):
                 h0 = i * sh - ph
                 h1 = min(h0 + kh, height)

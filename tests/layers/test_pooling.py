@@ -62,6 +62,10 @@ CONFIGS = {
               (3, 3), (2, 2), (1, 1), False, (8, 8)),
     "floor_no_pad": (dict(kernel_size=3, stride=2, round_mode=pb.PoolingParameter.FLOOR),
                      (3, 3), (2, 2), (0, 0), False, (8, 7)),
+    # rows of more than 16 outputs (the AVX-512 kernel takes 16 at a time, stride 1 or 2)
+    "wide_s1_p1": (dict(kernel_size=3, stride=1, pad=1), (3, 3), (1, 1), (1, 1), True, (4, 37)),
+    "wide_s2": (dict(kernel_size=3, stride=2), (3, 3), (2, 2), (0, 0), True, (5, 70)),
+    "wide_s3_p1": (dict(kernel_size=4, stride=3, pad=1), (4, 4), (3, 3), (1, 1), True, (5, 52)),
 }
 
 
@@ -115,11 +119,31 @@ def test_output_shape(fields, hw, out):
     assert top[0].shape == (1, 1) + out
 
 
-def test_max_ties_take_the_first_pixel_of_the_window():
-    _, top = run(pooling(pool=MAX, kernel_size=3, stride=2, pad=1), np.ones((1, 1, 5, 5)), 2)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_ties_take_the_first_pixel_of_the_window(dtype):
+    layer = pooling(dtype, pool=MAX, kernel_size=3, stride=2, pad=1)
+    _, top = run(layer, np.ones((1, 1, 5, 5)), 2)
     # Windows start at rows/cols -1, 1, 3: the first in-image pixel is 0, 1, 3.
     first = np.array([0, 1, 3])
     np.testing.assert_array_equal(top[1].data[0, 0], first[:, None] * 5 + first)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_passes_over_nan(dtype):
+    """A NaN never wins a window (x > best is false for it), as in Caffe's loop."""
+    x = np.arange(20.0).reshape(1, 1, 1, 20)
+    x[0, 0, 0, 7] = np.nan
+    _, top = run(pooling(dtype, pool=MAX, kernel_h=1, kernel_w=2, stride_h=1, stride_w=2),
+                 x, 2)
+    # windows [0, 1], [2, 3], ...: the one of [6, nan] is 6
+    expected = np.arange(1, 20, 2)
+    expected[3] = 6
+    np.testing.assert_array_equal(top[0].data[0, 0, 0], expected)
+    np.testing.assert_array_equal(top[1].data[0, 0, 0], expected)
+    x[0, 0, 0, 6] = np.nan
+    _, top = run(pooling(dtype, pool=MAX, kernel_h=1, kernel_w=2, stride_h=1, stride_w=2),
+                 x, 2)
+    assert top[0].data[0, 0, 0, 3] == -np.finfo(np.float32).max and top[1].data[0, 0, 0, 3] == -1
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
