@@ -10,13 +10,13 @@ split into `group` independent groups. Weights (num_output, C/group, k1, ..., kn
 bias (num_output,). Several bottoms share the weights (one top each).
 
 The CPU path is one pipeline per chunk of images, run by every OpenMP thread on its own
-chunks: im2col into the thread's columns (the fast 2-D kernels in 2-D, the N-D ones
-otherwise or with force_nd_im2col), then per image one one-thread GEMM per group
-straight into the top, and the bias. Backward does the same walk: the weight and bias
-gradients go to per-thread partial sums, the column gradient through col2im to the
-bottom's diff. A
-chunk's columns stay in the core's cache from the im2col to the GEMMs, where a whole
-minibatch's columns would stream through memory.
+chunks: per group and block of its channels, im2col into the thread's columns (the fast
+2-D kernels in 2-D, the N-D ones otherwise or with force_nd_im2col), then per image one
+one-thread GEMM straight into the top; then the bias. Backward does the same walk: the
+weight and bias gradients go to per-thread partial sums, the column gradient through
+col2im to the bottom's diff. A block's columns stay in the core's cache from the im2col
+to the GEMMs (and in backward on to the col2im), where a whole minibatch's columns would
+stream through memory.
 
 Depthwise (2-D, group == C > 1, num_output = C * multiplier): direct kernels, no
 columns and no GEMM: output plane o reads input plane o // multiplier.
@@ -43,9 +43,9 @@ from .base import Layer, canonical_axis
 from .blas import thread_count
 from .im2col import Patches
 
-# About how many column elements one thread's chunk of images holds (at least one image):
-# 2^17 (512 KiB of float32) keeps a chunk's columns in the core's L2 cache between the
-# im2col that writes them and the GEMM that reads them.
+# About how many column elements one thread's block of columns holds (at least one
+# channel of one image): 2^17 (512 KiB of float32) keeps them in the core's L2 cache
+# between the im2col that writes them and the GEMMs that read them.
 CHUNK_ELEMENTS = 1 << 17
 
 
@@ -80,63 +80,75 @@ cdef int check_chunks(str name, floating[:, ::1] scratch, Py_ssize_t size, bint 
     return 0
 
 
-cdef inline void chunk_to_columns(const floating* x, Py_ssize_t channels, Py_ssize_t images,
-                                  floating* col, const Window* w) noexcept nogil:
-    """col (C*K, images*L) from `images` consecutive images of x (C planes each)."""
+cdef inline void chunk_to_columns(const floating* x, Py_ssize_t channels, Py_ssize_t count,
+                                  Py_ssize_t images, floating* col,
+                                  const Window* w) noexcept nogil:
+    """col (count*K, images*L) from `count` planes of `images` consecutive images, the
+    first at x (images are `channels` planes apart)."""
     cdef Py_ssize_t n, c, ld = images * w.length
     for n in range(images):
-        for c in range(channels):
+        for c in range(count):
             plane_to_columns(x + (n * channels + c) * w.volume,
                              col + c * w.kernel_volume * ld + n * w.length, ld, w)
 
 
 cdef inline const floating* chunk_columns(const floating* x, Py_ssize_t channels,
-                                         Py_ssize_t images, floating* col, const Window* w,
-                                         bint identity) noexcept nogil:
-    """The columns of a chunk: the images themselves (identity patches), or col filled."""
+                                         Py_ssize_t count, Py_ssize_t images, floating* col,
+                                         const Window* w, bint identity) noexcept nogil:
+    """The columns of a block of channels of a chunk: the planes themselves (identity
+    patches), or col filled."""
     if identity:
         return x
-    chunk_to_columns(x, channels, images, col, w)
+    chunk_to_columns(x, channels, count, images, col, w)
     return col
 
 
 def forward_chunks(const floating[:, :, ::1] x, const floating[:, ::1] weights,
                    const floating[::1] bias, floating[:, :, ::1] y, floating[:, ::1] scratch,
-                   patches, int group, Py_ssize_t chunk):
+                   patches, int group, Py_ssize_t chunk, Py_ssize_t block):
     """y (N, M, L) = the convolution of x (N, C, V) by weights (M, C/group*K) + bias.
 
-    Each thread takes `chunk` images at a time: im2col into its own columns, then per
-    image one GEMM per group straight into y, and the bias. scratch holds a row of
-    C*K * chunk * L elements per thread. When the patches are the pixels themselves
-    (identity: a 1x1 kernel, stride 1, no padding; chunk must be 1) the GEMMs read the
-    image in place of columns.
+    Each thread takes `chunk` images at a time and, per group, `block` of its channels at
+    a time: im2col of those into its own columns, then per image one GEMM straight into
+    y (adding to what the group's earlier blocks wrote); then the bias. scratch holds a
+    row of block*K * chunk * L elements per thread. When the patches are the pixels
+    themselves (identity: a 1x1 kernel, stride 1, no padding; chunk must be 1) the GEMMs
+    read the image in place of columns.
     """
     cdef Window win = patches_window(patches)
     cdef Py_ssize_t num = x.shape[0], channels = x.shape[1], outputs = y.shape[1]
-    cdef Py_ssize_t length = win.length, rows = channels * win.kernel_volume
+    cdef Py_ssize_t length = win.length, volume = win.kernel_volume
+    cdef Py_ssize_t per_channels = channels // group
+    cdef Py_ssize_t blocks = (per_channels + block - 1) // block
     cdef int per_group = outputs // group, k = weights.shape[1], width
-    cdef Py_ssize_t chunks = (num + chunk - 1) // chunk, step, n0, images, n, o, l, g
+    cdef Py_ssize_t chunks = (num + chunk - 1) // chunk, step, n0, images, n, o, l, g, c0, cb
+    cdef Py_ssize_t part
     cdef bint has_bias = bias.shape[0] > 0
     cdef floating one = 1, zero = 0, b
     cdef bint identity = is_identity(patches)
     cdef floating* col
     cdef const floating* source
     cdef floating* dst
-    check_chunks("forward_chunks", scratch, rows * chunk * length, identity, chunk)
+    check_chunks("forward_chunks", scratch, block * volume * chunk * length, identity, chunk)
     with nogil, parallel():
         col = &scratch[threadid(), 0]
         for step in prange(chunks, schedule="dynamic"):
             n0 = step * chunk
             images = min(chunk, num - n0)
             width = images * length
-            source = chunk_columns(&x[n0, 0, 0], channels, images, col, &win, identity)
-            for n in range(images):
-                for g in range(group):
-                    gemm_rows(False, False, per_group, length, k, one,
-                              &weights[g * per_group, 0], k,
-                              source + g * k * width + n * length, width, zero,
-                              &y[n0 + n, g * per_group, 0], length)
-                for o in range(outputs if has_bias else 0):
+            for g in range(group):
+                for part in range(blocks):
+                    c0 = part * block
+                    cb = min(block, per_channels - c0)
+                    source = chunk_columns(&x[n0, g * per_channels + c0, 0], channels, cb,
+                                           images, col, &win, identity)
+                    for n in range(images):
+                        gemm_rows(False, False, per_group, length, cb * volume, one,
+                                  &weights[g * per_group, c0 * volume], k,
+                                  source + n * length, width, zero if part == 0 else one,
+                                  &y[n0 + n, g * per_group, 0], length)
+            for n in range(images if has_bias else 0):
+                for o in range(outputs):
                     b = bias[o]
                     dst = &y[n0 + n, o, 0]
                     for l in range(length):
@@ -146,25 +158,30 @@ def forward_chunks(const floating[:, :, ::1] x, const floating[:, ::1] weights,
 def backward_chunks(const floating[:, :, ::1] x, const floating[:, ::1] weights,
                     const floating[:, :, ::1] dy, floating[:, :, ::1] dx,
                     floating[:, ::1] weight_diff, floating[::1] bias_diff,
-                    floating[:, ::1] scratch, patches, int group, Py_ssize_t chunk):
+                    floating[:, ::1] scratch, patches, int group, Py_ssize_t chunk,
+                    Py_ssize_t block):
     """Accumulate the weight and bias gradients of dy (N, M, L) into weight_diff (M,
     C/group*K) and bias_diff (M, or empty); write the bottom gradient into dx (N, C, V)
     unless dx is empty.
 
-    Per chunk of images: im2col of x; per image and group, dW^T += x dy^T into the
-    thread's own partial sums (the transposed form keeps the long side, C*K, as the rows
-    of the product), then dcol = W^T dy; then col2im into dx. The threads take
-    contiguous runs of chunks (a static schedule), so the partial sums, added up in
-    thread order at the end, are the same on every run. scratch: a row of
-    C*K * chunk * L + M * (C/group*K + 1) elements per thread. Identity patches (see
-    forward_chunks) read x and write dx in place of columns.
+    Per chunk of images and block of channels (as forward_chunks): im2col of x; per
+    image, dW^T += x dy^T into the thread's own partial sums (the transposed form keeps
+    the long side, C*K, as the rows of the product), then dcol = W^T dy; then col2im into
+    the block's planes of dx, which no other block touches. The threads take contiguous
+    runs of chunks (a static schedule), so the partial sums, added up in thread order at
+    the end, are the same on every run. scratch: a row of block*K * chunk * L +
+    M * (C/group*K + 1) elements per thread. Identity patches (see forward_chunks) read
+    x and write dx in place of columns.
     """
     cdef Window win = patches_window(patches)
     cdef Py_ssize_t num = x.shape[0], channels = x.shape[1], outputs = dy.shape[1]
-    cdef Py_ssize_t length = win.length, rows = channels * win.kernel_volume
+    cdef Py_ssize_t length = win.length, volume = win.kernel_volume
+    cdef Py_ssize_t per_channels = channels // group
+    cdef Py_ssize_t blocks = (per_channels + block - 1) // block
     cdef int per_group = outputs // group, k = weights.shape[1], width
     cdef Py_ssize_t chunks = (num + chunk - 1) // chunk, step, n0, images, n, o, l, g, t, i
-    cdef Py_ssize_t threads = thread_count(), columns = rows * chunk * length
+    cdef Py_ssize_t part, c0, cb
+    cdef Py_ssize_t threads = thread_count(), columns = block * volume * chunk * length
     cdef bint has_bias = bias_diff.shape[0] > 0, propagate = dx.shape[0] > 0
     cdef floating one = 1, zero = 0, total
     cdef bint identity = is_identity(patches)
@@ -193,25 +210,30 @@ def backward_chunks(const floating[:, :, ::1] x, const floating[:, ::1] weights,
                         for l in range(length):
                             total = total + src[l]
                         partial[outputs * k + o] += total
-                source = chunk_columns(&x[n0, 0, 0], channels, images, col, &win, identity)
-                for n in range(images):
-                    for g in range(group):
-                        gemm_rows(False, True, k, per_group, length, one,
-                                  source + g * k * width + n * length, width,
-                                  &dy[n0 + n, g * per_group, 0], length, one,
-                                  partial + g * k * per_group, per_group)
-                if propagate:
-                    sink = &dx[n0, 0, 0] if identity else col
-                    for n in range(images):
-                        for g in range(group):
-                            gemm_rows(True, False, k, length, per_group, one,
-                                      &weights[g * per_group, 0], k,
+                for g in range(group):
+                    for part in range(blocks):
+                        c0 = part * block
+                        cb = min(block, per_channels - c0)
+                        source = chunk_columns(&x[n0, g * per_channels + c0, 0], channels,
+                                               cb, images, col, &win, identity)
+                        for n in range(images):
+                            gemm_rows(False, True, cb * volume, per_group, length, one,
+                                      source + n * length, width,
+                                      &dy[n0 + n, g * per_group, 0], length, one,
+                                      partial + (g * k + c0 * volume) * per_group, per_group)
+                        if not propagate:
+                            continue
+                        sink = &dx[n0, g * per_channels + c0, 0] if identity else col
+                        for n in range(images):
+                            gemm_rows(True, False, cb * volume, length, per_group, one,
+                                      &weights[g * per_group, c0 * volume], k,
                                       &dy[n0 + n, g * per_group, 0], length, zero,
-                                      sink + g * k * width + n * length, width)
-                    for n in range(0 if identity else images):
-                        for i in range(channels):
-                            columns_to_plane(col + i * win.kernel_volume * width + n * length,
-                                             width, &dx[n0 + n, i, 0], &win)
+                                      sink + n * length, width)
+                        for n in range(0 if identity else images):
+                            for i in range(cb):
+                                columns_to_plane(col + i * volume * width + n * length, width,
+                                                 &dx[n0 + n, g * per_channels + c0 + i, 0],
+                                                 &win)
         for t in range(threads):
             for g in range(group):
                 for i in range(k):
@@ -496,9 +518,16 @@ class Convolution(ConvolutionGeometry, Layer):
             num = math.prod(shape[:self.axis])
             self.image_shape = (num, self.channels) + tuple(in_shape)
             self.top_shape = shape[:self.axis] + (self.num_output,) + patches.out_shape
-            rows = self.channels * patches.kernel_volume
-            self.chunk = 1 if is_identity(patches) else max(1, min(
-                CHUNK_ELEMENTS // max(1, rows * patches.length), -(-num // thread_count())))
+            # Whole images per chunk while their columns fit in CHUNK_ELEMENTS; past one
+            # image, blocks of a group's channels (as even as they come) instead.
+            per_image = patches.kernel_volume * patches.length
+            per_channels = self.channels // self.group
+            identity = is_identity(patches)
+            self.chunk = 1 if identity else max(1, min(
+                CHUNK_ELEMENTS // max(1, self.channels * per_image), -(-num // thread_count())))
+            fitting = max(1, CHUNK_ELEMENTS // max(1, self.chunk * per_image))
+            blocks = 1 if identity else -(-per_channels // fitting)
+            self.block = -(-per_channels // blocks)
             self._no_bias = np.empty(0, bottom[0].data.dtype)
             self._no_images = np.empty((0, 0, 0), bottom[0].data.dtype)
             self._scratch_rows = None
@@ -510,7 +539,7 @@ class Convolution(ConvolutionGeometry, Layer):
     def _scratch(self, backward):
         """One row of chunk buffers per thread (and, for backward, partial sums)."""
         length = self.patches.length
-        size = self.channels * self.patches.kernel_volume * self.chunk * length
+        size = self.block * self.patches.kernel_volume * self.chunk * length
         if backward:
             size += self.num_output * (math.prod(self.blobs[0].shape[1:]) + 1)
         rows = self._scratch_rows
@@ -545,7 +574,8 @@ class Convolution(ConvolutionGeometry, Layer):
             forward_chunks(self._planes(self.patches.source(x)),
                            self.blobs[0].data.reshape(self.num_output, -1), bias,
                            t.data.reshape(x.shape[0], self.num_output, -1),
-                           self._scratch(False), self.patches, self.group, self.chunk)
+                           self._scratch(False), self.patches, self.group, self.chunk,
+                           self.block)
 
     def _backward_depthwise(self, top, propagate_down, bottom):
         weights = self.blobs[0].data.reshape(self.num_output, *self.kernel)
@@ -581,7 +611,7 @@ class Convolution(ConvolutionGeometry, Layer):
                 dx = self._planes(g)
             backward_chunks(x, weights, dy, dx, self.blobs[0].diff.reshape(weights.shape),
                             bias_diff, self._scratch(True), self.patches, self.group,
-                            self.chunk)
+                            self.chunk, self.block)
             if propagate_down[i]:
                 self.patches.fold(g, dx_images)
 

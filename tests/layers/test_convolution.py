@@ -134,8 +134,8 @@ def test_no_propagate_down_leaves_bottom_diff_alone():
 
 @pytest.mark.parametrize("group", [1, 2])
 def test_any_chunk_size_and_thread_count_give_one_result(monkeypatch, group):
-    """Chunks of 1, 2 or all 6 images, on 1, 2 or 3 threads (threads that get no chunk
-    too), give one forward and one set of gradients."""
+    """Chunks of 1, 2 or all 6 images, whole groups or blocks of one channel, on 1, 2 or 3
+    threads (threads that get no chunk too), give one forward and one set of gradients."""
     x = np.random.default_rng(5).standard_normal((6, 4, 6, 6))
     dy = np.random.default_rng(6).standard_normal((6, 4, 6, 6))
     results = []
@@ -149,12 +149,32 @@ def test_any_chunk_size_and_thread_count_give_one_result(monkeypatch, group):
             for p in layer.blobs:
                 p.diff[...] = 0.25
             layer.backward(top, [True], bottom)
-        results.append((layer.chunk, top[0].data.copy(), bottom[0].diff.copy(),
-                        layer.blobs[0].diff.copy(), layer.blobs[1].diff.copy()))
-    assert [r[0] for r in results] == [6, 1, 2, 1]
+        results.append(((layer.chunk, layer.block), top[0].data.copy(),
+                        bottom[0].diff.copy(), layer.blobs[0].diff.copy(),
+                        layer.blobs[1].diff.copy()))
+    whole = 4 // group
+    assert [r[0] for r in results] == [(6, whole), (1, 1), (2, whole), (1, 1)]
     for other in results[1:]:
         for a, b in zip(results[0][1:], other[1:]):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_uneven_channel_blocks(monkeypatch, dtype):
+    """Blocks of 2, 2 and 1 of a group's 5 channels: the reference forward, and (float64)
+    the gradients."""
+    # one channel of one image has 9 * 36 columns: room for two
+    monkeypatch.setattr(conv_module, "CHUNK_ELEMENTS", 2 * 9 * 36)
+    layer = conv(dtype, num_output=3, kernel_size=[3], pad=[1])
+    x = np.random.default_rng(11).standard_normal((2, 5, 6, 6))
+    bottom, top = forward(layer, x.astype(dtype))
+    assert (layer.chunk, layer.block) == (1, 2)
+    w, b = (blob.data.astype(np.float64) for blob in layer.blobs)
+    expected = reference_conv(bottom[0].data.astype(np.float64), w, b, (1, 1), (1, 1), (1, 1), 1)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(top[0].data, expected, rtol=tol, atol=tol)
+    if dtype == np.float64:
+        check_gradient(layer, bottom, top)
 
 
 def test_backward_recomputes_columns_when_bottom_changed_shape():
