@@ -9,7 +9,8 @@ figure is the median over all rounds. It writes a Markdown table and a JSON file
 machine, load averages) to benchmarks/results/, and prints the table. `--quick` is a short
 smoke run. The cyffe LeNet/cifar10_quick runs also carry a per-layer profile
 (net/timing.time_layers) and the framework's own overhead, and each net trained at 2
-threads its GEMM GFLOP/s against the SGEMM limit measured in the same run.
+threads its GEMM GFLOP/s against the SGEMM limit measured in the same run (NumPy's
+OpenBLAS, and cyffe's own GEMM, on a 2048^3 float32 product).
 """
 import argparse
 import datetime
@@ -71,12 +72,38 @@ print(2 * 2048 ** 3 / sorted(times)[2] / 1e9)
 """
 
 
+# The same product through cyffe's own GEMM (layers/blas: the AVX-512 kernel where the
+# CPU has it, one-thread BLAS blocks otherwise) on OpenMP threads.
+CYFFE_SGEMM = """
+import json, time
+import numpy as np
+from cyffe.layers.blas import avx512, gemm
+a = np.random.default_rng(0).random((2048, 2048), dtype=np.float32)
+c = np.empty_like(a)
+gemm(a, a, c)
+times = []
+for _ in range(5):
+    start = time.perf_counter()
+    gemm(a, a, c)
+    times.append(time.perf_counter() - start)
+print(json.dumps({"gflops": 2 * 2048 ** 3 / sorted(times)[2] / 1e9, "avx512": avx512()}))
+"""
+
+
 def sgemm_limit(threads="2"):
     """GFLOP/s of a large SGEMM on `threads` BLAS threads, in a fresh process."""
     env = dict(os.environ, OPENBLAS_NUM_THREADS=threads, OMP_NUM_THREADS=threads)
     done = subprocess.run([sys.executable, "-c", SGEMM], env=env, capture_output=True,
                           text=True, check=True)
     return float(done.stdout.strip())
+
+
+def cyffe_sgemm(threads="2"):
+    """cyffe's GEMM on the same product: {"gflops": ..., "avx512": its kernels on?}."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS=threads)
+    done = subprocess.run([sys.executable, "-c", CYFFE_SGEMM], env=env, capture_output=True,
+                          text=True, check=True)
+    return json.loads(done.stdout)
 
 
 def busy_core():
@@ -192,15 +219,21 @@ def markdown(report):
                               for f in frameworks))
         lines.append("| " + " | ".join(line) + " |")
     limit = report.get("sgemm_gflops")
+    own = [run["gflops"] for run in report.get("cyffe_sgemm", [])]
     for row in rows:
         if limit and row["framework"] == "cyffe" and row["mode"] == "train" \
                 and row["threads"] == "2":
             rate = nets.train_gflop(row["net"]) * row["images_per_s"] / row["batch"]
-            lines += ["", f"cyffe {row['net']} training at 2 threads: {rate:.0f} GFLOP/s in "
-                      f"its GEMMs ({nets.train_gflop(row['net']):.2f} GFLOP per iteration), "
-                      f"{rate / max(limit):.0%} of the SGEMM limit ({max(limit):.0f} GFLOP/s: "
-                      "NumPy's OpenBLAS, 2 threads, 2048^3 float32, at the start and end of "
-                      "this run)."]
+            line = (f"cyffe {row['net']} training at 2 threads: {rate:.0f} GFLOP/s in its "
+                    f"GEMMs ({nets.train_gflop(row['net']):.2f} GFLOP per iteration), "
+                    f"{rate / max(limit):.0%} of the SGEMM limit ({max(limit):.0f} GFLOP/s: "
+                    "NumPy's OpenBLAS, 2 threads, 2048^3 float32, the better of the start and "
+                    "end of this run)")
+            if own:
+                kernels = "AVX-512 kernels" if report["cyffe_sgemm"][0]["avx512"] else "BLAS"
+                line += (f"; {rate / max(own):.0%} of cyffe's own GEMM on that product "
+                         f"({max(own):.0f} GFLOP/s, {kernels})")
+            lines += ["", line + "."]
     for net, prof in report.get("profiles", {}).items():
         o = prof["overhead"]
         lines += ["", f"cyffe {net} training, 2 threads, per layer (ms, medians); framework "
@@ -250,8 +283,10 @@ def main(argv=None):
     started = time.perf_counter()
     configs = configurations(args.nets, frameworks, args.settings, args.modes)
     report["sgemm_gflops"] = [sgemm_limit()]
+    report["cyffe_sgemm"] = [cyffe_sgemm()]
     report["results"] = measure(configs, args.rounds, args.iterations, args.warmup, log)
     report["sgemm_gflops"].append(sgemm_limit())
+    report["cyffe_sgemm"].append(cyffe_sgemm())
     if not args.no_profile and "cyffe" in frameworks:
         report["profiles"] = profiles([n for n in args.nets if n != "resnet8"] or args.nets,
                                       args.iterations, log)

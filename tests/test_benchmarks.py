@@ -45,10 +45,14 @@ def test_the_table_states_the_share_of_the_sgemm_limit():
            "images_per_s": 6400.0, "peak_rss_mb": 90.0}
     report = {"date": "d", "machine": {"cpu": "c", "cores": 2}, "rounds": 1, "iterations": 1,
               "loadavg_start": (0.5, 0.5, 0.5), "frameworks": ["cyffe"], "results": [row],
-              "sgemm_gflops": [150.0, 168.8]}
+              "sgemm_gflops": [150.0, 168.8],
+              "cyffe_sgemm": [{"gflops": 337.6, "avx512": True},
+                              {"gflops": 300.0, "avx512": True}]}
     # 100 iterations/s x 0.844 GFLOP = 84 GFLOP/s, half of the better SGEMM figure
+    table = run.markdown(report)
     assert ("cyffe lenet training at 2 threads: 84 GFLOP/s in its GEMMs (0.84 GFLOP per "
-            "iteration), 50% of the SGEMM limit (169 GFLOP/s" in run.markdown(report))
+            "iteration), 50% of the SGEMM limit (169 GFLOP/s" in table)
+    assert "25% of cyffe's own GEMM on that product (338 GFLOP/s, AVX-512 kernels)" in table
 
 
 def test_quick_run_writes_table_and_json(tmp_path, monkeypatch):
@@ -69,6 +73,7 @@ def test_quick_run_writes_table_and_json(tmp_path, monkeypatch):
     table = next(tmp_path.glob("*.md")).read_text()
     assert "| lenet (64) | train | 1 |" in table and "| conv1 | Convolution |" in table
     assert len(saved["sgemm_gflops"]) == 2 and min(saved["sgemm_gflops"]) > 0
+    assert len(saved["cyffe_sgemm"]) == 2 and min(r["gflops"] for r in saved["cyffe_sgemm"]) > 0
 
 
 def test_numpy_reference_learns_a_fixed_batch():
