@@ -1,6 +1,7 @@
-/* cyffe's AVX-512 kernels for float32, chosen at run time: a GEMM, and im2col and col2im
- * of a plane (2-D, stride 1 along the rows). Where the CPU (or the compiler) lacks AVX-512, or
- * $CYFFE_AVX512 is 0, callers take BLAS and their portable loops instead.
+/* cyffe's AVX-512 kernels for float32, chosen at run time: a GEMM, im2col and col2im of a
+ * plane (2-D, stride 1 along the rows), and max and average pooling of a plane (stride 1
+ * or 2 along the rows). Where the CPU (or the compiler) lacks AVX-512, or $CYFFE_AVX512
+ * is 0, callers take BLAS and their portable loops instead.
  *
  * The GEMM: c (m x n) = alpha op(a) op(b) + beta c, every matrix row-major with a leading
  * dimension, as gemm_rows.pxi asks of BLAS. One thread; callers split the work.
@@ -315,30 +316,73 @@ static CYFFE_AVX512 void cyffe_columns_to_plane(const float* col, ptrdiff_t ld, 
     }
 }
 
-/* Max pooling of one plane (H x W) into y and mask (ho x wo), stride 1 or 2 along the
- * rows: each output is the largest in-image value of its window (rows i*sh - ph + [0, kh),
- * columns j*sw - pw + [0, kw)), the first in row-major order among equals; mask is its
- * flat index h*W + w, -1 (and y = -FLT_MAX) when the window holds no pixel. 16 outputs
- * of a row at a time: their pixels under one window offset are 16 consecutive columns
- * (stride 1), or the even ones of 32 (stride 2). The window is scanned in the scalar
+/* Pooling takes 16 outputs of a row at a time, with stride 1 or 2 along the rows. The
+ * pixels of outputs j .. j+15 under window column offset d: lane l holds
+ * row[(j + l)*sw - pw + d] where that column is inside [0, width) and output j + l exists
+ * (the lanes *inside says), `fill` elsewhere; *column gets each lane's column. They are
+ * 16 consecutive columns (stride 1), or the even ones of 32, deinterleaved by one permute
+ * (gathers were slower than a scalar loop here). */
+CYFFE_INLINE_AVX512 __m512 cyffe_window_pixels(const float* row, ptrdiff_t width, int j,
+                                               int wo, int sw, int pw, int d, __m512 fill,
+                                               __mmask16* inside, __m512i* column)
+{
+    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i even = _mm512_add_epi32(lane, lane);
+    const ptrdiff_t first = (ptrdiff_t)j * sw - pw + d;
+    *column = _mm512_add_epi32(_mm512_set1_epi32((int)first), sw == 2 ? even : lane);
+    *inside = cyffe_lanes(j, 0, wo, wo) &
+              _mm512_cmpge_epi32_mask(*column, _mm512_setzero_si512()) &
+              _mm512_cmplt_epi32_mask(*column, _mm512_set1_epi32((int)width));
+    if (sw == 1)
+        return _mm512_mask_loadu_ps(fill, *inside, row + first);
+    const __m512 lo = _mm512_maskz_loadu_ps(cyffe_lanes(first, 0, width, width), row + first);
+    const __m512 hi = _mm512_maskz_loadu_ps(cyffe_lanes(first + 16, 0, width, width),
+                                            row + first + 16);
+    return _mm512_mask_mov_ps(fill, *inside, _mm512_permutex2var_ps(lo, even, hi));
+}
+
+/* Caffe's AVE divisor of outputs j .. j+15 of row i: the window clipped to the padded
+ * image [-pad, size + pad after). */
+CYFFE_INLINE_AVX512 __m512i cyffe_window_sizes(int i, int j, ptrdiff_t height,
+                                               ptrdiff_t width, int kh, int kw, int sh,
+                                               int sw, int ph, int pw, int eh, int ew)
+{
+    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const int top = i * sh - ph;
+    const int rows = (top + kh < height + eh ? top + kh : (int)height + eh) - top;
+    const __m512i left = _mm512_sub_epi32(
+        _mm512_mullo_epi32(_mm512_add_epi32(lane, _mm512_set1_epi32(j)), _mm512_set1_epi32(sw)),
+        _mm512_set1_epi32(pw));
+    const __m512i right = _mm512_min_epi32(_mm512_add_epi32(left, _mm512_set1_epi32(kw)),
+                                           _mm512_set1_epi32((int)width + ew));
+    return _mm512_mullo_epi32(_mm512_set1_epi32(rows), _mm512_sub_epi32(right, left));
+}
+
+/* The rows four outputs down (or the next plane's first ones: planes lie one after
+ * another, and a prefetch never faults) on their way from memory while row i works. */
+CYFFE_INLINE_AVX512 void cyffe_prefetch_rows(const float* x, ptrdiff_t width, int h1, int sh)
+{
+    for (ptrdiff_t c = 0; c < (ptrdiff_t)sh * width; c += 16)
+        _mm_prefetch((const char*)(x + (ptrdiff_t)(h1 + 3 * sh) * width + c), _MM_HINT_T0);
+}
+
+/* Max pooling of one plane (H x W) into y and mask (ho x wo): each output is the largest
+ * in-image value of its window (rows i*sh - ph + [0, kh), columns j*sw - pw + [0, kw)),
+ * the first in row-major order among equals; mask is its flat index h*W + w, -1 (and
+ * y = -FLT_MAX) when the window holds no pixel. The window is scanned in the scalar
  * loop's order with the same strict comparison, so NaNs never win there either. */
 static CYFFE_AVX512 void cyffe_max_pool_plane(const float* x, ptrdiff_t height,
                                               ptrdiff_t width, float* y, int* mask, int ho,
                                               int wo, int kh, int kw, int sh, int sw, int ph,
                                               int pw)
 {
-    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-    const __m512i even = _mm512_add_epi32(lane, lane);
-    const __m512i step = sw == 2 ? even : lane;
-    const __m512i columns = _mm512_set1_epi32((int)width);
     const __m512 lowest = _mm512_set1_ps(-FLT_MAX);
+    __mmask16 inside;
+    __m512i column;
     for (int i = 0; i < ho; i++) {
         const int h0 = i * sh - ph > 0 ? i * sh - ph : 0;
         const int h1 = i * sh - ph + kh < height ? i * sh - ph + kh : (int)height;
-        /* The rows four outputs down (or the next plane's first ones: planes lie one after
-         * another, and a prefetch never faults) are on their way from memory meanwhile. */
-        for (ptrdiff_t c = 0; c < (ptrdiff_t)sh * width; c += 16)
-            _mm_prefetch((const char*)(x + (ptrdiff_t)(h1 + 3 * sh) * width + c), _MM_HINT_T0);
+        cyffe_prefetch_rows(x, width, h1, sh);
         for (int j = 0; j < wo; j += 16) {
             const __mmask16 outputs = cyffe_lanes(j, 0, wo, wo);
             __m512 best = lowest;
@@ -346,23 +390,8 @@ static CYFFE_AVX512 void cyffe_max_pool_plane(const float* x, ptrdiff_t height,
             for (int h = h0; h < h1; h++) {
                 const float* row = x + (ptrdiff_t)h * width;
                 for (int d = 0; d < kw; d++) {
-                    /* the column of lane 0's pixel, and every lane's */
-                    const ptrdiff_t first = (ptrdiff_t)j * sw - pw + d;
-                    const __m512i column = _mm512_add_epi32(_mm512_set1_epi32((int)first),
-                                                            step);
-                    const __mmask16 inside = outputs &
-                        _mm512_cmpge_epi32_mask(column, _mm512_setzero_si512()) &
-                        _mm512_cmplt_epi32_mask(column, columns);
-                    __m512 v;
-                    if (sw == 1) {
-                        v = _mm512_mask_loadu_ps(lowest, inside, row + first);
-                    } else {
-                        const __m512 lo = _mm512_mask_loadu_ps(
-                            lowest, cyffe_lanes(first, 0, width, width), row + first);
-                        const __m512 hi = _mm512_mask_loadu_ps(
-                            lowest, cyffe_lanes(first + 16, 0, width, width), row + first + 16);
-                        v = _mm512_permutex2var_ps(lo, even, hi);
-                    }
+                    const __m512 v = cyffe_window_pixels(row, width, j, wo, sw, pw, d, lowest,
+                                                         &inside, &column);
                     const __mmask16 take = _mm512_mask_cmp_ps_mask(inside, v, best, _CMP_GT_OQ);
                     best = _mm512_mask_blend_ps(take, best, v);
                     where = _mm512_mask_blend_epi32(
@@ -376,40 +405,55 @@ static CYFFE_AVX512 void cyffe_max_pool_plane(const float* x, ptrdiff_t height,
     }
 }
 
-#else  /* no AVX-512 kernels in this build: cyffe_avx512_enabled is always 0 */
+/* Average pooling of one plane: y = the in-image window sum over Caffe's divisor (eh, ew:
+ * the padding after), 0 for a window wholly past an unpadded edge. The sum runs in the
+ * scalar loop's order, so the results are the same to the bit. */
+static CYFFE_AVX512 void cyffe_ave_pool_plane(const float* x, ptrdiff_t height,
+                                              ptrdiff_t width, float* y, int ho, int wo,
+                                              int kh, int kw, int sh, int sw, int ph, int pw,
+                                              int eh, int ew)
+{
+    const __m512 zero = _mm512_setzero_ps();
+    __mmask16 inside;
+    __m512i column;
+    for (int i = 0; i < ho; i++) {
+        const int h0 = i * sh - ph > 0 ? i * sh - ph : 0;
+        const int h1 = i * sh - ph + kh < height ? i * sh - ph + kh : (int)height;
+        cyffe_prefetch_rows(x, width, h1, sh);
+        for (int j = 0; j < wo; j += 16) {
+            const __mmask16 outputs = cyffe_lanes(j, 0, wo, wo);
+            __m512 total = zero;
+            for (int h = h0; h < h1; h++)
+                for (int d = 0; d < kw; d++)
+                    total = _mm512_add_ps(total, cyffe_window_pixels(
+                        x + (ptrdiff_t)h * width, width, j, wo, sw, pw, d, zero, &inside,
+                        &column));
+            const __m512i size = cyffe_window_sizes(i, j, height, width, kh, kw, sh, sw, ph,
+                                                    pw, eh, ew);
+            const __mmask16 some = _mm512_cmpgt_epi32_mask(size, _mm512_setzero_si512());
+            _mm512_mask_storeu_ps(y + (ptrdiff_t)i * wo + j, outputs,
+                                  _mm512_maskz_div_ps(some, total, _mm512_cvtepi32_ps(size)));
+        }
+    }
+}
+
+#else  /* no AVX-512 kernels in this build: cyffe_avx512_enabled is always 0, and these
+        * stand-ins, there for the declarations in avx512.pxi, are never called */
 
 static int cyffe_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
                        const float* a, int lda, const float* b, int ldb, float beta,
-                       float* c, int ldc)
-{
-    (void)trans_a; (void)trans_b; (void)m; (void)n; (void)k; (void)alpha; (void)a;
-    (void)lda; (void)b; (void)ldb; (void)beta; (void)c; (void)ldc;
-    return -1;
-}
-
+                       float* c, int ldc) { return -1; }
 static void cyffe_plane_to_columns(const float* plane, float* col, ptrdiff_t ld,
                                    ptrdiff_t height, ptrdiff_t width, int kh, int kw,
-                                   int ph, int pw, int sh, int dh, int dw, int ho, int wo)
-{
-    (void)plane; (void)col; (void)ld; (void)height; (void)width; (void)kh; (void)kw;
-    (void)ph; (void)pw; (void)sh; (void)dh; (void)dw; (void)ho; (void)wo;
-}
-
-static void cyffe_max_pool_plane(const float* x, ptrdiff_t height, ptrdiff_t width,
-                                 float* y, int* mask, int ho, int wo, int kh, int kw, int sh,
-                                 int sw, int ph, int pw)
-{
-    (void)x; (void)height; (void)width; (void)y; (void)mask; (void)ho; (void)wo; (void)kh;
-    (void)kw; (void)sh; (void)sw; (void)ph; (void)pw;
-}
-
+                                   int ph, int pw, int sh, int dh, int dw, int ho, int wo) {}
 static void cyffe_columns_to_plane(const float* col, ptrdiff_t ld, float* plane,
                                    ptrdiff_t height, ptrdiff_t width, int kh, int kw,
-                                   int ph, int pw, int sh, int dh, int dw, int ho, int wo)
-{
-    (void)plane; (void)col; (void)ld; (void)height; (void)width; (void)kh; (void)kw;
-    (void)ph; (void)pw; (void)sh; (void)dh; (void)dw; (void)ho; (void)wo;
-}
-
+                                   int ph, int pw, int sh, int dh, int dw, int ho, int wo) {}
+static void cyffe_max_pool_plane(const float* x, ptrdiff_t height, ptrdiff_t width,
+                                 float* y, int* mask, int ho, int wo, int kh, int kw, int sh,
+                                 int sw, int ph, int pw) {}
+static void cyffe_ave_pool_plane(const float* x, ptrdiff_t height, ptrdiff_t width,
+                                 float* y, int ho, int wo, int kh, int kw, int sh, int sw,
+                                 int ph, int pw, int eh, int ew) {}
 #endif
 #endif

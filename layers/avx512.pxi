@@ -16,6 +16,9 @@ cdef extern from "avx512.h":
     void avx512_max_pool_plane "cyffe_max_pool_plane" (
         const float* x, Py_ssize_t height, Py_ssize_t width, float* y, int* mask, int ho,
         int wo, int kh, int kw, int sh, int sw, int ph, int pw) noexcept nogil
+    void avx512_ave_pool_plane "cyffe_ave_pool_plane" (
+        const float* x, Py_ssize_t height, Py_ssize_t width, float* y, int ho, int wo, int kh,
+        int kw, int sh, int sw, int ph, int pw, int eh, int ew) noexcept nogil
 
 # Ask once, on import, before any thread does.
 avx512_enabled()

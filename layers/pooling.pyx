@@ -105,8 +105,14 @@ def ave_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
     cdef Py_ssize_t ho = y.shape[1], wo = y.shape[2]
     cdef Py_ssize_t p, i, j, h, w, h0, h1, w0, w1, size
     cdef floating total
+    cdef bint vector = floating is float and sw <= 2 and avx512_enabled()
     with nogil:
         for p in prange(planes, schedule="static"):
+            if floating is float:
+                if vector:
+                    avx512_ave_pool_plane(&x[p, 0, 0], height, width, &y[p, 0, 0], ho, wo, kh,
+                                          kw, sh, sw, ph, pw, eh, ew)
+                    continue
             for i in range(ho):
                 h0 = max(i * sh - ph, 0)
                 h1 = min(i * sh - ph + kh, height)
