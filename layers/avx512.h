@@ -25,12 +25,14 @@
 
 #include <float.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(_WIN32)
 #define CYFFE_HAVE_AVX512_KERNEL 1
 #include <immintrin.h>
+#include <pthread.h>
 #else
 #define CYFFE_HAVE_AVX512_KERNEL 0
 #endif
@@ -179,14 +181,31 @@ static inline void cyffe_strip_masks(int cols, __mmask16* m0, __mmask16* m1)
     *m1 = (__mmask16)(cols >= 32 ? 0xFFFF : cols > 16 ? (1u << (cols - 16)) - 1 : 0);
 }
 
-/* Each thread's block of packed panels (KC x NC floats), allocated on first use and kept
- * for the thread's life; NULL if that allocation failed. */
+/* Each thread's block of packed panels (KC x NC floats, 256 KiB: too much for the stack
+ * of every thread), allocated on first use and freed when the thread ends; NULL if the
+ * allocation failed. */
+static pthread_key_t cyffe_panels_key;
+static pthread_once_t cyffe_panels_once = PTHREAD_ONCE_INIT;
+
+static void cyffe_make_panels_key(void)
+{
+    pthread_key_create(&cyffe_panels_key, free);
+}
+
 static float* cyffe_panels(void)
 {
-    static __thread float* panels = NULL;
-    if (!panels)
-        panels = (float*)aligned_alloc(64, sizeof(float) * CYFFE_KC * CYFFE_NC);
-    return panels;
+    char* block;
+    pthread_once(&cyffe_panels_once, cyffe_make_panels_key);
+    block = (char*)pthread_getspecific(cyffe_panels_key);
+    if (!block) {
+        block = (char*)malloc(sizeof(float) * CYFFE_KC * CYFFE_NC + 64);
+        if (!block || pthread_setspecific(cyffe_panels_key, block) != 0) {
+            free(block);
+            return NULL;
+        }
+    }
+    /* the first cache line boundary in the block */
+    return (float*)(block + (64 - (uintptr_t)block % 64));
 }
 
 /* Returns 0, or -1 (nothing written) when there is no memory for the panels. */
