@@ -15,9 +15,13 @@ A Communicator offers what synchronous SGD needs: `rank` and `size`,
 """
 import os
 import sys
+import time
 import traceback
 
 from ..proto.errors import NetError
+
+# Seconds an aborting MPI rank waits after flushing its output (see MPICommunicator.abort).
+ABORT_GRACE = 0.2
 
 
 # What the common launchers export to each process: Open MPI, and MPICH/Hydra
@@ -118,6 +122,10 @@ class MPICommunicator(Communicator):
     def abort(self, code=1):
         sys.stdout.flush()
         sys.stderr.flush()
+        # mpiexec forwards each rank's output through a pipe, and Abort has it kill every
+        # rank and exit, sometimes before it read the error just written (once in a loaded
+        # test run, the whole message was lost): give it a moment to drain.
+        time.sleep(ABORT_GRACE)
         self.comm.Abort(code)
 
     def _abort_on_uncaught(self, kind, value, tb):
