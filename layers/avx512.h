@@ -378,12 +378,16 @@ CYFFE_INLINE_AVX512 __m512i cyffe_window_sizes(int i, int j, ptrdiff_t height,
     return _mm512_mullo_epi32(_mm512_set1_epi32(rows), _mm512_sub_epi32(right, left));
 }
 
-/* The rows four outputs down (or the next plane's first ones: planes lie one after
- * another, and a prefetch never faults) on their way from memory while row i works. */
-CYFFE_INLINE_AVX512 void cyffe_prefetch_rows(const float* x, ptrdiff_t width, int h1, int sh)
+/* The in-image rows [*h0, *h1) of output row i's windows; and the rows four outputs down
+ * (or the next plane's first ones: planes lie one after another, and a prefetch never
+ * faults) set on their way from memory while row i works. */
+CYFFE_INLINE_AVX512 void cyffe_window_rows(const float* x, ptrdiff_t height, ptrdiff_t width,
+                                           int i, int kh, int sh, int ph, int* h0, int* h1)
 {
+    *h0 = i * sh - ph > 0 ? i * sh - ph : 0;
+    *h1 = i * sh - ph + kh < height ? i * sh - ph + kh : (int)height;
     for (ptrdiff_t c = 0; c < (ptrdiff_t)sh * width; c += 16)
-        _mm_prefetch((const char*)(x + (ptrdiff_t)(h1 + 3 * sh) * width + c), _MM_HINT_T0);
+        _mm_prefetch((const char*)(x + (ptrdiff_t)(*h1 + 3 * sh) * width + c), _MM_HINT_T0);
 }
 
 /* Max pooling of one plane (H x W) into y and mask (ho x wo): each output is the largest
@@ -399,10 +403,9 @@ static CYFFE_AVX512 void cyffe_max_pool_plane(const float* x, ptrdiff_t height,
     const __m512 lowest = _mm512_set1_ps(-FLT_MAX);
     __mmask16 inside;
     __m512i column;
+    int h0, h1;
     for (int i = 0; i < ho; i++) {
-        const int h0 = i * sh - ph > 0 ? i * sh - ph : 0;
-        const int h1 = i * sh - ph + kh < height ? i * sh - ph + kh : (int)height;
-        cyffe_prefetch_rows(x, width, h1, sh);
+        cyffe_window_rows(x, height, width, i, kh, sh, ph, &h0, &h1);
         for (int j = 0; j < wo; j += 16) {
             const __mmask16 outputs = cyffe_lanes(j, 0, wo, wo);
             __m512 best = lowest;
@@ -436,10 +439,9 @@ static CYFFE_AVX512 void cyffe_ave_pool_plane(const float* x, ptrdiff_t height,
     const __m512 zero = _mm512_setzero_ps();
     __mmask16 inside;
     __m512i column;
+    int h0, h1;
     for (int i = 0; i < ho; i++) {
-        const int h0 = i * sh - ph > 0 ? i * sh - ph : 0;
-        const int h1 = i * sh - ph + kh < height ? i * sh - ph + kh : (int)height;
-        cyffe_prefetch_rows(x, width, h1, sh);
+        cyffe_window_rows(x, height, width, i, kh, sh, ph, &h0, &h1);
         for (int j = 0; j < wo; j += 16) {
             const __mmask16 outputs = cyffe_lanes(j, 0, wo, wo);
             __m512 total = zero;
