@@ -264,6 +264,16 @@ static inline __mmask16 cyffe_lanes(ptrdiff_t x, ptrdiff_t x0, ptrdiff_t x1, ptr
     return (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
 }
 
+/* Masks for the vectors of an output row are worked out once per kernel offset, for rows
+ * of up to this many vectors (1024 outputs), and on the fly past that. */
+#define CYFFE_ROW_VECTORS 64
+
+CYFFE_INLINE_AVX512 __mmask16 cyffe_row_mask(const __mmask16* masks, int v, ptrdiff_t start,
+                                             ptrdiff_t x0, ptrdiff_t x1, ptrdiff_t n)
+{
+    return v < CYFFE_ROW_VECTORS ? masks[v] : cyffe_lanes(start + 16 * (ptrdiff_t)v, x0, x1, n);
+}
+
 /* im2col of one plane in 2-D with stride 1 along the rows (any stride across them,
  * dilation and padding): col[i*kw + j][y*wo + x] (rows ld apart) = the pixel under
  * kernel offset (i, j) at output (y, x), 0 in the padding. Each output row is one shifted
@@ -274,8 +284,11 @@ static CYFFE_AVX512 void cyffe_plane_to_columns(const float* plane, float* col,
                                                 int pw, int sh, int dh, int dw, int ho,
                                                 int wo)
 {
-    const __mmask16 tail = cyffe_lanes(wo & ~15, 0, wo, wo);
+    const int vectors = (wo + 15) / 16;
+    const ptrdiff_t end = 16 * (ptrdiff_t)(vectors - 1);   /* the last vector's column */
+    const __mmask16 last = cyffe_lanes(end, 0, wo, wo);
     const __m512 zero = _mm512_setzero_ps();
+    __mmask16 in[CYFFE_ROW_VECTORS];
     for (int i = 0; i < kh; i++) {
         for (int j = 0; j < kw; j++) {
             float* row = col + (ptrdiff_t)(i * kw + j) * ld;
@@ -283,17 +296,36 @@ static CYFFE_AVX512 void cyffe_plane_to_columns(const float* plane, float* col,
             const ptrdiff_t shift = pw - j * dw;
             const ptrdiff_t x0 = shift > 0 ? shift : 0;
             const ptrdiff_t x1 = width + shift < wo ? width + shift : wo;
+            for (int v = 0; v < vectors && v < CYFFE_ROW_VECTORS; v++)
+                in[v] = cyffe_lanes(16 * (ptrdiff_t)v, x0, x1, wo);
+            if (vectors == 1) {
+                /* rows of up to 16 outputs (most of a small net's): one vector a row */
+                for (int y = 0; y < ho; y++, row += wo) {
+                    const ptrdiff_t hin = (ptrdiff_t)y * sh - ph + i * dh;
+                    const __m512 v = hin >= 0 && hin < height ? _mm512_maskz_loadu_ps(
+                        in[0], plane + hin * width - shift) : zero;
+                    _mm512_mask_storeu_ps(row, last, v);
+                }
+                continue;
+            }
             for (int y = 0; y < ho; y++, row += wo) {
                 const ptrdiff_t hin = (ptrdiff_t)y * sh - ph + i * dh;
-                const int inside = hin >= 0 && hin < height;
                 const float* src = plane + hin * width - shift;
-                ptrdiff_t x = 0;
-                for (; x + 16 <= wo; x += 16)
-                    _mm512_storeu_ps(row + x, inside ? _mm512_maskz_loadu_ps(
-                        cyffe_lanes(x, x0, x1, wo), src + x) : zero);
-                if (tail)
-                    _mm512_mask_storeu_ps(row + x, tail, inside ? _mm512_maskz_loadu_ps(
-                        cyffe_lanes(x, x0, x1, wo), src + x) : zero);
+                __m512 tail = zero;
+                if (hin < 0 || hin >= height) {
+                    for (ptrdiff_t x = 0; x < end; x += 16)
+                        _mm512_storeu_ps(row + x, zero);
+                } else {
+                    for (int v = 0; v < vectors - 1; v++)
+                        _mm512_storeu_ps(row + 16 * v, _mm512_maskz_loadu_ps(
+                            cyffe_row_mask(in, v, 0, x0, x1, wo), src + 16 * v));
+                    tail = _mm512_maskz_loadu_ps(cyffe_row_mask(in, vectors - 1, 0, x0, x1, wo),
+                                                 src + end);
+                }
+                if (last == 0xFFFF)
+                    _mm512_storeu_ps(row + end, tail);
+                else
+                    _mm512_mask_storeu_ps(row + end, last, tail);
             }
         }
     }
@@ -307,6 +339,7 @@ static CYFFE_AVX512 void cyffe_columns_to_plane(const float* col, ptrdiff_t ld, 
                                                 int kw, int ph, int pw, int sh, int dh,
                                                 int dw, int ho, int wo)
 {
+    __mmask16 in[CYFFE_ROW_VECTORS], own[CYFFE_ROW_VECTORS];
     for (ptrdiff_t p = 0; p < height * width; p++)
         plane[p] = 0.0f;
     for (int i = 0; i < kh; i++) {
@@ -316,20 +349,28 @@ static CYFFE_AVX512 void cyffe_columns_to_plane(const float* col, ptrdiff_t ld, 
             const ptrdiff_t shift = pw - j * dw;
             const ptrdiff_t p0 = shift < 0 ? -shift : 0;
             const ptrdiff_t p1 = wo - shift < width ? wo - shift : width;
+            const ptrdiff_t start = p0 & ~(ptrdiff_t)15;
+            const int vectors = p1 > p0 ? (int)((p1 - start + 15) / 16) : 0;
+            for (int v = 0; v < vectors && v < CYFFE_ROW_VECTORS; v++) {
+                in[v] = cyffe_lanes(start + 16 * v, p0, p1, p1);
+                own[v] = cyffe_lanes(start + 16 * v, 0, width, width);
+            }
             for (int y = 0; y < ho; y++, row += wo) {
                 const ptrdiff_t hin = (ptrdiff_t)y * sh - ph + i * dh;
-                if (hin < 0 || hin >= height || p1 <= p0)
+                if (hin < 0 || hin >= height)
                     continue;
-                float* dst = plane + hin * width;
-                for (ptrdiff_t p = p0 & ~(ptrdiff_t)15; p < p1; p += 16) {
-                    const __mmask16 in = cyffe_lanes(p, p0, p1, p1);
-                    const __mmask16 own = cyffe_lanes(p, 0, width, width);
-                    const __m512 sum = _mm512_add_ps(_mm512_maskz_loadu_ps(own, dst + p),
-                                                     _mm512_maskz_loadu_ps(in, row + p + shift));
-                    if (own == 0xFFFF)
-                        _mm512_storeu_ps(dst + p, sum);
+                float* dst = plane + hin * width + start;
+                const float* src = row + start + shift;
+                for (int v = 0; v < vectors; v++) {
+                    const __mmask16 mine = cyffe_row_mask(own, v, start, 0, width, width);
+                    const __m512 sum = _mm512_add_ps(
+                        _mm512_maskz_loadu_ps(mine, dst + 16 * v),
+                        _mm512_maskz_loadu_ps(cyffe_row_mask(in, v, start, p0, p1, p1),
+                                              src + 16 * v));
+                    if (mine == 0xFFFF)
+                        _mm512_storeu_ps(dst + 16 * v, sum);
                     else
-                        _mm512_mask_storeu_ps(dst + p, own, sum);
+                        _mm512_mask_storeu_ps(dst + 16 * v, mine, sum);
                 }
             }
         }

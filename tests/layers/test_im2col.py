@@ -91,6 +91,21 @@ def test_col2im_matches_reference(dtype, x_shape, geometry):
     np.testing.assert_allclose(back, expected, rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("width", [1024, 1040])
+def test_rows_past_the_kernels_mask_table(width):
+    """Rows of more than 1024 outputs (the AVX-512 kernels work their last masks out on
+    the fly), against the NumPy formulation."""
+    geometry = (3, 3, 1, 1, 1, 1, 1, 1)
+    x = np.random.default_rng(3).standard_normal((1, 2, 3, width)).astype(np.float32)
+    col = np.full((2 * 9, 3 * width), np.nan, np.float32)
+    im2col(x, col, *geometry, 3, width)
+    np.testing.assert_array_equal(col, im2col_xp(np, x, *geometry, 3, width))
+    back = np.full_like(x, np.nan)
+    col2im(col, back, *geometry, 3, width)
+    np.testing.assert_allclose(back, col2im_xp(np, col, x.shape, *geometry, 3, width),
+                               rtol=1e-5, atol=1e-5)
+
+
 def test_wrong_col_shape_is_an_error():
     x = np.zeros((1, 2, 4, 4))
     with pytest.raises(ValueError, match="expected"):
