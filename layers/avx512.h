@@ -332,47 +332,53 @@ static CYFFE_AVX512 void cyffe_plane_to_columns(const float* plane, float* col,
 }
 
 /* col2im of one plane, the same geometry: plane = the sum of col's entries onto the
- * pixels they came from (written over). Runs over the plane's own rows, so the stores
- * stay inside it. */
+ * pixels they came from (written over). Each row of the plane gathers its own entries
+ * into registers and is stored once, in the scalar loop's order of addition (kernel row,
+ * then kernel column), so the results are the same to the bit; adding into the plane
+ * entry by entry stalled on every reload of a row just written with a masked store.
+ * Four rows go together: four independent chains of additions, one set of masks. */
 static CYFFE_AVX512 void cyffe_columns_to_plane(const float* col, ptrdiff_t ld, float* plane,
                                                 ptrdiff_t height, ptrdiff_t width, int kh,
                                                 int kw, int ph, int pw, int sh, int dh,
                                                 int dw, int ho, int wo)
 {
-    __mmask16 in[CYFFE_ROW_VECTORS], own[CYFFE_ROW_VECTORS];
-    for (ptrdiff_t p = 0; p < height * width; p++)
-        plane[p] = 0.0f;
-    for (int i = 0; i < kh; i++) {
-        for (int j = 0; j < kw; j++) {
-            const float* row = col + (ptrdiff_t)(i * kw + j) * ld;
-            /* output x adds to input x - shift: input p0 <= p < p1 receive */
-            const ptrdiff_t shift = pw - j * dw;
-            const ptrdiff_t p0 = shift < 0 ? -shift : 0;
-            const ptrdiff_t p1 = wo - shift < width ? wo - shift : width;
-            const ptrdiff_t start = p0 & ~(ptrdiff_t)15;
-            const int vectors = p1 > p0 ? (int)((p1 - start + 15) / 16) : 0;
-            for (int v = 0; v < vectors && v < CYFFE_ROW_VECTORS; v++) {
-                in[v] = cyffe_lanes(start + 16 * v, p0, p1, p1);
-                own[v] = cyffe_lanes(start + 16 * v, 0, width, width);
-            }
-            for (int y = 0; y < ho; y++, row += wo) {
-                const ptrdiff_t hin = (ptrdiff_t)y * sh - ph + i * dh;
-                if (hin < 0 || hin >= height)
+    for (ptrdiff_t h = 0; h < height; h += 4) {
+        for (ptrdiff_t p = 0; p < width; p += 16) {
+            __m512 sum[4];
+            const float* row[4];
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++)
+                sum[r] = _mm512_setzero_ps();
+            for (int i = 0; i < kh; i++) {
+                int some = 0;
+#pragma GCC unroll 4
+                for (int r = 0; r < 4; r++) {
+                    /* the output row whose kernel row i lies on input row h + r, if any */
+                    const ptrdiff_t t = h + r + ph - (ptrdiff_t)i * dh;
+                    const ptrdiff_t y = sh == 1 ? t : t / sh;   /* no division when sh is 1 */
+                    const int on = h + r < height && t >= 0 && y < ho && (sh == 1 || t % sh == 0);
+                    row[r] = on ? col + (ptrdiff_t)i * kw * ld + y * wo + p : NULL;
+                    some |= on;
+                }
+                if (!some)
                     continue;
-                float* dst = plane + hin * width + start;
-                const float* src = row + start + shift;
-                for (int v = 0; v < vectors; v++) {
-                    const __mmask16 mine = cyffe_row_mask(own, v, start, 0, width, width);
-                    const __m512 sum = _mm512_add_ps(
-                        _mm512_maskz_loadu_ps(mine, dst + 16 * v),
-                        _mm512_maskz_loadu_ps(cyffe_row_mask(in, v, start, p0, p1, p1),
-                                              src + 16 * v));
-                    if (mine == 0xFFFF)
-                        _mm512_storeu_ps(dst + 16 * v, sum);
-                    else
-                        _mm512_mask_storeu_ps(dst + 16 * v, mine, sum);
+                for (int j = 0; j < kw; j++) {
+                    /* input column q takes output column q + shift, where that is in
+                     * [0, wo): q in [q0, q1) */
+                    const ptrdiff_t shift = pw - (ptrdiff_t)j * dw;
+                    const ptrdiff_t q0 = shift < 0 ? -shift : 0;
+                    const ptrdiff_t q1 = wo - shift < width ? wo - shift : width;
+                    const __mmask16 in = cyffe_lanes(p, q0, q1, width);
+#pragma GCC unroll 4
+                    for (int r = 0; r < 4; r++)
+                        if (row[r])
+                            sum[r] = _mm512_add_ps(sum[r], _mm512_maskz_loadu_ps(
+                                in, row[r] + (ptrdiff_t)j * ld + shift));
                 }
             }
+            const __mmask16 own = cyffe_lanes(p, 0, width, width);
+            for (int r = 0; r < 4 && h + r < height; r++)
+                _mm512_mask_storeu_ps(plane + (h + r) * width + p, own, sum[r]);
         }
     }
 }
