@@ -304,7 +304,10 @@ static CYFFE_AVX512 void cyffe_plane_to_columns(const float* plane, float* col,
                     const ptrdiff_t hin = (ptrdiff_t)y * sh - ph + i * dh;
                     const __m512 v = hin >= 0 && hin < height ? _mm512_maskz_loadu_ps(
                         in[0], plane + hin * width - shift) : zero;
-                    _mm512_mask_storeu_ps(row, last, v);
+                    if (last == 0xFFFF)
+                        _mm512_storeu_ps(row, v);
+                    else
+                        _mm512_mask_storeu_ps(row, last, v);
                 }
                 continue;
             }
