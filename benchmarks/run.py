@@ -72,12 +72,13 @@ print(2 * 2048 ** 3 / sorted(times)[2] / 1e9)
 """
 
 
-# The same product through cyffe's own GEMM (layers/blas: the AVX-512 kernel where the
+# The same product through cyffe's own GEMM (layers/kernels/blas: the AVX-512 kernel where the
 # CPU has it, one-thread BLAS blocks otherwise) on OpenMP threads.
 CYFFE_SGEMM = """
 import json, time
 import numpy as np
-from cyffe.layers.blas import avx512, gemm
+from cyffe.layers.kernels.avx512 import available as avx512
+from cyffe.layers.kernels.blas import gemm
 a = np.random.default_rng(0).random((2048, 2048), dtype=np.float32)
 c = np.empty_like(a)
 gemm(a, a, c)

@@ -19,9 +19,7 @@ from cython cimport floating
 from ..proto import cyffe_pb2 as pb
 from ..proto.errors import NetError
 from .base import Layer
-
-
-include "row_sums.pxi"
+from .kernels.row_sums cimport row_sum, row_dot, row_squares
 
 
 def channel_stats(const floating[:, :, ::1] x, double[::1] mean, double[::1] var):

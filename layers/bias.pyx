@@ -13,6 +13,7 @@ from cython cimport floating
 from ..proto.errors import NetError
 from . import fillers
 from .base import Layer, canonical_axis
+from .kernels.row_sums cimport row_sum
 
 
 def broadcast_add(const floating[:, :, ::1] x, const floating[::1] b, floating[:, :, ::1] y):
@@ -25,9 +26,6 @@ def broadcast_add(const floating[:, :, ::1] x, const floating[::1] b, floating[:
             d = r % dim
             for i in range(inner):
                 y[o, d, i] = x[o, d, i] + b[d]
-
-
-include "row_sums.pxi"
 
 
 def sum_outer_inner(const floating[:, :, ::1] dy, floating[::1] out, bint accumulate):

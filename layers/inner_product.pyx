@@ -2,7 +2,7 @@
 
 The bottom is viewed as an (M, K) matrix, M = prod(shape[:axis]), K = prod(shape[axis:]);
 W is (N, K), or (K, N) with transpose: true; b is (N,). The top is shape[:axis] + (N,).
-All products go to BLAS through layers.blas.gemm (every core, one BLAS thread each).
+All products go to BLAS through layers.kernels.blas.gemm (every core, one BLAS thread each).
 """
 import math
 
@@ -11,7 +11,7 @@ import numpy as np
 from ..proto.errors import NetError
 from . import fillers
 from .base import Layer, canonical_axis
-from .blas import gemm
+from .kernels.blas import gemm
 
 
 class InnerProduct(Layer):

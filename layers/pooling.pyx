@@ -27,15 +27,13 @@ from ..proto import cyffe_pb2 as pb
 from ..proto.errors import NetError
 from .backend import array_module, rng
 from .base import Layer
+from .kernels cimport avx512
 
 P = pb.PoolingParameter
 # Caffe starts every max at -FLT_MAX; a window with no pixel in the image keeps it.
 LOWEST = -np.finfo(np.float32).max
 # Caffe's stochastic TEST forward starts the window sum here, so an all-zero window gives 0.
 SMALLEST = float(np.finfo(np.float32).tiny)
-
-
-include "avx512.pxi"
 
 
 def max_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, int[:, :, ::1] mask,
@@ -45,12 +43,12 @@ def max_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, int[:, 
     cdef Py_ssize_t ho = y.shape[1], wo = y.shape[2]
     cdef Py_ssize_t p, i, j, h, w, h0, h1, w0, w1, best_index
     cdef floating best
-    cdef bint vector = floating is float and sw <= 2 and avx512_enabled()
+    cdef bint vector = floating is float and sw <= 2 and avx512.enabled()
     with nogil:
         for p in prange(planes, schedule="static"):
             if floating is float:
                 if vector:
-                    avx512_max_pool_plane(&x[p, 0, 0], height, width, &y[p, 0, 0],
+                    avx512.max_pool_plane(&x[p, 0, 0], height, width, &y[p, 0, 0],
                                           &mask[p, 0, 0], ho, wo, kh, kw, sh, sw, ph, pw)
                     continue
             for i in range(ho):
@@ -105,12 +103,12 @@ def ave_pool_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
     cdef Py_ssize_t ho = y.shape[1], wo = y.shape[2]
     cdef Py_ssize_t p, i, j, h, w, h0, h1, w0, w1, size
     cdef floating total
-    cdef bint vector = floating is float and sw <= 2 and avx512_enabled()
+    cdef bint vector = floating is float and sw <= 2 and avx512.enabled()
     with nogil:
         for p in prange(planes, schedule="static"):
             if floating is float:
                 if vector:
-                    avx512_ave_pool_plane(&x[p, 0, 0], height, width, &y[p, 0, 0], ho, wo, kh,
+                    avx512.ave_pool_plane(&x[p, 0, 0], height, width, &y[p, 0, 0], ho, wo, kh,
                                           kw, sh, sw, ph, pw, eh, ew)
                     continue
             for i in range(ho):

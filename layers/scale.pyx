@@ -15,6 +15,7 @@ from cython cimport floating
 from . import fillers
 from .base import Layer
 from .bias import broadcast_add, broadcast_dims, param_blob_shape, sum_outer_inner
+from .kernels.row_sums cimport row_dot
 
 
 def broadcast_multiply(const floating[:, :, ::1] x, const floating[::1] s,
@@ -28,9 +29,6 @@ def broadcast_multiply(const floating[:, :, ::1] x, const floating[::1] s,
             d = r % dim
             for i in range(inner):
                 y[o, d, i] = x[o, d, i] * s[d]
-
-
-include "row_sums.pxi"
 
 
 def dot_outer_inner(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,

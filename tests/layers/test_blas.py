@@ -1,4 +1,4 @@
-"""layers.blas.gemm: every transpose, both dtypes, strided views and the threaded split,
+"""layers.kernels.blas.gemm: every transpose, both dtypes, strided views and the threaded split,
 against NumPy's matmul (in float64 for the reference)."""
 import os
 import subprocess
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from cyffe.layers.blas import avx512, gemm
+from cyffe.layers.kernels.avx512 import available as avx512
+from cyffe.layers.kernels.blas import gemm
 
 # (m, n, k): small (one call), wide and tall (split by columns / by rows across threads),
 # and shapes that do not divide into the aligned blocks.
@@ -94,7 +95,7 @@ def test_the_kernel_is_taken_where_the_cpu_has_avx512():
     flags = open("/proc/cpuinfo").read() if sys.platform == "linux" else ""
     if "avx512f" in flags.split() and os.environ.get("CYFFE_AVX512") != "0":
         assert avx512()
-    code = "from cyffe.layers.blas import avx512; print(avx512())"
+    code = "from cyffe.layers.kernels.avx512 import available; print(available())"
     off = subprocess.run([sys.executable, "-c", code], env={**os.environ, "CYFFE_AVX512": "0"},
                          capture_output=True, text=True, check=True)
     assert off.stdout.strip() == "False"
@@ -104,7 +105,7 @@ def test_the_blas_path_gives_the_same_products():
     """With $CYFFE_AVX512=0, in a fresh process: the same products to float32 rounding."""
     code = """if True:
         import numpy as np, sys
-        from cyffe.layers.blas import gemm
+        from cyffe.layers.kernels.blas import gemm
         rng = np.random.default_rng(5)
         a, b = rng.standard_normal((40, 300), np.float32), rng.standard_normal((300, 90), np.float32)
         c = np.empty((40, 90), np.float32)

@@ -44,7 +44,7 @@ def test_same_output_is_ceil_input_over_stride(in_shape, kernel, stride, dilatio
 def test_same_puts_the_odd_pixel_after():
     layer = make_conv(num_output=1, kernel_size=[2], pad_scheme=pb.SAME, bias_term=False)
     _, top = run(layer, np.ones((1, 1, 3, 3)))
-    assert layer.patches.pad_before == (0, 0) and layer.patches.pad_after == (1, 1)
+    assert layer.geometry.pad_before == (0, 0) and layer.geometry.pad_after == (1, 1)
     w = layer.blobs[0].data[0, 0]
     np.testing.assert_allclose(top[0].data[0, 0, 2, 2], w[0, 0])
     np.testing.assert_allclose(top[0].data[0, 0, 0, 0], w.sum())
@@ -106,14 +106,14 @@ def test_fill_gradient(name, fill):
 
 @pytest.mark.parametrize("fill", sorted(FILLS))
 def test_fill_gradient_with_chunks_and_two_bottoms(fill, monkeypatch):
-    from cyffe.layers import conv as conv_module
-    monkeypatch.setattr(conv_module, "CHUNK_ELEMENTS", 1)
+    from cyffe.layers.kernels import convolution
+    monkeypatch.setattr(convolution, "CHUNK_ELEMENTS", 1)
     layer = make_conv(num_output=2, kernel_size=[3], pad=[1, 2], pad_fill=FILLS[fill],
                       pad_value=-0.5)
     rng = np.random.default_rng(3)
     bottom = make_blobs(rng.standard_normal((2, 2, 4, 3)), rng.standard_normal((2, 2, 4, 3)))
     top = setup_layer(layer, bottom, num_top=2)
-    assert layer.chunk == 1
+    assert layer.pipeline.chunk == 1
     check_gradient(layer, bottom, top)
 
 

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from cyffe.layers import conv as conv_module
 from cyffe.layers.backend import set_random_seed
 from cyffe.layers.blob import Blob
+from cyffe.layers.kernels import convolution as pipeline_module
 from cyffe.layers.registry import layer_class
 from cyffe.proto import cyffe_pb2 as pb
 from cyffe.proto.errors import NetError, ShapeError
@@ -140,7 +140,7 @@ def test_any_chunk_size_and_thread_count_give_one_result(monkeypatch, group):
     dy = np.random.default_rng(6).standard_normal((6, 4, 6, 6))
     results = []
     for elements, threads in ((1 << 30, 1), (1, 2), (2 * 36 * 36, 3), (1, 3)):
-        monkeypatch.setattr(conv_module, "CHUNK_ELEMENTS", elements)
+        monkeypatch.setattr(pipeline_module, "CHUNK_ELEMENTS", elements)
         with threadpool_limits(threads, "openmp"):
             layer = conv(num_output=4, kernel_size=[3], pad=[1], group=group)
             set_random_seed(0)
@@ -149,7 +149,7 @@ def test_any_chunk_size_and_thread_count_give_one_result(monkeypatch, group):
             for p in layer.blobs:
                 p.diff[...] = 0.25
             layer.backward(top, [True], bottom)
-        results.append(((layer.chunk, layer.block), top[0].data.copy(),
+        results.append(((layer.pipeline.chunk, layer.pipeline.block), top[0].data.copy(),
                         bottom[0].diff.copy(), layer.blobs[0].diff.copy(),
                         layer.blobs[1].diff.copy()))
     whole = 4 // group
@@ -164,11 +164,11 @@ def test_uneven_channel_blocks(monkeypatch, dtype):
     """Blocks of 2, 2 and 1 of a group's 5 channels: the reference forward, and (float64)
     the gradients."""
     # one channel of one image has 9 * 36 columns: room for two
-    monkeypatch.setattr(conv_module, "CHUNK_ELEMENTS", 2 * 9 * 36)
+    monkeypatch.setattr(pipeline_module, "CHUNK_ELEMENTS", 2 * 9 * 36)
     layer = conv(dtype, num_output=3, kernel_size=[3], pad=[1])
     x = np.random.default_rng(11).standard_normal((2, 5, 6, 6))
     bottom, top = forward(layer, x.astype(dtype))
-    assert (layer.chunk, layer.block) == (1, 2)
+    assert (layer.pipeline.chunk, layer.pipeline.block) == (1, 2)
     w, b = (blob.data.astype(np.float64) for blob in layer.blobs)
     expected = reference_conv(bottom[0].data.astype(np.float64), w, b, (1, 1), (1, 1), (1, 1), 1)
     tol = 1e-5 if dtype == np.float32 else 1e-12
@@ -193,8 +193,8 @@ def test_backward_recomputes_columns_when_bottom_changed_shape():
 def test_only_a_plain_1x1_reads_the_image_as_its_columns(name, identity):
     layer = conv(**CONFIGS[name][0])
     forward(layer, np.zeros((3, 4, 5, 4)))
-    assert conv_module.is_identity(layer.patches) == identity
-    assert layer.chunk == 1 or not identity
+    assert layer.geometry.identity == identity
+    assert layer.pipeline.chunk == 1 or not identity
 
 
 @pytest.mark.parametrize("name", ["rect_repeated", "k1_group2"])

@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
-from cyffe.layers import deconv as deconv_module
 from cyffe.layers.backend import set_random_seed
 from cyffe.layers.blob import Blob
+from cyffe.layers.kernels import convolution as pipeline_module
 from cyffe.layers.registry import layer_class
 from cyffe.proto import cyffe_pb2 as pb
 from cyffe.proto.errors import NetError, ShapeError
@@ -158,22 +159,28 @@ def test_no_propagate_down_leaves_bottom_diff_alone():
     assert np.any(layer.blobs[0].diff != 0)
 
 
-def test_chunked_minibatch_equals_one_chunk(monkeypatch):
+def test_any_chunk_size_and_thread_count_give_one_result(monkeypatch):
+    """Deconvolution on Convolution's pipeline: chunks of all 5 images on one thread, or
+    of one image and one channel on two or three, give one forward and one set of
+    gradients."""
     x = np.random.default_rng(5).standard_normal((5, 3, 4, 4))
     dy = np.random.default_rng(6).standard_normal((5, 4, 9, 9))
     results = []
-    for limit in (deconv_module.COLUMN_LIMIT, 2 * 36 * 16):
-        monkeypatch.setattr(deconv_module, "COLUMN_LIMIT", limit)
-        layer = deconv(num_output=4, kernel_size=[3], stride=[2])
-        set_random_seed(0)
-        bottom, top = forward(layer, x)
-        top[0].diff[...] = dy
-        layer.backward(top, [True], bottom)
-        results.append((layer.chunk, top[0].data.copy(), bottom[0].diff.copy(),
-                        layer.blobs[0].diff.copy(), layer.blobs[1].diff.copy()))
-    assert results[0][0] == 5 and results[1][0] == 2
-    for a, b in zip(results[0][1:], results[1][1:]):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    for elements, threads in ((1 << 30, 1), (1, 2), (1, 3)):
+        monkeypatch.setattr(pipeline_module, "CHUNK_ELEMENTS", elements)
+        with threadpool_limits(threads, "openmp"):
+            layer = deconv(num_output=4, kernel_size=[3], stride=[2])
+            set_random_seed(0)
+            bottom, top = forward(layer, x)
+            top[0].diff[...] = dy
+            layer.backward(top, [True], bottom)
+        results.append(((layer.pipeline.chunk, layer.pipeline.block), top[0].data.copy(),
+                        bottom[0].diff.copy(), layer.blobs[0].diff.copy(),
+                        layer.blobs[1].diff.copy()))
+    assert [r[0] for r in results] == [(5, 4), (1, 1), (1, 1)]
+    for other in results[1:]:
+        for a, b in zip(results[0][1:], other[1:]):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
 def test_reshape_to_a_new_size():

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from cyffe.layers.im2col import col2im, col2im_xp, im2col, im2col_xp
+from cyffe.layers.kernels.im2col import col2im, col2im_xp, im2col, im2col_xp
+from cyffe.layers.kernels.window import Geometry
 
 # (kh, kw, ph, pw, sh, sw, dh, dw) on a 2x3x7x6 input
 GEOMETRIES = [
@@ -12,6 +13,11 @@ GEOMETRIES = [
     (1, 1, 0, 0, 1, 1, 1, 1),
     (2, 4, 1, 3, 3, 1, 1, 2),
 ]
+
+
+def window(shape, kh, kw, ph, pw, sh, sw, dh, dw):
+    """The Geometry of images of shape (N, C, H, W) for one entry of GEOMETRIES."""
+    return Geometry(shape[2:], (kh, kw), (sh, sw), (dh, dw), (ph, pw), (ph, pw))
 
 
 def out_size(size, k, p, s, d):
@@ -48,9 +54,9 @@ def test_im2col_matches_reference(geometry, dtype, shape):
     x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
     expected, ho, wo = reference_im2col(x, *geometry)
     col = np.full(expected.shape, np.nan, dtype)
-    im2col(x, col, *geometry, ho, wo)
+    im2col(window(x.shape, *geometry), x, col)
     np.testing.assert_array_equal(col, expected)
-    np.testing.assert_array_equal(im2col_xp(np, x, *geometry, ho, wo), expected)
+    np.testing.assert_array_equal(im2col_xp(np, window(x.shape, *geometry), x), expected)
 
 
 @pytest.mark.parametrize("geometry", GEOMETRIES)
@@ -63,12 +69,12 @@ def test_col2im_is_the_adjoint(geometry, dtype, shape):
     c = rng.standard_normal((shape[1] * geometry[0] * geometry[1], shape[0] * ho * wo))
     c = c.astype(dtype)
     col = np.empty_like(c)
-    im2col(x, col, *geometry, ho, wo)
+    im2col(window(x.shape, *geometry), x, col)
     back = np.full_like(x, np.nan)
-    col2im(c, back, *geometry, ho, wo)
+    col2im(window(back.shape, *geometry), c, back)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(np.vdot(col.astype(np.float64), c), np.vdot(x, back), rtol=tol)
-    np.testing.assert_allclose(col2im_xp(np, c, x.shape, *geometry, ho, wo), back, rtol=tol,
+    np.testing.assert_allclose(col2im_xp(np, window(x.shape, *geometry), c, *x.shape[:2]), back, rtol=tol,
                                atol=tol)
 
 
@@ -86,7 +92,7 @@ def test_col2im_matches_reference(dtype, x_shape, geometry):
         if source[row, column]:
             expected.reshape(-1)[int(source[row, column]) - 1] += value
     back = np.empty(x_shape, dtype)
-    col2im(c, back, *geometry, ho, wo)
+    col2im(window(back.shape, *geometry), c, back)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(back, expected, rtol=tol, atol=tol)
 
@@ -98,17 +104,17 @@ def test_rows_past_the_kernels_mask_table(width):
     geometry = (3, 3, 1, 1, 1, 1, 1, 1)
     x = np.random.default_rng(3).standard_normal((1, 2, 3, width)).astype(np.float32)
     col = np.full((2 * 9, 3 * width), np.nan, np.float32)
-    im2col(x, col, *geometry, 3, width)
-    np.testing.assert_array_equal(col, im2col_xp(np, x, *geometry, 3, width))
+    im2col(window(x.shape, *geometry), x, col)
+    np.testing.assert_array_equal(col, im2col_xp(np, window(x.shape, *geometry), x))
     back = np.full_like(x, np.nan)
-    col2im(col, back, *geometry, 3, width)
-    np.testing.assert_allclose(back, col2im_xp(np, col, x.shape, *geometry, 3, width),
+    col2im(window(x.shape, *geometry), col, back)
+    np.testing.assert_allclose(back, col2im_xp(np, window(x.shape, *geometry), col, *x.shape[:2]),
                                rtol=1e-5, atol=1e-5)
 
 
 def test_wrong_col_shape_is_an_error():
     x = np.zeros((1, 2, 4, 4))
     with pytest.raises(ValueError, match="expected"):
-        im2col(x, np.zeros((17, 4)), 3, 3, 0, 0, 1, 1, 1, 1, 2, 2)
+        im2col(window(x.shape, 3, 3, 0, 0, 1, 1, 1, 1), x, np.zeros((17, 4)))
     with pytest.raises(ValueError, match="expected"):
-        col2im(np.zeros((17, 4)), x, 3, 3, 0, 0, 1, 1, 1, 1, 2, 2)
+        col2im(window(x.shape, 3, 3, 0, 0, 1, 1, 1, 1), np.zeros((17, 4)), x)

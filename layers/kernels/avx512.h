@@ -4,7 +4,7 @@
  * is 0, callers take BLAS and their portable loops instead.
  *
  * The GEMM: c (m x n) = alpha op(a) op(b) + beta c, every matrix row-major with a leading
- * dimension, as gemm_rows.pxi asks of BLAS. One thread; callers split the work.
+ * dimension, as blas.gemm_rows asks of BLAS. One thread; callers split the work.
  *
  * Why our own: a BLAS may be built or told (OPENBLAS_CORETYPE) to use narrower kernels
  * than the CPU has, and the products of a convolution are short and wide (a few dozen
@@ -510,7 +510,7 @@ static CYFFE_AVX512 void cyffe_ave_pool_plane(const float* x, ptrdiff_t height,
 }
 
 #else  /* no AVX-512 kernels in this build: cyffe_avx512_enabled is always 0, and these
-        * stand-ins, there for the declarations in avx512.pxi, are never called */
+        * stand-ins, there for the wrappers in avx512.pyx, are never called */
 
 static int cyffe_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
                        const float* a, int lda, const float* b, int ldb, float beta,

@@ -1,14 +1,18 @@
-"""Matrix products on every core, each block on one thread.
+"""Matrix products: gemm_rows on the calling thread, gemm on every core.
 
-gemm(a, b, c) computes c = alpha op(a) op(b) + beta c like np.dot(..., out=c), but cuts
-c into blocks of columns (or of rows, when c is tall) that OpenMP threads take one at a
-time, each with a one-thread call: cyffe's AVX-512 kernel for float32 where the CPU has
-it (gemm_rows.pxi), one-thread BLAS otherwise. Threaded OpenBLAS spin-waits: beside
-another process on a 2-core machine its small products became 100-1000x slower. Blocks
-taken on demand also let a thread on a busy core do less of the work.
+gemm_rows (cimported by the kernels that multiply inside their own loops) computes a
+row-major product on one thread: cyffe's AVX-512 kernel for float32 where it suits the
+product, scipy's BLAS otherwise. gemm(a, b, c) computes c = alpha op(a) op(b) + beta c like
+np.dot(..., out=c), but cuts c into blocks of columns (or of rows, when c is tall) that
+OpenMP threads take one at a time, each with gemm_rows. Threaded OpenBLAS spin-waits:
+beside another process on a 2-core machine its small products became 100-1000x slower.
+Blocks taken on demand also let a thread on a busy core do less of the work.
 """
 from cython.parallel import prange
 from cython cimport floating
+from scipy.linalg.cython_blas cimport dgemm, sgemm
+
+from . cimport avx512
 
 cdef extern from *:
     """
@@ -19,10 +23,33 @@ cdef extern from *:
     static int cyffe_max_threads(void) { return 1; }
     #endif
     """
-    int max_threads "cyffe_max_threads" () noexcept nogil
+    int omp_max_threads "cyffe_max_threads" () noexcept nogil
 
-include "avx512.pxi"
-include "gemm_rows.pxi"
+
+cdef int max_threads() noexcept nogil:
+    return omp_max_threads()
+
+
+cdef void gemm_rows(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
+                    const floating* a, int lda, const floating* b, int ldb, floating beta,
+                    floating* c, int ldc) noexcept nogil:
+    """c (m, n) = alpha op(a) op(b) + beta c, all row-major with leading dimensions ld*.
+
+    BLAS is column-major: a row-major matrix is the column-major transpose, so this asks
+    for c^T = op(b)^T op(a)^T, which swaps the operands, not the transposes.
+    """
+    cdef char ta = b'T' if trans_a else b'N'
+    cdef char tb = b'T' if trans_b else b'N'
+    if floating is float:
+        # (the kernel declines, writing nothing, only if its panels could not be allocated)
+        if not avx512.sgemm_suits(trans_b, m) or avx512.sgemm(
+                trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) != 0:
+            sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*>b, &ldb, <float*>a, &lda, &beta, c,
+                  &ldc)
+    else:
+        dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*>b, &ldb, <double*>a, &lda, &beta, c,
+              &ldc)
+
 
 # Below this many multiply-adds a product runs on the calling thread.
 PARALLEL_WORK = 1 << 20
@@ -30,12 +57,6 @@ PARALLEL_WORK = 1 << 20
 BLOCKS_PER_THREAD = 2
 # Block edges fall on multiples of this many elements (the AVX-512 kernel's panel width).
 ALIGN = 32
-
-
-def avx512():
-    """Whether float32 products, im2col and col2im take cyffe's AVX-512 kernels
-    (avx512.h): the CPU has AVX-512 and $CYFFE_AVX512 is not 0."""
-    return bool(avx512_enabled())
 
 
 def thread_count():

@@ -1,7 +1,8 @@
-# Sums over a contiguous row in double, without the GIL (textually included:
-# `include "row_sums.pxi"`). A plain `acc += x[i]` loop is one chain of dependent adds
-# that cannot vectorize (reordering a float sum changes it); LANES independent partial
-# sums, added up at the end, vectorize and hide the add latency.
+# Sums over a contiguous row in double, without the GIL (inline: cimport them). A plain
+# `acc += x[i]` loop is one chain of dependent adds that cannot vectorize (reordering a float
+# sum changes it); LANES independent partial sums, added up at the end, vectorize and hide
+# the add latency.
+from cython cimport floating
 
 cdef enum:
     LANES = 8

@@ -1,0 +1,240 @@
+"""The convolution pipeline: im2col + GEMM on per-thread chunks of images, for Convolution
+and Deconvolution alike (Caffe's base_conv_layer: forward_cpu_gemm, weight_cpu_gemm and
+backward_cpu_gemm, here in one walk).
+
+A convolution takes images x (N, C, *in) to y (N, M, L) with weights W (M, C/group * K)
+over a window.Geometry (K kernel offsets, L output positions), channels and outputs split
+into `group` independent groups. One call does any of three jobs, asked for by passing
+their arrays:
+
+    forward          y = W col(x) + bias
+    weight gradient  dW += dy col(x)^T, db += the sums of dy
+    data gradient    dx = col2im(W^T dy)
+
+Convolution's forward is the first; its backward the other two. Deconvolution is the same
+machinery run the other way: its forward is the data gradient (dy = its bottom, dx = its
+top), its backward the forward (x = its top's diff, y = its bottom's diff) with the weight
+gradient.
+
+Every OpenMP thread walks its own chunks of images: per group and block of the group's
+channels, im2col into the thread's columns, then per image one-thread GEMMs straight into
+y, the thread's partial sums of dW, and the columns of dx, which col2im sums into the
+block's planes (no other block touches them). A block's columns stay in the core's cache
+from the im2col to the GEMMs and the col2im, where a whole minibatch's columns would stream
+through memory. With a weight gradient the threads take contiguous runs of chunks (a
+static schedule) and the partial sums are added in thread order: the same on every run.
+"""
+import math
+
+import numpy as np
+from cython.parallel import parallel, prange, threadid
+from cython cimport floating
+
+from .blas cimport gemm_rows, max_threads
+from .im2col cimport columns_to_plane, plane_to_columns
+from .window cimport Window, window_of
+
+# About how many column elements one thread's block of columns holds (at least one
+# channel of one image): 2^17 (512 KiB of float32) keeps them in the core's L2 cache
+# between the im2col that writes them and the GEMMs that read them.
+CHUNK_ELEMENTS = 1 << 17
+
+
+cdef struct Plan:
+    Py_ssize_t num, channels, outputs, group, per_channels, per_group, k
+    Py_ssize_t chunk, block, blocks
+    bint identity, forward, bias, weight_diff, bias_diff, data_diff
+
+
+cdef inline const floating* chunk_columns(const floating* x, const Plan* p, Py_ssize_t count,
+                                         Py_ssize_t images, floating* col,
+                                         const Window* w) noexcept nogil:
+    """The columns (count*K, images*L) of `count` planes of `images` consecutive images,
+    the first at x: the planes themselves (identity), or col filled."""
+    cdef Py_ssize_t n, c, ld = images * w.length
+    if p.identity:
+        return x
+    for n in range(images):
+        for c in range(count):
+            plane_to_columns(x + (n * p.channels + c) * w.volume,
+                             col + c * w.kernel_volume * ld + n * w.length, ld, w)
+    return col
+
+
+cdef void run_chunk(const Plan* p, const Window* win, Py_ssize_t step, const floating* x,
+                    const floating* weights, const floating* bias, floating* y,
+                    const floating* dy, floating* dx, floating* col,
+                    floating* partial) noexcept nogil:
+    """Every asked-for job on chunk `step`; partial: the thread's dW^T per group (k,
+    per_group) at g * k * per_group, then the bias sums."""
+    cdef Py_ssize_t n0 = step * p.chunk, images = min(p.chunk, p.num - n0)
+    cdef Py_ssize_t length = win.length, volume = win.volume, kv = win.kernel_volume
+    cdef int per_group = p.per_group, k = p.k, width = images * length, rows
+    cdef Py_ssize_t g, part, c0, n, o, l, i, plane, out
+    cdef floating one = 1, zero = 0, total
+    cdef const floating* source
+    cdef const floating* w
+    cdef const floating* src
+    cdef floating* sink
+    cdef floating* dst
+    for n in range(images if p.bias_diff else 0):
+        for o in range(p.outputs):
+            src = dy + ((n0 + n) * p.outputs + o) * length
+            total = 0
+            for l in range(length):
+                total = total + src[l]
+            partial[p.outputs * k + o] += total
+    for g in range(p.group):
+        for part in range(p.blocks):
+            c0 = part * p.block
+            rows = min(p.block, p.per_channels - c0) * kv
+            plane = n0 * p.channels + g * p.per_channels + c0
+            out = (n0 * p.outputs + g * per_group) * length
+            w = weights + g * per_group * k + c0 * kv
+            if p.forward or p.weight_diff:
+                source = chunk_columns(x + plane * volume, p, rows // kv, images, col, win)
+            for n in range(images if p.forward else 0):
+                gemm_rows(False, False, per_group, length, rows, one, w, k, source + n * length,
+                          width, zero if part == 0 else one,
+                          y + out + n * p.outputs * length, length)
+            for n in range(images if p.weight_diff else 0):
+                gemm_rows(False, True, rows, per_group, length, one, source + n * length, width,
+                          dy + out + n * p.outputs * length, length, one,
+                          partial + (g * k + c0 * kv) * per_group, per_group)
+            if not p.data_diff:
+                continue
+            sink = dx + plane * volume if p.identity else col
+            for n in range(images):
+                gemm_rows(True, False, rows, length, per_group, one, w, k,
+                          dy + out + n * p.outputs * length, length, zero, sink + n * length,
+                          width)
+            for n in range(0 if p.identity else images):
+                for i in range(rows // kv):
+                    columns_to_plane(col + i * kv * width + n * length, width,
+                                     dx + (plane + n * p.channels + i) * volume, win)
+    for n in range(images if p.forward and p.bias else 0):
+        for o in range(p.outputs):
+            dst = y + ((n0 + n) * p.outputs + o) * length
+            for l in range(length):
+                dst[l] = dst[l] + bias[o]
+
+
+def convolve_chunks(geometry, Py_ssize_t group, Py_ssize_t chunk, Py_ssize_t block,
+                    floating[:, ::1] scratch, const floating[:, ::1] weights,
+                    const floating[:, :, ::1] x, const floating[::1] bias,
+                    floating[:, :, ::1] y, const floating[:, :, ::1] dy,
+                    floating[:, :, ::1] dx, floating[:, ::1] weight_diff,
+                    floating[::1] bias_diff):
+    """The jobs whose arrays are not empty (see the module docstring), on the source planes:
+    x, dx (N, C, V); y, dy (N, M, L); weights, weight_diff (M, C/group*K); bias, bias_diff
+    (M,). scratch: a row per thread of Pipeline.scratch_size elements."""
+    cdef Window win = window_of(geometry)
+    cdef Plan p
+    p.num = dy.shape[0] if dy.shape[0] else x.shape[0]
+    p.channels = dx.shape[1] if dx.shape[0] else x.shape[1]
+    p.outputs, p.k, p.group = weights.shape[0], weights.shape[1], group
+    p.per_channels, p.per_group = p.channels // group, p.outputs // group
+    p.chunk, p.block = chunk, block
+    p.blocks = (p.per_channels + block - 1) // block
+    p.identity = geometry.identity
+    p.forward, p.bias = y.shape[0] > 0, bias.shape[0] > 0
+    p.weight_diff, p.bias_diff = weight_diff.shape[0] > 0, bias_diff.shape[0] > 0
+    p.data_diff = dx.shape[0] > 0
+    if p.bias_diff and not p.weight_diff:
+        raise ValueError("convolve_chunks: the bias gradient comes with the weight gradient")
+    if p.identity and chunk != 1:
+        raise ValueError(f"convolve_chunks: identity patches go one image per chunk, not {chunk}")
+    cdef Py_ssize_t columns = block * win.kernel_volume * chunk * win.length
+    cdef Py_ssize_t sums = p.outputs * (p.k + 1) if p.weight_diff else 0
+    cdef Py_ssize_t threads = max_threads(), chunks = (p.num + chunk - 1) // chunk
+    if scratch.shape[0] < threads or scratch.shape[1] < columns + sums:
+        raise ValueError("convolve_chunks: scratch too small")
+    cdef const floating* xs = &x[0, 0, 0] if x.shape[0] else NULL
+    cdef const floating* bs = &bias[0] if p.bias else NULL
+    cdef floating* ys = &y[0, 0, 0] if p.forward else NULL
+    cdef const floating* dys = &dy[0, 0, 0] if dy.shape[0] else NULL
+    cdef floating* dxs = &dx[0, 0, 0] if p.data_diff else NULL
+    cdef Py_ssize_t step, t, g, i, o
+    cdef floating* col
+    with nogil:
+        if not p.weight_diff:
+            with parallel():
+                col = &scratch[threadid(), 0]
+                for step in prange(chunks, schedule="dynamic"):
+                    run_chunk(&p, &win, step, xs, &weights[0, 0], bs, ys, dys, dxs, col, NULL)
+        else:
+            for t in range(threads):
+                for i in range(sums):
+                    scratch[t, columns + i] = 0
+            with parallel():
+                col = &scratch[threadid(), 0]
+                for step in prange(chunks, schedule="static"):
+                    run_chunk(&p, &win, step, xs, &weights[0, 0], bs, ys, dys, dxs, col,
+                              col + columns)
+            for t in range(threads):
+                for g in range(group):
+                    for i in range(p.k):
+                        for o in range(p.per_group):
+                            weight_diff[g * p.per_group + o, i] += \
+                                scratch[t, columns + (g * p.k + i) * p.per_group + o]
+                for o in range(p.outputs if p.bias_diff else 0):
+                    bias_diff[o] += scratch[t, columns + p.outputs * p.k + o]
+
+
+class Pipeline:
+    """The pipeline of one geometry, image count, channel count (C), output count (M) and
+    group: its chunk and block sizes and its per-thread scratch."""
+
+    def __init__(self, geometry, num, channels, outputs, group, dtype):
+        self.geometry, self.group, self.outputs = geometry, group, outputs
+        threads = max_threads()
+        per_image = geometry.kernel_volume * geometry.length
+        per_channels = channels // group
+        # Whole images per chunk while their columns fit in CHUNK_ELEMENTS; past one
+        # image, blocks of a group's channels (as even as they come) instead.
+        self.chunk = 1 if geometry.identity else max(1, min(
+            CHUNK_ELEMENTS // max(1, channels * per_image), -(-num // threads)))
+        fitting = max(1, CHUNK_ELEMENTS // max(1, self.chunk * per_image))
+        blocks = 1 if geometry.identity else -(-per_channels // fitting)
+        self.block = -(-per_channels // blocks)
+        self.columns = self.block * per_image * self.chunk
+        self.sums = outputs * (per_channels * geometry.kernel_volume + 1)
+        self._empty = {d: np.empty((0,) * d, dtype) for d in (1, 2, 3)}
+        self._scratch = None
+
+    def _scratch_for(self, weight_diff, dtype):
+        size = self.columns + (self.sums if weight_diff else 0)
+        rows = self._scratch
+        if rows is None or rows.shape[0] < max_threads() or rows.shape[1] < size:
+            rows = self._scratch = np.empty((max_threads(), size), dtype)
+        return rows
+
+    @staticmethod
+    def _planes(images):
+        return images.reshape(images.shape[0], images.shape[1], -1)
+
+    def run(self, weights, x=None, y=None, bias=None, dy=None, dx=None, weight_diff=None,
+            bias_diff=None):
+        """The jobs given arrays: x, dx images (N, C, *in); y, dy (N, M, *out) or (N, M, L);
+        weights and weight_diff (M, C/group, *kernel) or flat per output; bias, bias_diff
+        (M,). dx is written; weight_diff and bias_diff accumulate."""
+        empty = self._empty
+        geometry = self.geometry
+        source = self._planes(geometry.source(np.ascontiguousarray(x))) if x is not None \
+            else empty[3]
+        g = geometry.source_gradient(dx) if dx is not None else None
+        weights = weights.reshape(self.outputs, -1)
+        convolve_chunks(
+            geometry, self.group, self.chunk, self.block,
+            self._scratch_for(weight_diff is not None, weights.dtype), weights, source,
+            bias if bias is not None else empty[1],
+            y.reshape(y.shape[0], self.outputs, -1) if y is not None else empty[3],
+            np.ascontiguousarray(dy).reshape(dy.shape[0], self.outputs, -1)
+            if dy is not None else empty[3],
+            self._planes(g) if g is not None else empty[3],
+            weight_diff.reshape(self.outputs, -1) if weight_diff is not None else empty[2],
+            bias_diff if bias_diff is not None else empty[1])
+        if dx is not None:
+            # With a copying pad fill, g is the scratch that x was padded into: each chunk
+            # reads its images' x before it writes their g, so sharing is safe.
+            geometry.fold(g, dx)

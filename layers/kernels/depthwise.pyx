@@ -1,0 +1,153 @@
+"""Depthwise convolution (2-D, group == C, num_output = C * multiplier): direct kernels, no
+columns and no GEMM. Output plane o reads input plane o // multiplier:
+
+    y[n, o] = sum_ij w[o, i, j] x[n, o // M, y*sh - ph + i*dh, x*sw - pw + j*dw] + b[o]
+
+The kernels read the geometry's source (the image, or its padded copy); forward and
+backward take the images and do the padding themselves.
+"""
+import numpy as np
+from cython.parallel import prange
+from cython cimport floating
+
+from .window cimport Window, end_inside, first_inside, window_of
+
+
+def forward(geometry, x, weights, bias, y):
+    """y (N, M, *out) = the depthwise convolution of the images x (N, C, H, W) by weights
+    (M, 1, kh, kw) plus bias (M,; None: none)."""
+    kernel_shape = (weights.shape[0],) + geometry.kernel
+    forward_planes(geometry, geometry.source(x), weights.reshape(kernel_shape),
+                   bias if bias is not None else np.empty(0, x.dtype), y)
+
+
+def backward(geometry, x, weights, dy, dx, weight_diff, bias_diff):
+    """Accumulate the weight and bias (None: none) gradients of dy; write dx unless None."""
+    kernel_shape = (weights.shape[0],) + geometry.kernel
+    backward_params_planes(geometry, geometry.source(x), dy, weight_diff.reshape(kernel_shape),
+                           bias_diff if bias_diff is not None else np.empty(0, x.dtype))
+    if dx is not None:
+        g = geometry.source_gradient(dx)
+        backward_data_planes(geometry, dy, weights.reshape(kernel_shape), g)
+        geometry.fold(g, dx)
+
+
+def forward_planes(geometry, const floating[:, :, :, ::1] x, const floating[:, :, ::1] w,
+                   const floating[::1] bias, floating[:, :, :, ::1] y):
+    """y[n, o] = sum_ij w[o, i, j] x[n, o // M, y*sh - ph + i*dh, x*sw - pw + j*dw] + b[o]."""
+    cdef Window win = window_of(geometry)
+    cdef Py_ssize_t ph = win.ph, pw = win.pw, sh = win.sh, sw = win.sw, dh = win.dh
+    cdef Py_ssize_t dw = win.dw
+    cdef Py_ssize_t num = y.shape[0], outputs = y.shape[1], ho = y.shape[2], wo = y.shape[3]
+    cdef Py_ssize_t height = x.shape[2], width = x.shape[3]
+    cdef Py_ssize_t kh = w.shape[1], kw = w.shape[2], multiplier = outputs // x.shape[1]
+    cdef Py_ssize_t plane, n, o, c, i, j, yo, xo, y0, y1, x0, x1, hin, shift
+    cdef bint has_bias = bias.shape[0] > 0
+    cdef floating weight, b
+    with nogil:
+        for plane in prange(num * outputs, schedule="static"):
+            n = plane // outputs
+            o = plane % outputs
+            c = o // multiplier
+            b = bias[o] if has_bias else 0
+            for yo in range(ho):
+                for xo in range(wo):
+                    y[n, o, yo, xo] = b
+            for i in range(kh):
+                y0 = first_inside(ph - i * dh, sh)
+                y1 = end_inside(ph - i * dh, sh, height, ho)
+                for j in range(kw):
+                    shift = pw - j * dw
+                    x0 = first_inside(shift, sw)
+                    x1 = end_inside(shift, sw, width, wo)
+                    weight = w[o, i, j]
+                    for yo in range(y0, y1):
+                        hin = yo * sh - ph + i * dh
+                        for xo in range(x0, x1):
+                            y[n, o, yo, xo] += weight * x[n, c, hin, xo * sw - shift]
+
+
+def backward_data_planes(geometry, const floating[:, :, :, ::1] dy, const floating[:, :, ::1] w,
+                         floating[:, :, :, ::1] dx):
+    """dx[n, c] = the sum over c's outputs of w (*)^T dy (written, not accumulated)."""
+    cdef Window win = window_of(geometry)
+    cdef Py_ssize_t ph = win.ph, pw = win.pw, sh = win.sh, sw = win.sw, dh = win.dh
+    cdef Py_ssize_t dw = win.dw
+    cdef Py_ssize_t num = dx.shape[0], channels = dx.shape[1]
+    cdef Py_ssize_t height = dx.shape[2], width = dx.shape[3]
+    cdef Py_ssize_t ho = dy.shape[2], wo = dy.shape[3]
+    cdef Py_ssize_t kh = w.shape[1], kw = w.shape[2], multiplier = dy.shape[1] // channels
+    cdef Py_ssize_t plane, n, o, c, m, i, j, yo, xo, y0, y1, x0, x1, hin, shift
+    cdef floating weight
+    with nogil:
+        # Each input plane gathers from its own outputs: no races.
+        for plane in prange(num * channels, schedule="static"):
+            n = plane // channels
+            c = plane % channels
+            for yo in range(height):
+                for xo in range(width):
+                    dx[n, c, yo, xo] = 0
+            for m in range(multiplier):
+                o = c * multiplier + m
+                for i in range(kh):
+                    y0 = first_inside(ph - i * dh, sh)
+                    y1 = end_inside(ph - i * dh, sh, height, ho)
+                    for j in range(kw):
+                        shift = pw - j * dw
+                        x0 = first_inside(shift, sw)
+                        x1 = end_inside(shift, sw, width, wo)
+                        weight = w[o, i, j]
+                        for yo in range(y0, y1):
+                            hin = yo * sh - ph + i * dh
+                            for xo in range(x0, x1):
+                                dx[n, c, hin, xo * sw - shift] += weight * dy[n, o, yo, xo]
+
+
+def backward_params_planes(geometry, const floating[:, :, :, ::1] x,
+                           const floating[:, :, :, ::1] dy, floating[:, :, ::1] dw_out,
+                           floating[::1] db):
+    """dw_out[o, i, j] += sum_n <dy[n, o], the window of x[n, o // M]>; db[o] += sum dy[:, o]."""
+    cdef Window win = window_of(geometry)
+    cdef Py_ssize_t ph = win.ph, pw = win.pw, sh = win.sh, sw = win.sw, dh = win.dh
+    cdef Py_ssize_t dw = win.dw
+    cdef Py_ssize_t num = dy.shape[0], outputs = dy.shape[1], ho = dy.shape[2], wo = dy.shape[3]
+    cdef Py_ssize_t height = x.shape[2], width = x.shape[3]
+    cdef Py_ssize_t kh = dw_out.shape[1], kw = dw_out.shape[2]
+    cdef Py_ssize_t multiplier = outputs // x.shape[1]
+    cdef Py_ssize_t n, o, c, i, j, yo, xo, x0, x1, hin, shift, row
+    cdef bint has_bias = db.shape[0] > 0
+    cdef floating total
+    # Per-output rows of partial sums, one per kernel offset and one for the bias: the inner
+    # loops stay elementwise (they vectorize), each row is summed once at the end, and every
+    # row of dy and x is read once per image while it sits in cache.
+    cdef floating[:, :, ::1] rows = np.zeros((outputs, kh * kw + 1, wo),
+                                             dtype=np.asarray(dy).dtype)
+    with nogil:
+        # Each output owns its weights, bias and rows: no races.
+        for o in prange(outputs, schedule="static"):
+            c = o // multiplier
+            for n in range(num):
+                for yo in range(ho):
+                    if has_bias:
+                        for xo in range(wo):
+                            rows[o, kh * kw, xo] += dy[n, o, yo, xo]
+                    for i in range(kh):
+                        hin = yo * sh - ph + i * dh
+                        if hin < 0 or hin >= height:
+                            continue
+                        for j in range(kw):
+                            shift = pw - j * dw
+                            x0 = first_inside(shift, sw)
+                            x1 = end_inside(shift, sw, width, wo)
+                            row = i * kw + j
+                            for xo in range(x0, x1):
+                                rows[o, row, xo] += (dy[n, o, yo, xo] *
+                                                     x[n, c, hin, xo * sw - shift])
+            for row in range(kh * kw + has_bias):
+                total = 0
+                for xo in range(wo):
+                    total = total + rows[o, row, xo]
+                if row < kh * kw:
+                    dw_out[o, row // kw, row % kw] += total
+                else:
+                    db[o] += total
