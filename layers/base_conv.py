@@ -70,8 +70,8 @@ class ConvolutionGeometry:
                              ("dilation", self.dilation)):
             if any(v <= 0 for v in values):
                 raise NetError(f"layer '{self.name}': {what} must be positive, got {values}")
-        self.same_padding = p.pad_scheme == pb.SAME
-        if self.same_padding and (len(p.pad) or p.HasField("pad_h") or p.HasField("pad_w")):
+        self.same = p.pad_scheme == pb.SAME
+        if self.same and (len(p.pad) or p.HasField("pad_h") or p.HasField("pad_w")):
             raise NetError(f"layer '{self.name}': pad_scheme SAME computes the padding; do "
                            "not give pad / pad_h / pad_w as well")
         self.pad_fill = pb.PadFill.Name(p.pad_fill).lower()
@@ -83,7 +83,7 @@ class ConvolutionGeometry:
     def make_geometry(self, in_shape, out_shape=None):
         """The window.Geometry over spatial shape in_shape (checks REFLECT's limit and that
         the kernel fits)."""
-        if self.same_padding:
+        if self.same:
             pads = [same_padding(*axis) for axis in
                     zip(in_shape, self.kernel, self.stride, self.dilation)]
             before, after = tuple(p[0] for p in pads), tuple(p[1] for p in pads)

@@ -235,6 +235,4 @@ class Pipeline:
             weight_diff.reshape(self.outputs, -1) if weight_diff is not None else empty[2],
             bias_diff if bias_diff is not None else empty[1])
         if dx is not None:
-            # With a copying pad fill, g is the scratch that x was padded into: each chunk
-            # reads its images' x before it writes their g, so sharing is safe.
             geometry.fold(g, dx)
