@@ -13,9 +13,8 @@ from cython cimport floating
 
 from ..proto.errors import NetError
 from .backend import array_module
-from .base import Layer, canonical_axis
-from .softmax import split_shape
-from .softmax_loss import bad_label_error, label_indices
+from .base import Layer, canonical_axis, split_shape
+from .base_loss import bad_label_error, label_indices
 
 
 def accuracy_counts(const floating[:, :, ::1] scores, const Py_ssize_t[:, ::1] index,

@@ -201,21 +201,6 @@ class ViewLayer(Layer):
     backward_gpu = backward_cpu
 
 
-class LossLayer(Layer):
-    """Bottoms (prediction, target, ...) -> a scalar loss, weighted by top[0].diff."""
-
-    num_bottom = 2
-    min_top = 1
-    max_top = 1
-    is_loss = True
-
-    def reshape(self, bottom, top):
-        if bottom[0].shape[0] != bottom[1].shape[0]:
-            raise self.shape_error(f"bottoms must have the same number of items, got "
-                                   f"{bottom[0].shape} and {bottom[1].shape}")
-        top[0].reshape(())
-
-
 def _only(reads, writes):
     """The arrays a pass reads and does not write (in place, a bottom is also written)."""
     written = set(map(id, writes))
@@ -228,3 +213,37 @@ def canonical_axis(axis, num_axes, layer=None):
         who = f"layer '{layer.name}': " if layer is not None else ""
         raise ShapeError(f"{who}axis {axis} is out of range for a {num_axes}-D blob")
     return axis % num_axes
+
+
+def split_shape(shape, axis):
+    """(outer, channels, inner) of a blob shape around axis."""
+    outer = int(np.prod(shape[:axis], dtype=np.int64))
+    inner = int(np.prod(shape[axis + 1:], dtype=np.int64))
+    return outer, shape[axis], inner
+
+
+def param_blob_shape(layer, shape, axis, num_axes):
+    """The learnable blob's shape: shape[axis:axis + num_axes] (num_axes -1: to the end)."""
+    if num_axes < -1:
+        raise NetError(f"layer '{layer.name}' ({layer.type}): num_axes must be -1 or "
+                       f"non-negative, got {num_axes}")
+    axis = canonical_axis(axis, len(shape), layer)
+    if num_axes == -1:
+        return tuple(shape[axis:])
+    if axis + num_axes > len(shape):
+        raise layer.shape_error(f"axis {axis} + num_axes {num_axes} exceeds the "
+                                f"{len(shape)} axes of the bottom {shape}")
+    return tuple(shape[axis:axis + num_axes])
+
+
+def broadcast_dims(layer, shape, operand_shape, axis):
+    """(outer, dim, inner) of `shape` for an operand of `operand_shape` placed at `axis`."""
+    axis = 0 if len(operand_shape) == 0 else canonical_axis(axis, len(shape), layer)
+    end = axis + len(operand_shape)
+    if end > len(shape) or tuple(shape[axis:end]) != tuple(operand_shape):
+        raise layer.shape_error(f"operand of shape {tuple(operand_shape)} does not match "
+                                f"the bottom {tuple(shape)} from axis {axis} on")
+    outer = int(np.prod(shape[:axis], dtype=np.int64))
+    dim = int(np.prod(operand_shape, dtype=np.int64))
+    inner = int(np.prod(shape[end:], dtype=np.int64))
+    return outer, dim, inner

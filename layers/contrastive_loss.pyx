@@ -17,7 +17,7 @@ from cython cimport floating
 from libc.math cimport sqrt
 
 from .backend import array_module
-from .base import LossLayer
+from .base_loss import LossLayer
 
 # Caffe adds this to the distance in the non-legacy gradient's denominator.
 cdef double DISTANCE_EPS = 1e-4

@@ -13,7 +13,7 @@ from ..proto.errors import NetError
 from . import fillers
 from .backend import array_module
 from .base import Layer
-from .bias import broadcast_add, sum_outer_inner
+from .kernels.elementwise import broadcast, sum_outer_inner
 
 
 def scatter_rows(const Py_ssize_t[::1] index, const floating[:, ::1] dy, floating[:, ::1] dw):
@@ -76,7 +76,7 @@ class Embed(Layer):
         np.take(self.blobs[0].data, index, axis=0, out=y)
         if self.bias_term:
             y3 = y.reshape(index.size, self.num_output, 1)
-            broadcast_add(y3, self.blobs[1].data, y3)
+            broadcast(y3, self.blobs[1].data, y3)
 
     def backward_cpu(self, top, propagate_down, bottom):
         index = self._indices(bottom)

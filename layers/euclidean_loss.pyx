@@ -8,7 +8,7 @@ import numpy as np
 from cython.parallel import prange
 from cython cimport floating
 
-from .base import LossLayer
+from .base_loss import LossLayer
 
 
 def euclidean_forward(const floating[::1] a, const floating[::1] b, floating[::1] diff):

@@ -14,7 +14,7 @@ from cython cimport floating
 from ..proto import cyffe_pb2 as pb
 from ..proto.errors import NetError
 from .backend import array_module
-from .softmax_loss import PerItemLabelLoss
+from .base_loss import PerItemLabelLoss
 
 
 def hinge_margins(const floating[:, ::1] x, const Py_ssize_t[::1] label,

@@ -22,10 +22,9 @@ from ..proto import cyffe_pb2 as pb
 from ..proto.errors import DataError, NetError
 from ..proto.io import blobproto_to_array
 from .backend import array_module
-from .base import LossLayer
-from .multinomial_logistic_loss import LOG_THRESHOLD
-from .softmax import softmax_array, softmax_forward
-from .softmax_loss import bad_label_error, class_axis_dims, label_indices, loss_normalizer
+from .base_loss import (LOG_THRESHOLD, LossLayer, bad_label_error, class_axis_dims,
+                        label_indices, loss_normalizer)
+from .kernels.softmax import softmax_array, softmax_forward
 
 
 def read_infogain_matrix(layer, path):

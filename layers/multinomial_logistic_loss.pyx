@@ -13,9 +13,7 @@ from cython cimport floating
 from libc.math cimport log
 
 from .backend import array_module
-from .softmax_loss import PerItemLabelLoss
-
-LOG_THRESHOLD = float(np.float32(1e-20))
+from .base_loss import LOG_THRESHOLD, PerItemLabelLoss
 
 
 def multinomial_forward(const floating[:, ::1] prob, const Py_ssize_t[::1] label):

@@ -7,7 +7,7 @@ The blob starts at zero (Caffe gives it no filler) unless weights are given.
 """
 from ..proto.errors import NetError
 from .base import Layer
-from .split import add_into
+from .kernels.elementwise import add_into
 
 
 class Parameter(Layer):

@@ -8,44 +8,9 @@ that with an inner Bias layer, here it is the same arithmetic done directly.
 Backward: dx = dy * s, ds = sum of dy * x over outer and inner, db = sum of dy.
 Runs in place: x is kept for ds when the top is the bottom.
 """
-import numpy as np
-from cython.parallel import prange
-from cython cimport floating
-
 from . import fillers
-from .base import Layer
-from .bias import broadcast_add, broadcast_dims, param_blob_shape, sum_outer_inner
-from .kernels.row_sums cimport row_dot
-
-
-def broadcast_multiply(const floating[:, :, ::1] x, const floating[::1] s,
-                       floating[:, :, ::1] y):
-    """y[o, d, i] = x[o, d, i] * s[d]; y may be x."""
-    cdef Py_ssize_t r, i, o, d
-    cdef Py_ssize_t dim = x.shape[1], inner = x.shape[2], rows = x.shape[0] * x.shape[1]
-    with nogil:
-        for r in prange(rows, schedule="static"):
-            o = r // dim
-            d = r % dim
-            for i in range(inner):
-                y[o, d, i] = x[o, d, i] * s[d]
-
-
-def dot_outer_inner(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
-                    floating[::1] out, bint accumulate):
-    """out[d] (+)= sum over o, i of dy[o, d, i] * x[o, d, i]."""
-    cdef Py_ssize_t o, d, i
-    cdef Py_ssize_t outer = dy.shape[0], dim = dy.shape[1], inner = dy.shape[2]
-    cdef double acc
-    with nogil:
-        for d in prange(dim, schedule="static"):
-            acc = 0
-            for o in range(outer):
-                acc = acc + row_dot(&dy[o, d, 0], &x[o, d, 0], inner)
-            if accumulate:
-                out[d] += <floating>acc
-            else:
-                out[d] = <floating>acc
+from .base import Layer, broadcast_dims, param_blob_shape
+from .kernels.elementwise import broadcast, sum_outer_inner
 
 
 class Scale(Layer):
@@ -111,10 +76,10 @@ class Scale(Layer):
     def forward_cpu(self, bottom, top):
         self._keep_input(bottom, top)
         y = top[0].data.reshape(self.dims)
-        broadcast_multiply(bottom[0].data.reshape(self.dims),
-                           self._scale(bottom).data.reshape(-1), y)
+        broadcast(bottom[0].data.reshape(self.dims), self._scale(bottom).data.reshape(-1), y,
+                  multiply=True)
         if self.bias_term:
-            broadcast_add(y, self._bias().data.reshape(-1), y)
+            broadcast(y, self._bias().data.reshape(-1), y)
 
     def backward_cpu(self, top, propagate_down, bottom):
         dy = top[0].diff.reshape(self.dims)
@@ -124,11 +89,11 @@ class Scale(Layer):
             sum_outer_inner(dy, self._bias().diff.reshape(-1), True)
         if len(bottom) == 2:
             if propagate_down[1]:
-                dot_outer_inner(dy, x, scale.diff.reshape(-1), False)
+                sum_outer_inner(dy, scale.diff.reshape(-1), False, x)
         else:
-            dot_outer_inner(dy, x, scale.diff.reshape(-1), True)
+            sum_outer_inner(dy, scale.diff.reshape(-1), True, x)
         if propagate_down[0]:
-            broadcast_multiply(dy, scale.data.reshape(-1), bottom[0].diff.reshape(self.dims))
+            broadcast(dy, scale.data.reshape(-1), bottom[0].diff.reshape(self.dims), multiply=True)
 
     def forward_gpu(self, bottom, top):
         self._keep_input(bottom, top)

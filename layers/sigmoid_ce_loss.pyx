@@ -18,8 +18,7 @@ from libc.math cimport exp, fabs, log1p, tanh
 from ..proto import cyffe_pb2 as pb
 from ..proto.errors import NetError
 from .backend import array_module
-from .base import LossLayer
-from .softmax_loss import loss_normalizer, normalization_mode
+from .base_loss import LossLayer, loss_normalizer, normalization_mode
 
 
 cdef inline bint is_ignored(double target, bint has_ignore, int ignore_label) noexcept nogil:

@@ -4,19 +4,9 @@ The net inserts a Split wherever one blob feeds several layers, so that each
 consumer writes its own diff and the Split sums them. The tops share the
 bottom's data array (no copy); their diffs are their own.
 """
-from cython.parallel import prange
-from cython cimport floating
-
 from ..proto.errors import NetError
 from .base import Layer
-
-
-def add_into(floating[::1] acc, const floating[::1] x):
-    """acc += x."""
-    cdef Py_ssize_t i, n = acc.shape[0]
-    with nogil:
-        for i in prange(n, schedule="static"):
-            acc[i] += x[i]
+from .kernels.elementwise import add_into
 
 
 class Split(Layer):

@@ -4,7 +4,8 @@ They are plain NumPy so graph behaviour is tested apart from the real kernels.
 """
 import numpy as np
 
-from cyffe.layers.base import Layer, LossLayer, NeuronLayer
+from cyffe.layers.base import Layer, NeuronLayer
+from cyffe.layers.base_loss import LossLayer
 from cyffe.layers import fillers
 
 
