@@ -14,8 +14,9 @@ import os
 import numpy as np
 
 from ..proto.errors import DataError, NetError
-from .data_prefetch import PrefetchingDataLayer, record_order
-from .data_transformer import beside, read_image
+from .base_data import PrefetchingDataLayer, record_order
+from .pipeline.images import read_image
+from .pipeline.paths import beside
 
 
 def read_image_list(path, where):

@@ -6,8 +6,8 @@ import struct
 import numpy as np
 import pytest
 
-from cyffe.layers.data import lmdb_keys, open_lmdb, parse_datum
-from cyffe.layers.data_transformer import datum_to_array
+from cyffe.layers.pipeline.databases import lmdb_keys, open_lmdb, parse_datum
+from cyffe.layers.pipeline.images import datum_to_array
 from cyffe.proto import cyffe_pb2 as pb
 from cyffe.proto.io import blobproto_to_array
 from cyffe.tools import compute_image_mean, convert_imageset, convert_mnist

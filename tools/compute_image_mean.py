@@ -11,8 +11,8 @@ import sys
 
 import numpy as np
 
-from cyffe.layers.data import lmdb_keys, open_lmdb, parse_datum
-from cyffe.layers.data_transformer import datum_to_array
+from cyffe.layers.pipeline.databases import lmdb_keys, open_lmdb, parse_datum
+from cyffe.layers.pipeline.images import datum_to_array
 from cyffe.proto import cyffe_pb2 as pb
 from cyffe.proto.errors import DataError
 from cyffe.proto.io import write_binary

@@ -18,8 +18,8 @@ import sys
 
 import numpy as np
 
-from cyffe.layers.data import write_lmdb
-from cyffe.layers.data_transformer import read_image
+from cyffe.layers.pipeline.databases import write_lmdb
+from cyffe.layers.pipeline.images import read_image
 from cyffe.layers.image_data import read_image_list
 from cyffe.proto import cyffe_pb2 as pb
 from cyffe.proto.errors import DataError

@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from cyffe.layers.data import write_lmdb
+from cyffe.layers.pipeline.databases import write_lmdb
 from cyffe.proto import cyffe_pb2 as pb
 from cyffe.proto.errors import DataError
 from cyffe.tools.cli import run

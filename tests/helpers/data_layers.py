@@ -2,7 +2,7 @@
 import numpy as np
 
 from cyffe.layers.blob import Blob
-from cyffe.layers.data import write_lmdb
+from cyffe.layers.pipeline.databases import write_lmdb
 from cyffe.layers.registry import layer_class
 from cyffe.proto import cyffe_pb2 as pb
 from google.protobuf import text_format

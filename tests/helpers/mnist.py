@@ -23,7 +23,7 @@ def load(split="t10k", count=None):
 
 def lmdb(db, count):
     """An LMDB of the first count training images at db, as convert_mnist writes them; db."""
-    from cyffe.layers.data import write_lmdb
+    from cyffe.layers.pipeline.databases import write_lmdb
     from cyffe.tools.convert_mnist import mnist_records
     images, labels = load("train", count)
     write_lmdb(db, mnist_records(images[:, 0], labels), map_size=16 << 20)

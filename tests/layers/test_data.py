@@ -7,7 +7,7 @@ import pytest
 
 import cyffe
 from cyffe.layers.backend import set_random_seed
-from cyffe.layers.data import write_lmdb
+from cyffe.layers.pipeline.databases import write_lmdb
 from cyffe.proto import cyffe_pb2 as pb
 from cyffe.proto.errors import DataError
 from helpers.data_layers import forward, make_layer, make_lmdb, raw_items
@@ -73,10 +73,10 @@ def test_prefetch_fills_a_bounded_queue_in_a_thread(db):
     source, items, _ = db
     layer, top = data_layer(source, batch_size=1, extra="prefetch: 2")
     forward(layer, top)
-    assert layer._thread.is_alive() and layer._thread is not threading.current_thread()
-    assert layer._queue.maxsize == 2
+    assert layer.prefetcher._thread.is_alive() and layer.prefetcher._thread is not threading.current_thread()
+    assert layer.prefetcher._queue.maxsize == 2
     layer.stop()
-    assert layer._thread is None
+    assert layer.prefetcher._thread is None
     np.testing.assert_array_equal(forward(layer, top)[0], items[1:2])   # restarts where it was
     layer.stop()
 
@@ -186,7 +186,7 @@ def test_the_thread_ends_when_the_layer_is_dropped(db):
     source, _, _ = db
     layer, top = data_layer(source, batch_size=1, extra="prefetch: 1")
     forward(layer, top)
-    thread = layer._thread
+    thread = layer.prefetcher._thread
     del layer
     gc.collect()
     thread.join(timeout=10)
@@ -207,7 +207,7 @@ def test_encoded_datum_forced_gray_through_the_layer(tmp_path):
 
 
 def test_in_gpu_mode_the_thread_copies_each_batch_to_the_device(db, mode, monkeypatch):
-    from cyffe.layers import data_prefetch
+    from cyffe.layers.pipeline import prefetch
     cyffe.set_mode_gpu(emulate=True)
     threads = []
 
@@ -215,7 +215,7 @@ def test_in_gpu_mode_the_thread_copies_each_batch_to_the_device(db, mode, monkey
         threads.append(threading.current_thread().name)
         return mode.copy_to_device(array)
 
-    monkeypatch.setattr(data_prefetch, "copy_to_device", copy)
+    monkeypatch.setattr(prefetch, "copy_to_device", copy)
     source, items, labels = db
     layer, top = data_layer(source)
     layer.forward([], top)

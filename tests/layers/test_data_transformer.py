@@ -4,7 +4,8 @@ import io
 import numpy as np
 import pytest
 
-from cyffe.layers.data_transformer import DataTransformer, datum_to_array, decode_image
+from cyffe.layers.pipeline.images import datum_to_array, decode_image
+from cyffe.layers.pipeline.transformer import DataTransformer
 from cyffe.proto import cyffe_pb2 as pb
 from cyffe.proto.errors import DataError, NetError
 from cyffe.proto.io import array_to_blobproto, write_binary

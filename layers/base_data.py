@@ -1,4 +1,4 @@
-"""The base of the data layers that read records: batches made ahead in a thread (Caffe's prefetch).
+"""The base of the data layers that read records (Caffe's BasePrefetchingDataLayer).
 
 A subclass says how many records it has (`num_records`) and how to make batch k
 (`load_batch`). Batch k holds the records at stream positions ``skip + k*batch_size
@@ -8,25 +8,17 @@ crops and flips from its own generator, seeded from the layer's seed (taken from
 backend.rng() at setup) and k, so batches are the same whichever thread makes them,
 and `skip(batches)` moves to batch k+batches without reading anything.
 
-A background thread fills a queue of at most `data_param.prefetch` ready batches
-(Caffe's default, 4); forward takes the next one. In GPU mode the thread also copies each
-batch to the device, so forward hands the tops device arrays with no copy on the way
-(Caffe's one-batch-ahead transfer); the host copies sync only if Python reads them. An error in the thread is raised
-by the forward that wanted the batch. `set_shard(rank, size)` keeps every size-th
-record, starting at rank, for data-parallel training.
+Batches are made ahead by a pipeline.prefetch.Prefetcher (at most `data_param.prefetch`
+of them, Caffe's default 4); forward takes the next one. `set_shard(rank, size)` keeps
+every size-th record, starting at rank, for data-parallel training.
 """
-import queue
-import threading
-import weakref
-
 import numpy as np
 
-from ..proto.errors import CyffeError, DataError, NetError
-from .backend import copy_to_device, gpu_mode, rng
+from ..proto.errors import DataError, NetError
+from .backend import rng
 from .base import Layer
-from .data_transformer import DataTransformer
-
-_POLL_S = 0.1       # how often a blocked thread looks whether it should stop
+from .pipeline.prefetch import Prefetcher
+from .pipeline.transformer import DataTransformer
 
 
 class PrefetchingDataLayer(Layer):
@@ -65,13 +57,12 @@ class PrefetchingDataLayer(Layer):
             raise NetError(f"layer '{self.name}' ({self.type}): batch_size must be positive")
         self.item_shape = self.transformer.output_shape(item_shape)
         self.seed = int(rng().integers(2 ** 63))
-        self.prefetch = max(1, self.param.data_param.prefetch)
         self.start = 0              # stream position of batch 0 (rand_skip moves it)
         rand_skip = getattr(self.param, self.source_field).rand_skip
         if rand_skip:
             self.start = int(rng().integers(rand_skip))
         self.next_batch = 0
-        self._thread = None
+        self.prefetcher = Prefetcher(self, max(1, self.param.data_param.prefetch))
 
     def _refuse_legacy_fields(self):
         """Old nets put scale/mean_file/crop_size/mirror in the data params: never ignore them."""
@@ -126,54 +117,15 @@ class PrefetchingDataLayer(Layer):
 
     # -- the thread -----------------------------------------------------------------------
 
-    def _start(self):
-        self._queue = queue.Queue(maxsize=self.prefetch)
-        self._stop = threading.Event()
-        self._on_device = gpu_mode()
-        self._thread = threading.Thread(
-            target=_produce, args=(weakref.ref(self), self.next_batch, self._queue, self._stop,
-                                   self._on_device),
-            name=f"prefetch {self.name}", daemon=True)
-        self._thread.start()
-
     def stop(self):
         """End the prefetch thread and drop its batches (it restarts at the next forward)."""
-        if self._thread is None:
-            return
-        self._stop.set()
-        while self._thread.is_alive():
-            try:
-                self._queue.get(timeout=_POLL_S)
-            except queue.Empty:
-                pass
-        self._thread = None
-
-    def __del__(self):
-        if getattr(self, "_thread", None) is not None:
-            self._stop.set()
+        self.prefetcher.stop()
 
     def _next(self):
-        if self._thread is not None and self._on_device != gpu_mode():
-            self.stop()                 # the mode changed: batches ahead are on the wrong side
-        if self._thread is None:
-            self._start()
-        while True:
-            try:
-                item = self._queue.get(timeout=_POLL_S)
-                break
-            except queue.Empty:
-                if not self._thread.is_alive():
-                    self._thread = None
-                    raise DataError(f"layer '{self.name}' ({self.type}): the prefetch "
-                                    "thread ended without a batch") from None
-        if isinstance(item, BaseException):
-            self._thread = None
-            if isinstance(item, CyffeError):
-                raise item
-            raise DataError(f"layer '{self.name}' ({self.type}): {self.describe_source()}: "
-                            f"{type(item).__name__}: {item}") from item
+        batch = self.prefetcher.next(self.next_batch, f"layer '{self.name}' ({self.type})",
+                                     self.describe_source)
         self.next_batch += 1
-        return item
+        return batch
 
     def describe_source(self):
         """The file or folder the layer reads, for error messages."""
@@ -184,7 +136,7 @@ class PrefetchingDataLayer(Layer):
     def forward_cpu(self, bottom, top):
         batch = self._next()
         for blob, values in zip(top, batch):
-            if self._on_device:         # the thread made this batch's device copies
+            if self.prefetcher.on_device:       # the thread made this batch's device copies
                 blob.adopt_device_data(values)
             else:
                 blob.data[...] = values
@@ -194,32 +146,6 @@ class PrefetchingDataLayer(Layer):
 
     forward_gpu = forward_cpu
     backward_gpu = backward_cpu
-
-
-def _produce(layer_ref, batch, out, stop, on_device):
-    """The prefetch thread: make batches from `batch` on until stopped or the layer is gone
-    (copied to the device when on_device)."""
-    while not stop.is_set():
-        layer = layer_ref()
-        if layer is None:
-            return
-        try:
-            item = layer.make_batch(batch)
-            if on_device:
-                item = tuple(copy_to_device(a) for a in item)
-        except BaseException as err:        # handed to forward, which raises it
-            item = err
-        del layer                           # no strong reference while blocked: the layer may go
-        while not stop.is_set():
-            try:
-                out.put(item, timeout=_POLL_S)
-                break
-            except queue.Full:
-                if layer_ref() is None:
-                    return
-        if isinstance(item, BaseException):
-            return
-        batch += 1
 
 
 def record_order(count, rank, size):

@@ -6,69 +6,13 @@ the crop offsets (random in TRAIN, centred in TEST); the output is
 ``(x[:, crop] - mean[:, crop]) * scale``, flipped left-right when mirrored. The
 mean is a full-size ``mean_file`` (a BlobProto of the item's C, H, W, cropped
 at the same place) or ``mean_value`` (one for all channels, or one per channel).
-
-Encoded items (JPEG, PNG, ... bytes) are decoded with Pillow into Caffe's (OpenCV's)
-channel order, BGR; `force_color` decodes to 3 channels, `force_gray` to 1,
-otherwise the image keeps its own (1 for gray, 3 for color). As in Caffe, the two
-force flags act only on encoded data.
 """
-import io
-import os
-
 import numpy as np
 
-from ..proto import cyffe_pb2 as pb
-from ..proto.errors import DataError, NetError
-
-
-def beside(path, folder):
-    """path as given when it exists (from the working directory), else the same relative path
-    under folder (the net's prototxt folder) when that exists; else path, for the error."""
-    if os.path.exists(path) or os.path.isabs(path) or not folder:
-        return path
-    candidate = os.path.join(folder, path)
-    return candidate if os.path.exists(candidate) else path
-
-
-def decode_image(data, color=None, where="image"):
-    """(C, H, W) uint8 in BGR order from encoded bytes; color True/False forces 3/1 channels."""
-    try:
-        from PIL import Image
-    except ImportError:
-        raise DataError(f"{where}: decoding images needs Pillow (pip install pillow)") from None
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            return image_to_array(image, color)
-    except (OSError, ValueError, SyntaxError) as err:
-        raise DataError(f"{where}: not a readable image: {err}") from None
-
-
-def image_to_array(image, color=None):
-    """A Pillow image as (C, H, W) uint8, BGR, with 3 channels (color True), 1 (False) or its own."""
-    if color is None:
-        color = image.mode not in ("L", "1", "I;16", "I", "F")
-    image = image.convert("RGB" if color else "L")
-    array = np.asarray(image, dtype=np.uint8)
-    if color:
-        return np.ascontiguousarray(array[:, :, ::-1].transpose(2, 0, 1))
-    return array[np.newaxis]
-
-
-def datum_to_array(datum, force_color=False, force_gray=False, where="datum"):
-    """The (C, H, W) array a Datum holds: decoded, raw uint8 bytes, or float_data."""
-    if datum.encoded:
-        color = True if force_color else False if force_gray else None
-        return decode_image(datum.data, color, where)
-    shape = (datum.channels, datum.height, datum.width)
-    count = int(np.prod(shape))
-    if datum.data:
-        values = np.frombuffer(datum.data, dtype=np.uint8)
-    else:
-        values = np.asarray(datum.float_data, dtype=np.float32)
-    if count <= 0 or values.size != count:
-        raise DataError(f"{where}: Datum of shape {shape} holds {values.size} values")
-    return values.reshape(shape)
+from ...proto import cyffe_pb2 as pb
+from ...proto.errors import DataError, NetError
+from .images import datum_to_array
+from .paths import beside
 
 
 class DataTransformer:
@@ -92,7 +36,7 @@ class DataTransformer:
         self.mean_value = np.asarray(param.mean_value, dtype=np.float64)
 
     def _read_mean(self, path, base_dir):
-        from ..proto.io import blobproto_to_array
+        from ...proto.io import blobproto_to_array
         path = beside(path, base_dir)
         blob = pb.BlobProto()
         try:
@@ -157,25 +101,3 @@ class DataTransformer:
         if self.scale != 1:
             x *= self.scale
         out[...] = x[:, :, ::-1] if do_mirror else x
-
-
-def read_image(path, height=0, width=0, color=True, where="image"):
-    """(C, H, W) uint8 BGR (or 1-channel gray) of an image file, as Caffe's ReadImageToCVMat.
-
-    Resized to height x width (bilinear) when both are positive.
-    """
-    try:
-        from PIL import Image
-    except ImportError:
-        raise DataError(f"{where}: reading images needs Pillow (pip install pillow)") from None
-    try:
-        with Image.open(path) as image:
-            image.load()
-            if height > 0 and width > 0 and image.size != (width, height):
-                image = image.convert("RGB" if color else "L").resize(
-                    (width, height), Image.BILINEAR)
-            return image_to_array(image, color)
-    except FileNotFoundError:
-        raise DataError(f"{where}: image {path!r} not found") from None
-    except (OSError, ValueError, SyntaxError) as err:
-        raise DataError(f"{where}: {path!r} is not a readable image: {err}") from None
