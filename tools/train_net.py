@@ -48,7 +48,8 @@ def build_parser():
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--proto", metavar="NET", help="net prototxt (train and test phases)")
     source.add_argument("--solver", metavar="SOLVER",
-                        help="Caffe solver prototxt; its net: path is relative to the solver file")
+                        help="Caffe solver prototxt; a relative net: path is taken from the working "
+                             "directory, else from the solver file's folder")
     s = p.add_argument_group("solver settings (Caffe's names)")
     s.add_argument("--base-lr", type=float, default=0.01, help="base learning rate")
     s.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
