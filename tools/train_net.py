@@ -33,6 +33,7 @@ import numpy as np
 import cyffe
 from cyffe.net.communicator import Communicator, from_environment
 from cyffe.net.parallel import DataParallel
+from cyffe.net.solver import LR_POLICIES
 from cyffe.net.training_log import TrainingLog
 from cyffe.proto import cyffe_pb2 as pb
 from cyffe.proto.io import read_solver
@@ -54,8 +55,7 @@ def build_parser():
     s.add_argument("--base-lr", type=float, default=0.01, help="base learning rate")
     s.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
     s.add_argument("--weight-decay", type=float, default=5e-4, help="L2 weight decay")
-    s.add_argument("--lr-policy", default="inv",
-                   choices=["fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid"],
+    s.add_argument("--lr-policy", default="inv", choices=LR_POLICIES,
                    help="learning rate policy")
     s.add_argument("--gamma", type=float, default=1e-4, help="gamma of step/exp/inv/multistep/sigmoid")
     s.add_argument("--power", type=float, default=0.75, help="power of inv/poly")
