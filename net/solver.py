@@ -500,8 +500,8 @@ class SGDSolver:
             listener(event)
 
     def enable_diagnostics(self, **kwargs):
-        """Watch per-layer activation, gradient and update norms (see net/diagnostics.py)."""
-        from .diagnostics import Diagnostics
+        """Watch per-layer activation, gradient and update norms (see net/analysis/diagnostics.py)."""
+        from .analysis.diagnostics import Diagnostics
         return self.diagnostics or Diagnostics(self, **kwargs)
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import cyffe
-from cyffe.net.drawing import draw_net_to_file
-from cyffe.net.training_log import plot_training_log
+from cyffe.net.analysis.drawing import draw_net_to_file
+from cyffe.net.analysis.training_log import plot_training_log
 from cyffe.proto.atomic import atomic_path, write_bytes
 from cyffe.proto.io import write_text
 from cyffe.tools.convert_digits import write_h5

@@ -12,9 +12,9 @@ for snapshot_format: HDF5) every `snapshot` iterations and after training.
 stops after the current iteration and SIGHUP snapshots, unless --sigint_effect
 and --sighup_effect say otherwise. --log also writes each display and test as
 a structured event (JSON lines, or CSV for a name ending in .csv; see
-cyffe.net.training_log), for plot_training_log. When stderr is a terminal and tqdm is installed
-(pip install "cyffe[progress]"), a progress bar with ETA, loss and throughput is
-drawn there; otherwise there is no bar.
+cyffe.net.analysis.training_log), for plot_training_log. When stderr is a
+terminal and tqdm is installed (pip install "cyffe[progress]"), a progress bar
+with ETA, loss and throughput is drawn there; otherwise there is no bar.
 
 Started by an MPI launcher (`mpiexec -n N train_net ...`: Open MPI's or MPICH's
 environment says so), it trains data-parallel on N processes (needs mpi4py:
@@ -31,10 +31,10 @@ import sys
 import numpy as np
 
 import cyffe
-from cyffe.net.communicator import Communicator, from_environment
-from cyffe.net.parallel import DataParallel
+from cyffe.net.analysis.training_log import TrainingLog
+from cyffe.net.scaleout.communicator import Communicator, from_environment
+from cyffe.net.scaleout.parallel import DataParallel
 from cyffe.net.solver import LR_POLICIES
-from cyffe.net.training_log import TrainingLog
 from cyffe.proto import cyffe_pb2 as pb
 from cyffe.proto.io import read_solver
 

@@ -9,12 +9,12 @@ import os
 import shutil
 import subprocess
 
-from ..proto import cyffe_pb2 as pb
-from ..proto.atomic import write_bytes
-from ..proto.errors import CyffeError, NetError
-from ..proto.io import read_net
-from ..proto.upgrade import upgrade_net
-from .graph import Net, layer_included
+from ...proto import cyffe_pb2 as pb
+from ...proto.atomic import write_bytes
+from ...proto.errors import CyffeError, NetError
+from ...proto.io import read_net
+from ...proto.upgrade import upgrade_net
+from ..graph import Net, layer_included
 
 FORMATS = ("dot", "png", "svg")
 LAYER_COLORS = {"Convolution": "#FF5050", "Deconvolution": "#FF5050", "Pooling": "#FF9900",

@@ -26,8 +26,8 @@ import json
 import math
 import os
 
-from ..proto.atomic import atomic_path
-from ..proto.errors import DataError
+from ...proto.atomic import atomic_path
+from ...proto.errors import DataError
 
 CSV_HEADER = ("iter", "phase", "net", "name", "value")
 _KEYS = ("iter", "phase", "net")

@@ -19,8 +19,8 @@ import math
 
 import numpy as np
 
-from ..proto.atomic import atomic_path
-from ..proto.errors import CyffeError
+from ...proto.atomic import atomic_path
+from ...proto.errors import CyffeError
 
 
 def _norm(arrays):
