@@ -23,8 +23,8 @@ from cyffe.net.solver import SGDSolver, get_solver
 from cyffe.net.adaptive import (AdaDeltaSolver, AdaGradSolver, AdamSolver, NesterovSolver,
                                 RMSPropSolver)
 from cyffe.proto.netspec import NetSpec, params, to_proto
-from cyffe.net.classifier import Classifier
-from cyffe.net import io
+from cyffe.net.pycaffe.classifier import Classifier
+from cyffe.net.pycaffe import io
 from cyffe import layers
 
 # pycaffe's module names: `from cyffe.io import Transformer`, `import cyffe.params`.

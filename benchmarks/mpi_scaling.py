@@ -26,8 +26,8 @@ DEFAULT_SOLVER = os.path.join(HERE, "..", "examples", "digits", "lenet_solver.pr
 def worker(args):
     """One rank: train `iters` timed iterations after a warm-up; rank 0 prints a JSON line."""
     import cyffe
-    from cyffe.net.communicator import from_environment
-    from cyffe.net.parallel import DataParallel
+    from cyffe.net.scaleout.communicator import from_environment
+    from cyffe.net.scaleout.parallel import DataParallel
 
     comm = from_environment()
     solver = cyffe.get_solver(args.solver, log=lambda line: None)

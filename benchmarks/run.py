@@ -8,7 +8,7 @@ process (so its peak RSS is its own); configurations alternate round by round an
 figure is the median over all rounds. It writes a Markdown table and a JSON file (date,
 machine, load averages) to benchmarks/results/, and prints the table. `--quick` is a short
 smoke run. The cyffe LeNet/cifar10_quick runs also carry a per-layer profile
-(net/timing.time_layers) and the framework's own overhead, and each net trained at 2
+(net/analysis/timing.time_layers) and the framework's own overhead, and each net trained at 2
 threads its GEMM GFLOP/s against the SGEMM limit measured in the same run (NumPy's
 OpenBLAS, and cyffe's own GEMM, on a 2048^3 float32 product).
 """

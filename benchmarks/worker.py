@@ -79,7 +79,7 @@ def framework_overhead(net, iterations):
 def run_cyffe(name, mode, iterations, warmup, profile):
     from cyffe.net.graph import Net
     from cyffe.net.solver import SGDSolver
-    from cyffe.net.timing import time_layers
+    from cyffe.net.analysis.timing import time_layers
     from cyffe.proto import cyffe_pb2 as pb
     from cyffe.proto.io import read_solver
 

@@ -15,11 +15,10 @@ from ..layers.backend import array_module, device_side, one_blas_thread
 from ..layers.blob import Blob
 from ..layers.registry import layer_class
 from ..proto import cyffe_pb2 as pb
-from ..proto import hdf5_format
-from ..proto.errors import DataError, NetError, NonFiniteError, ShapeError
-from ..proto.io import (array_to_blobproto, blob_shape_matches, blobproto_shape, blobproto_to_array,
-                        read_net, read_net_weights, write_binary)
+from ..proto.errors import NetError, NonFiniteError, ShapeError
+from ..proto.io import read_net
 from ..proto.upgrade import upgrade_net
+from .weights import load_weights, save_weights, weights_to_proto
 
 
 def state_meets_rule(state, rule):
@@ -531,7 +530,7 @@ class Net:
                     layer.blobs[i] = source.blobs[i]
             self.params[layer.name] = layer.blobs
 
-    # -- weights --------------------------------------------------------------------
+    # -- weights (net/weights.py) ----------------------------------------------------
 
     def copy_from(self, weights):
         """Copy learned blobs by layer name from a .caffemodel, a .caffemodel.h5 or a NetParameter.
@@ -540,111 +539,15 @@ class Net:
         keeps the fillers of new layers); a layer present in both must match in
         blob count and shapes. Old V0/V1 weights are upgraded first.
         """
-        if isinstance(weights, pb.NetParameter):
-            self._copy_from_net_param(upgrade_net(weights, "weights"), "weights")
-        elif os.fspath(weights).endswith(".h5"):
-            self._copy_from_hdf5(weights)
-        else:
-            self._copy_from_net_param(read_net_weights(weights), os.fspath(weights))
-
-    def _copy_from_net_param(self, source, where):
-        """Caffe's CopyTrainedLayersFrom: every check first, then the copy (never half a load)."""
-        mine = self.layer_dict
-        theirs = [lp for lp in source.layer if lp.blobs]
-        if self.params and not theirs:
-            raise DataError(f"{where}: holds no learned weights (no layer has blobs)")
-        if self.params and not any(lp.name in mine for lp in theirs):
-            raise DataError(f"{where}: weights for another net: none of its layers "
-                            f"({_names(theirs)}) is in this net ({_names(self.params)})")
-        copies = []
-        for lp in source.layer:
-            layer = mine.get(lp.name)
-            if layer is None:
-                continue
-            if len(lp.blobs) != len(layer.blobs):
-                raise ShapeError(f"{where}: layer '{lp.name}' has {len(lp.blobs)} blobs in the "
-                                 f"file but {len(layer.blobs)} in the net")
-            for i, (bp, blob) in enumerate(zip(lp.blobs, layer.blobs)):
-                if not blob_shape_matches(bp, blob.shape):
-                    raise ShapeError(f"{where}: layer '{lp.name}' param {i}: shape "
-                                     f"{blobproto_shape(bp)} in the file but {blob.shape} in "
-                                     "the net")
-                try:
-                    values = blobproto_to_array(bp)
-                except DataError as e:
-                    raise DataError(f"{where}: layer '{lp.name}' param {i}: {e}") from None
-                copies.append((blob, values.reshape(blob.shape)))
-        for blob, values in copies:
-            blob.data[...] = values
+        load_weights(self, weights)
 
     def to_proto(self, write_diff=False):
         """The net as a NetParameter with its learned blobs (and their diffs: Caffe's ToProto)."""
-        out = pb.NetParameter(name=self.name)
-        for layer in self.layers:
-            if layer.type == "Split" and layer.name not in {l.name for l in self.param.layer}:
-                continue
-            lp = out.layer.add()
-            lp.CopyFrom(layer.param)
-            del lp.blobs[:]
-            lp.blobs.extend(array_to_blobproto(b.host_data(), b.host_diff() if write_diff else None)
-                            for b in layer.blobs)
-        return out
+        return weights_to_proto(self, write_diff)
 
     def save(self, path, write_diff=False):
         """Write the learned weights (atomically): HDF5 for a `.h5` name, else a binary .caffemodel.
 
         write_diff also stores the param diffs (the solver's snapshot_diff).
         """
-        if os.fspath(path).endswith(".h5"):
-            hdf5_format.write_weights(path, self._param_blobs(), diffs=write_diff)
-        else:
-            write_binary(self.to_proto(write_diff), path)
-
-    def _param_blobs(self):
-        """[(layer name, [(index, blob, owned)])] for every layer, as Caffe's ToHDF5 walks them.
-
-        A blob is not owned when its ParamSpec name was taken by an earlier layer
-        (a shared weight): Caffe stores it once, under its owner.
-        """
-        names, out = set(), []
-        for name, layer in zip(self._layer_names, self.layers):
-            specs, blobs = layer.param.param, []
-            for i, blob in enumerate(layer.blobs):
-                shared_name = specs[i].name if i < len(specs) else ""
-                blobs.append((i, blob, not shared_name or shared_name not in names))
-                if shared_name:
-                    names.add(shared_name)
-            out.append((name, blobs))
-        return out
-
-    def _copy_from_hdf5(self, path):
-        """Caffe's CopyTrainedLayersFromHDF5: by layer name; a shared blob may be absent."""
-        mine = self.layer_dict
-        owned = {name: {i for i, _, own in blobs if own} for name, blobs in self._param_blobs()}
-        copies = []                      # every check first, then the copy
-        for name, blobs in hdf5_format.read_weights(path).items():
-            layer = mine.get(name)
-            if layer is None:
-                continue
-            if len(blobs) > len(layer.blobs) or any(i >= len(layer.blobs) for i in blobs):
-                raise ShapeError(f"{path}: layer '{name}' has {len(blobs)} blobs there but "
-                                 f"{len(layer.blobs)} in the net")
-            for i, target in enumerate(layer.blobs):
-                if i not in blobs:
-                    if i in owned[name]:
-                        raise ShapeError(f"{path}: layer '{name}' has no blob {i} there but the "
-                                         f"net has {len(layer.blobs)}")
-                    continue
-                if blobs[i].shape != target.shape:
-                    raise ShapeError(f"{path}: layer '{name}' blob {i} has shape "
-                                     f"{blobs[i].shape} there but {target.shape} in the net")
-                copies.append((target, blobs[i]))
-        for target, values in copies:
-            target.data[...] = values
-
-
-def _names(names, shown=3):
-    """The first few names (of layer params or a dict's keys), for a message."""
-    names = [n if isinstance(n, str) else n.name for n in names]
-    return ", ".join(f"'{n}'" for n in names[:shown]) + (", ..." if len(names) > shown else "")
-
+        save_weights(self, path, write_diff)

@@ -16,6 +16,7 @@ from ..layers.backend import (array_module, device_module, device_side, set_rand
 from ..proto import cyffe_pb2 as pb
 from ..proto.errors import DataError, NetError, ShapeError
 from ..proto.io import read_solver
+from ..proto.paths import resolve_path
 from ..proto.solverstate import read_solver_state, write_solver_state
 from .graph import Net
 
@@ -84,21 +85,13 @@ _LEGACY_TYPES = {pb.SolverParameter.SGD: "SGD", pb.SolverParameter.NESTEROV: "Ne
                  pb.SolverParameter.ADADELTA: "AdaDelta", pb.SolverParameter.ADAM: "Adam"}
 
 
-def _resolve(path, base_dir):
-    """A path from a solver file: relative to the solver's folder, else to the cwd."""
-    if os.path.isabs(path) or base_dir is None:
-        return path
-    beside = os.path.join(base_dir, path)
-    return beside if os.path.exists(beside) or not os.path.exists(path) else path
-
-
 class SGDSolver:
     """Caffe's SGD solver: v = momentum*v + lr*lr_mult*(grad + decay); w -= v.
 
     SGDSolver(solver) takes a solver prototxt path, a prototxt string or a
-    SolverParameter. `net`/`test_nets` are built from it; relative net paths are
-    taken from the solver file's folder (or `base_dir` for a message), else the
-    working directory; `source` names the file a SolverParameter came from
+    SolverParameter. `net`/`test_nets` are built from it; a relative net path is
+    taken from the working directory, as Caffe, else from the solver file's folder
+    (or `base_dir` for a message); `source` names the file a SolverParameter came from
     (for its errors, relative nets and default snapshot_prefix). `log`
     receives the Caffe-style progress lines (a callable taking one string;
     default: stdout). `add_event_listener(fn)` also gets each
@@ -190,15 +183,15 @@ class SGDSolver:
             return p.train_net_param
         if p.HasField("net_param"):
             return p.net_param
-        return _resolve(p.train_net if p.HasField("train_net") else p.net, base_dir)
+        return resolve_path(p.train_net if p.HasField("train_net") else p.net, base_dir)
 
     def _test_net_specs(self, base_dir):
         p = self.param
         specs = [(q, None) for q in p.test_net_param]
-        specs += [(_resolve(path, base_dir), None) for path in p.test_net]
+        specs += [(resolve_path(path, base_dir), None) for path in p.test_net]
         generic = len(p.test_iter) - len(specs)
         if generic > 0 and (p.HasField("net") or p.HasField("net_param")):
-            model = p.net_param if p.HasField("net_param") else _resolve(p.net, base_dir)
+            model = p.net_param if p.HasField("net_param") else resolve_path(p.net, base_dir)
             specs += [(model, None)] * generic
         states = list(p.test_state)
         return [(model, states[i] if i < len(states) else None) for i, (model, _) in
@@ -507,8 +500,8 @@ class SGDSolver:
             listener(event)
 
     def enable_diagnostics(self, **kwargs):
-        """Watch per-layer activation, gradient and update norms (see net/diagnostics.py)."""
-        from .diagnostics import Diagnostics
+        """Watch per-layer activation, gradient and update norms (see net/analysis/diagnostics.py)."""
+        from .analysis.diagnostics import Diagnostics
         return self.diagnostics or Diagnostics(self, **kwargs)
 
 

@@ -13,10 +13,10 @@ naming the file.
 """
 import contextlib
 import os
-import tempfile
 
 import numpy as np
 
+from .atomic import atomic_path
 from .errors import DataError
 
 
@@ -24,18 +24,8 @@ from .errors import DataError
 def _atomic_h5(path):
     """An h5py File open for writing at a temporary name, renamed to path on success."""
     import h5py
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, h5py.File(tmp, "x") as f:
+        yield f
 
 
 @contextlib.contextmanager

@@ -1,11 +1,11 @@
 """Reading and writing Caffe's files: prototxt (text format) and binary protos."""
 import os
-import tempfile
 
 import numpy as np
 from google.protobuf import message, text_format
 
 from . import cyffe_pb2 as pb
+from .atomic import write_bytes
 from .errors import DataError, ProtoError
 from .upgrade import upgrade_net
 
@@ -89,26 +89,12 @@ def read_net_weights(path):
 
 def write_binary(msg, path):
     """Serialize a message to path atomically: a temporary file, then a rename."""
-    _write_atomically(msg.SerializeToString(), path)
+    write_bytes(path, msg.SerializeToString())
 
 
 def write_text(msg, path):
     """Write a message as prototxt text to path atomically."""
-    _write_atomically(text_format.MessageToString(msg).encode("utf-8"), path)
-
-
-def _write_atomically(data, path):
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_bytes(path, text_format.MessageToString(msg).encode("utf-8"))
 
 
 def has_legacy_shape(blob):

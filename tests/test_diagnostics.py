@@ -9,7 +9,7 @@ import pytest
 from google.protobuf import text_format
 
 import cyffe
-from cyffe.net.diagnostics import Diagnostics
+from cyffe.net.analysis.diagnostics import Diagnostics
 from cyffe.proto import cyffe_pb2 as pb
 
 REPO = Path(__file__).resolve().parents[1]

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 import cyffe
-from cyffe.net.communicator import Communicator, from_environment, launched_size
-from cyffe.net.parallel import DataParallel
+from cyffe.net.scaleout.communicator import Communicator, from_environment, launched_size
+from cyffe.net.scaleout.parallel import DataParallel
 from cyffe.proto.errors import NetError
 from cyffe.proto.io import blobproto_to_array, read_net_weights
 
@@ -264,8 +264,8 @@ def test_python_api_keeps_every_rank_on_the_same_weights(tmp_path):
     script = tmp_path / "job.py"
     script.write_text(
         "import sys, numpy as np, cyffe\n"
-        "from cyffe.net.communicator import from_environment\n"
-        "from cyffe.net.parallel import DataParallel\n"
+        "from cyffe.net.scaleout.communicator import from_environment\n"
+        "from cyffe.net.scaleout.parallel import DataParallel\n"
         "comm = from_environment()\n"
         "solver = cyffe.get_solver(sys.argv[1], log=lambda s: None)\n"
         "DataParallel(solver, comm)\n"

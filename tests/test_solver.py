@@ -152,6 +152,18 @@ def test_net_path_is_relative_to_the_solver_file(tmp_path):
     assert isinstance(solver, cyffe.SGDSolver)
 
 
+def test_a_net_path_in_the_working_directory_wins_as_in_caffe(tmp_path, monkeypatch):
+    (tmp_path / "solvers").mkdir()
+    for folder, name in ((tmp_path, "from_cwd"), (tmp_path / "solvers", "beside")):
+        (folder / "toy.prototxt").write_text(
+            NET.replace("LR", "1").replace("DM", "1").replace('"toy"', f'"{name}"'))
+    (tmp_path / "solvers" / "solver.prototxt").write_text(
+        'net: "toy.prototxt"\nbase_lr: 0.1\nlr_policy: "fixed"\nmax_iter: 1\n')
+    monkeypatch.chdir(tmp_path)
+    solver = cyffe.get_solver("solvers/solver.prototxt", log=lambda line: None)
+    assert solver.net.name == "from_cwd"
+
+
 def test_unknown_solver_type_is_a_clear_error_listing_the_known():
     known = "known: SGD, Nesterov, AdaGrad, RMSProp, AdaDelta, Adam"
     with pytest.raises(cyffe.NetError, match=f"unknown solver type 'Adamax'; {known}"):

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 import cyffe
-from cyffe.net.drawing import to_dot
-from cyffe.net.evaluation import evaluate
-from cyffe.net.gradcheck import check_net_gradients, random_inputs
-from cyffe.net.timing import time_layers
+from cyffe.net.analysis.drawing import to_dot
+from cyffe.net.analysis.evaluation import evaluate
+from cyffe.net.analysis.gradcheck import check_net_gradients, random_inputs
+from cyffe.net.analysis.timing import time_layers
 
 REPO = Path(__file__).resolve().parents[1]
 DIGITS = REPO / "examples" / "digits" / "lenet_train_test.prototxt"

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 import cyffe
+from cyffe.net.solver import LR_POLICIES
+from cyffe.tools.train_net import build_parser
 
 REPO = Path(__file__).resolve().parents[1]
 DIGITS = REPO / "examples" / "digits" / "lenet_train_test.prototxt"
@@ -118,3 +120,11 @@ def test_diverging_training_stops_with_the_iteration_and_layer(tmp_path):
 def test_debug_shows_the_traceback(tmp_path):
     r = train_net("--proto", "nope.prototxt", "--debug", cwd=tmp_path)
     assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def test_lr_policy_flag_takes_every_policy_the_solver_knows(tmp_path):
+    for policy in LR_POLICIES:
+        args = build_parser().parse_args(["--proto", "n", "--lr-policy", policy])
+        assert args.lr_policy == policy
+    r = train_net("--proto", DIGITS, "--lr-policy", "cosine", cwd=tmp_path)
+    assert r.returncode == 2 and "invalid choice: 'cosine'" in r.stderr

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cyffe.net.training_log import TrainingLog, read_training_log
+from cyffe.net.analysis.training_log import TrainingLog, read_training_log
 from cyffe.proto.errors import DataError
 
 REPO = Path(__file__).resolve().parents[1]

@@ -6,7 +6,7 @@ import pytest
 from google.protobuf import text_format
 
 import cyffe
-from cyffe.net.drawing import to_dot
+from cyffe.net.analysis.drawing import to_dot
 from cyffe.proto import cyffe_pb2 as pb
 from cyffe.proto.errors import ProtoError
 from cyffe.proto.io import read_binary_net, read_net, read_net_weights

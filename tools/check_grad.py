@@ -14,7 +14,7 @@ import sys
 import numpy as np
 
 import cyffe
-from cyffe.net.gradcheck import check_net_gradients, random_inputs
+from cyffe.net.analysis.gradcheck import check_net_gradients, random_inputs
 from cyffe.tools.cli import add_common, run
 
 

@@ -22,6 +22,7 @@ import sys
 
 import numpy as np
 
+from ..proto.atomic import atomic_path, write_bytes
 from ..proto.errors import DataError
 
 TEST_FRACTION = 0.2
@@ -98,38 +99,12 @@ def stratified_split(labels, test_fraction=TEST_FRACTION, seed=SEED):
     return train, test
 
 
-def _atomic_write(path, write):
-    """Call write(temporary path), then rename the temporary over path."""
-    folder, base = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{base}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_h5(path, data, label):
     """An HDF5 file with datasets `data` and `label` (gzip), written atomically."""
     import h5py
-
-    def write(tmp):
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset("data", data=data, compression="gzip")
-            f.create_dataset("label", data=label, compression="gzip")
-
-    _atomic_write(path, write)
-
-
-def write_text(path, text):
-    """A text file, written atomically."""
-    def write(tmp):
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-
-    _atomic_write(path, write)
+    with atomic_path(path) as tmp, h5py.File(tmp, "x") as f:
+        f.create_dataset("data", data=data, compression="gzip")
+        f.create_dataset("label", data=label, compression="gzip")
 
 
 def convert(out_dir, source=None):
@@ -145,7 +120,7 @@ def convert(out_dir, source=None):
     summary = {}
     for name, rows in zip(("train", "test"), stratified_split(labels)):
         write_h5(os.path.join(out_dir, f"{name}.h5"), data[rows], label[rows])
-        write_text(os.path.join(out_dir, f"{name}.txt"), f"{name}.h5\n")
+        write_bytes(os.path.join(out_dir, f"{name}.txt"), f"{name}.h5\n".encode())
         summary[name] = (len(rows), np.bincount(labels[rows], minlength=10).tolist())
     return summary
 

@@ -9,7 +9,7 @@ import argparse
 import sys
 
 import cyffe
-from cyffe.net.drawing import blob_shapes, draw_net_to_file
+from cyffe.net.analysis.drawing import blob_shapes, draw_net_to_file
 from cyffe.proto.io import read_net
 from cyffe.tools.cli import add_common, run
 

@@ -9,7 +9,7 @@ writes; needs matplotlib (pip install "cyffe[plot]").
 import argparse
 import sys
 
-from cyffe.net.training_log import plot_training_log
+from cyffe.net.analysis.training_log import plot_training_log
 from cyffe.tools.cli import run
 
 

@@ -10,7 +10,7 @@ import argparse
 import sys
 
 import cyffe
-from cyffe.net.evaluation import evaluate, loss_weights
+from cyffe.net.analysis.evaluation import evaluate, loss_weights
 from cyffe.tools.cli import add_common, run
 
 

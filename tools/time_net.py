@@ -9,7 +9,7 @@ import argparse
 import sys
 
 import cyffe
-from cyffe.net.timing import time_layers
+from cyffe.net.analysis.timing import time_layers
 from cyffe.tools.cli import add_common, run
 
 

@@ -12,9 +12,9 @@ for snapshot_format: HDF5) every `snapshot` iterations and after training.
 stops after the current iteration and SIGHUP snapshots, unless --sigint_effect
 and --sighup_effect say otherwise. --log also writes each display and test as
 a structured event (JSON lines, or CSV for a name ending in .csv; see
-cyffe.net.training_log), for plot_training_log. When stderr is a terminal and tqdm is installed
-(pip install "cyffe[progress]"), a progress bar with ETA, loss and throughput is
-drawn there; otherwise there is no bar.
+cyffe.net.analysis.training_log), for plot_training_log. When stderr is a
+terminal and tqdm is installed (pip install "cyffe[progress]"), a progress bar
+with ETA, loss and throughput is drawn there; otherwise there is no bar.
 
 Started by an MPI launcher (`mpiexec -n N train_net ...`: Open MPI's or MPICH's
 environment says so), it trains data-parallel on N processes (needs mpi4py:
@@ -31,9 +31,10 @@ import sys
 import numpy as np
 
 import cyffe
-from cyffe.net.communicator import Communicator, from_environment
-from cyffe.net.parallel import DataParallel
-from cyffe.net.training_log import TrainingLog
+from cyffe.net.analysis.training_log import TrainingLog
+from cyffe.net.scaleout.communicator import Communicator, from_environment
+from cyffe.net.scaleout.parallel import DataParallel
+from cyffe.net.solver import LR_POLICIES
 from cyffe.proto import cyffe_pb2 as pb
 from cyffe.proto.io import read_solver
 
@@ -48,13 +49,13 @@ def build_parser():
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--proto", metavar="NET", help="net prototxt (train and test phases)")
     source.add_argument("--solver", metavar="SOLVER",
-                        help="Caffe solver prototxt; its net: path is relative to the solver file")
+                        help="Caffe solver prototxt; a relative net: path is taken from the working "
+                             "directory, else from the solver file's folder")
     s = p.add_argument_group("solver settings (Caffe's names)")
     s.add_argument("--base-lr", type=float, default=0.01, help="base learning rate")
     s.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
     s.add_argument("--weight-decay", type=float, default=5e-4, help="L2 weight decay")
-    s.add_argument("--lr-policy", default="inv",
-                   choices=["fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid"],
+    s.add_argument("--lr-policy", default="inv", choices=LR_POLICIES,
                    help="learning rate policy")
     s.add_argument("--gamma", type=float, default=1e-4, help="gamma of step/exp/inv/multistep/sigmoid")
     s.add_argument("--power", type=float, default=0.75, help="power of inv/poly")

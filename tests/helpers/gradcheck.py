@@ -1,8 +1,8 @@
-"""Gradient checks for layer tests: asserting wrappers over cyffe.net.gradcheck."""
+"""Gradient checks for layer tests: asserting wrappers over cyffe.net.analysis.gradcheck."""
 import numpy as np
 
 from cyffe.layers.blob import Blob
-from cyffe.net.gradcheck import compare_gradients
+from cyffe.net.analysis.gradcheck import compare_gradients
 
 
 def make_blobs(*arrays):

@@ -8,13 +8,13 @@ acyclic. The DOT text is ours; only PNG/SVG need Graphviz's `dot` program.
 import os
 import shutil
 import subprocess
-import tempfile
 
-from ..proto import cyffe_pb2 as pb
-from ..proto.errors import CyffeError, DataError, NetError
-from ..proto.io import read_net
-from ..proto.upgrade import upgrade_net
-from .graph import Net, layer_included
+from ...proto import cyffe_pb2 as pb
+from ...proto.atomic import write_bytes
+from ...proto.errors import CyffeError, NetError
+from ...proto.io import read_net
+from ...proto.upgrade import upgrade_net
+from ..graph import Net, layer_included
 
 FORMATS = ("dot", "png", "svg")
 LAYER_COLORS = {"Convolution": "#FF5050", "Deconvolution": "#FF5050", "Pooling": "#FF9900",
@@ -142,20 +142,4 @@ def draw_net_to_file(model, path, phase=pb.TRAIN, rankdir="LR", shapes=None):
             message = done.stderr.decode("utf-8", "replace").strip().splitlines()
             raise CyffeError(f"{path}: Graphviz's dot failed: {message[0] if message else ''}")
         dot = done.stdout
-    _write_atomically(path, dot)
-
-
-def _write_atomically(path, data):
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    except OSError as e:
-        raise DataError(f"{path}: cannot write: {e.strerror or e}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_bytes(path, dot)

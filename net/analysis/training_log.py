@@ -25,9 +25,9 @@ import csv
 import json
 import math
 import os
-import tempfile
 
-from ..proto.errors import DataError
+from ...proto.atomic import atomic_path
+from ...proto.errors import DataError
 
 CSV_HEADER = ("iter", "phase", "net", "name", "value")
 _KEYS = ("iter", "phase", "net")
@@ -184,15 +184,9 @@ def plot_training_log(log, out, title=None):
             ax.text(0.5, 0.5, "no data in the log", ha="center", va="center",
                     transform=ax.transAxes)
     fig.tight_layout()
-    folder = os.path.dirname(os.path.abspath(out))
-    fd, tmp = tempfile.mkstemp(prefix=".plot-", suffix=".png", dir=folder)
     try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=100)
-        os.replace(tmp, out)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
     finally:
         plt.close(fig)
 

@@ -13,8 +13,8 @@ from collections import namedtuple
 
 import numpy as np
 
-from ..layers.backend import one_blas_thread, set_random_seed
-from ..layers.blob import Blob
+from ...layers.backend import one_blas_thread, set_random_seed
+from ...layers.blob import Blob
 
 Comparison = namedtuple("Comparison", "name index analytic numeric left right")
 Comparison.__doc__ = """One element: analytic diff, central difference, and the one-sided slopes."""

@@ -9,9 +9,9 @@ import os
 
 import numpy as np
 
-from ..proto import cyffe_pb2 as pb
-from ..proto import io as proto_io
-from ..proto.errors import DataError, NetError, ShapeError
+from ...proto import cyffe_pb2 as pb
+from ...proto import io as proto_io
+from ...proto.errors import DataError, NetError, ShapeError
 
 
 def load_image(filename, color=True):

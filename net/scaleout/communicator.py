@@ -18,7 +18,7 @@ import sys
 import time
 import traceback
 
-from ..proto.errors import NetError
+from ...proto.errors import NetError
 
 # Seconds an aborting MPI rank waits after flushing its output (see MPICommunicator.abort).
 ABORT_GRACE = 0.2

@@ -1,10 +1,10 @@
 """Classifier: a TEST-phase Net that takes images and returns class scores (pycaffe's)."""
 import numpy as np
 
-from ..proto import cyffe_pb2 as pb
-from ..proto.errors import ShapeError
+from ...proto import cyffe_pb2 as pb
+from ...proto.errors import ShapeError
 from . import io
-from .graph import Net
+from ..graph import Net
 
 
 class Classifier(Net):

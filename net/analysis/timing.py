@@ -9,7 +9,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from ..layers.backend import one_blas_thread
+from ...layers.backend import one_blas_thread
 
 LayerTiming = namedtuple("LayerTiming", "name type forward_ms backward_ms")
 LayerTiming.__doc__ = """A layer's median forward and backward milliseconds (0 without backward)."""

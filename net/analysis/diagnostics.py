@@ -19,7 +19,8 @@ import math
 
 import numpy as np
 
-from ..proto.errors import CyffeError
+from ...proto.atomic import atomic_path
+from ...proto.errors import CyffeError
 
 
 def _norm(arrays):
@@ -151,5 +152,6 @@ class Diagnostics:
         if self.history["gradient"]:
             axes.legend(fontsize="small", loc="best")
         figure.tight_layout()
-        figure.savefig(path, format="png")
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, format="png")
         return path

@@ -1,7 +1,7 @@
 """Scoring a net over several batches, as `caffe test`: each output averaged over the batches."""
 import numpy as np
 
-from ..proto.errors import NetError
+from ...proto.errors import NetError
 
 
 def loss_weights(net):

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from ..layers.backend import array_module, device_side, on_gpu, set_random_seed, to_host
+from ...layers.backend import array_module, device_side, on_gpu, set_random_seed, to_host
 
 
 class DataParallel:

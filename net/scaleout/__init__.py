@@ -1,0 +1,1 @@
+"""Data-parallel training: a communicator (MPI, or NCCL on GPUs) and DataParallel over a solver."""
