@@ -14,9 +14,9 @@ import os
 
 from ..proto import cyffe_pb2 as pb
 from ..proto.errors import DataError, NetError
+from ..proto.paths import resolve_path
 from .base_data import PrefetchingDataLayer, record_order
 from .pipeline.databases import lmdb_keys, open_lmdb, parse_datum
-from .pipeline.paths import beside
 
 
 class Data(PrefetchingDataLayer):
@@ -30,7 +30,7 @@ class Data(PrefetchingDataLayer):
         where = f"layer '{self.name}' (Data)"
         if not p.source:
             raise NetError(f"{where}: data_param.source is not set")
-        self.source = beside(p.source, self.base_dir)
+        self.source = resolve_path(p.source, self.base_dir)
         if p.backend != pb.DataParameter.LMDB:
             hint = (" (it looks like an LMDB: set backend: LMDB)"
                     if os.path.isfile(os.path.join(self.source, "data.mdb")) else "")

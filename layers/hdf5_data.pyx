@@ -20,6 +20,7 @@ import os
 import numpy as np
 
 from ..proto.errors import DataError, NetError
+from ..proto.paths import resolve_path
 from .backend import array_module, rng
 from .base import Layer
 
@@ -78,16 +79,16 @@ class HDF5Data(Layer):
 
     # -- files ----------------------------------------------------------------
 
-    def _find(self, path, other_dir, what):
-        """path as given if it exists (relative to the current directory), else under other_dir."""
-        candidates = [path]
-        if not os.path.isabs(path) and other_dir:
-            candidates.append(os.path.join(other_dir, path))
-        for candidate in candidates:
-            if os.path.isfile(candidate):
-                return candidate
+    def _find(self, path, folder, what):
+        """path by proto.paths' rule (the working directory, then folder); a DataError
+        saying where it looked when neither holds a file."""
+        found = resolve_path(path, folder)
+        if os.path.isfile(found):
+            return found
+        looked = [path] + ([os.path.join(folder, path)] if folder and not os.path.isabs(path)
+                           else [])
         raise DataError(f"layer '{self.name}' (HDF5Data): {what} {path!r} not found "
-                        f"(looked for {' and '.join(map(repr, candidates))})")
+                        f"(looked for {' and '.join(map(repr, looked))})")
 
     def _read_list(self, source):
         try:

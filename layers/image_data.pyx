@@ -14,9 +14,9 @@ import os
 import numpy as np
 
 from ..proto.errors import DataError, NetError
+from ..proto.paths import resolve_path
 from .base_data import PrefetchingDataLayer, record_order
 from .pipeline.images import read_image
-from .pipeline.paths import beside
 
 
 def read_image_list(path, where):
@@ -54,7 +54,7 @@ class ImageData(PrefetchingDataLayer):
         self.where = f"layer '{self.name}' (ImageData)"
         if not p.source:
             raise NetError(f"{self.where}: image_data_param.source is not set")
-        self.source = beside(p.source, self.base_dir)
+        self.source = resolve_path(p.source, self.base_dir)
         self.entries = read_image_list(self.source, self.where)
         self.root_folder = p.root_folder
         self.shape_args = (p.new_height, p.new_width, p.is_color)

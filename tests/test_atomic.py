@@ -10,6 +10,7 @@ import pytest
 import cyffe
 from cyffe.net.analysis.drawing import draw_net_to_file
 from cyffe.net.analysis.training_log import plot_training_log
+from cyffe.layers.pipeline.databases import write_lmdb
 from cyffe.proto.atomic import atomic_path, write_bytes
 from cyffe.proto.io import write_text
 from cyffe.tools.convert_digits import write_h5
@@ -58,6 +59,13 @@ def test_every_writer_gives_the_mode_open_gives(writer, umask, tmp_path):
     WRITERS[writer](str(tmp_path / "out"))
     (written,) = tmp_path.iterdir()
     assert mode(written) == 0o666 & ~umask
+    assert leftovers(tmp_path) == []
+
+
+def test_an_lmdb_folder_gets_the_mode_mkdir_gives(umask, tmp_path):
+    write_lmdb(tmp_path / "db", [(b"0", b"x")], 1 << 20)
+    assert mode(tmp_path / "db") == 0o777 & ~umask
+    assert mode(tmp_path / "db" / "data.mdb") == 0o666 & ~umask
     assert leftovers(tmp_path) == []
 
 

@@ -4,6 +4,7 @@ import os
 from google.protobuf.message import DecodeError
 
 from ...proto import cyffe_pb2 as pb
+from ...proto.atomic import atomic_path
 from ...proto.errors import DataError
 
 _open_envs = {}      # LMDB allows one Environment per database and process: nets share it
@@ -61,21 +62,15 @@ def parse_datum(value, where):
 def write_lmdb(path, records, map_size):
     """Write (key, value) pairs into a new LMDB folder at path, atomically.
 
-    The database is built in a temporary folder beside path and renamed when
-    complete, so an error (or Ctrl-C) never leaves a partial database. path
-    must not exist yet. map_size is the most bytes the database may hold.
+    The database is built under a temporary name beside path and renamed when complete
+    (proto.atomic), so an error (or Ctrl-C) never leaves a partial database. path must not
+    exist yet. map_size is the most bytes the database may hold.
     """
-    import shutil
-    import tempfile
-
     import lmdb
     path = os.fspath(path)
     if os.path.exists(path):
         raise DataError(f"{path}: already exists; remove it or choose another name")
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp-" + os.path.basename(path))
-    try:
+    with atomic_path(path) as tmp:
         env = lmdb.open(tmp, map_size=max(int(map_size), 1 << 20), subdir=True)
         try:
             txn = env.begin(write=True)
@@ -87,7 +82,3 @@ def write_lmdb(path, records, map_size):
             txn.commit()
         finally:
             env.close()
-        os.rename(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

@@ -11,8 +11,8 @@ import numpy as np
 
 from ...proto import cyffe_pb2 as pb
 from ...proto.errors import DataError, NetError
+from ...proto.paths import resolve_path
 from .images import datum_to_array
-from .paths import beside
 
 
 class DataTransformer:
@@ -37,7 +37,7 @@ class DataTransformer:
 
     def _read_mean(self, path, base_dir):
         from ...proto.io import blobproto_to_array
-        path = beside(path, base_dir)
+        path = resolve_path(path, base_dir)
         blob = pb.BlobProto()
         try:
             with open(path, "rb") as f:
