@@ -1,4 +1,5 @@
-"""Gradient checks for layer tests: asserting wrappers over cyffe.net.analysis.gradcheck."""
+"""Running layers in tests: blobs, set up and forward, and gradient checks (asserting
+wrappers over cyffe.net.analysis.gradcheck)."""
 import numpy as np
 
 from cyffe.layers.blob import Blob
@@ -24,6 +25,19 @@ def setup_layer(layer, bottom, num_top=1, top=None):
     layer.setup(bottom, top)
     layer.reshape(bottom, top)
     return top
+
+
+def run_layer(layer, *arrays, num_top=1, path=None):
+    """Set layer up on Blobs holding copies of arrays (in its dtype) and run forward, or
+    forward_<path> ("cpu", "gpu") when given; returns (bottom, top)."""
+    bottom = []
+    for a in arrays:
+        blob = Blob(np.shape(a), layer.dtype)
+        blob.data[...] = a
+        bottom.append(blob)
+    top = setup_layer(layer, bottom, num_top=num_top)
+    getattr(layer, f"forward_{path}" if path else "forward")(bottom, top)
+    return bottom, top
 
 
 def check_gradient(layer, bottom, top, check_bottom=None, check_params=True, eps=1e-6,

@@ -22,15 +22,6 @@ def make_layer(type_name, dtype=np.float64, params=None, blobs=(), **fields):
     return layer_class(type_name)(param, pb.TRAIN, dtype)
 
 
-def run_forward(layer, x):
-    """Set the layer up on a copy of x (in its dtype), run forward; returns (bottom, top)."""
-    bottom = [Blob(x.shape, layer.dtype)]
-    bottom[0].data[...] = x
-    top = setup_layer(layer, bottom)
-    layer.forward(bottom, top)
-    return bottom, top
-
-
 def _passes(layer, x, dy, in_place, gpu):
     bottom = make_blobs(x)
     top = setup_layer(layer, bottom, top=bottom if in_place else None)

@@ -4,8 +4,8 @@ import pytest
 from cyffe.proto.errors import NetError
 
 from helpers.golden import run_case
-from helpers.gradcheck import check_gradient, make_blobs, setup_layer
-from helpers.neuron import check_gpu_matches_cpu, make_layer, run_forward
+from helpers.gradcheck import check_gradient, make_blobs, run_layer, setup_layer
+from helpers.neuron import check_gpu_matches_cpu, make_layer
 
 
 def absval(dtype=np.float64):
@@ -20,7 +20,7 @@ def away_from_zero(shape, seed=0):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_forward_matches_numpy(dtype):
     x = away_from_zero((2, 3, 4, 5)).astype(dtype)
-    _, top = run_forward(absval(dtype), x)
+    _, top = run_layer(absval(dtype), x)
     np.testing.assert_array_equal(top[0].data, np.abs(x))
 
 

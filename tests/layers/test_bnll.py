@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from helpers.golden import run_case
-from helpers.gradcheck import check_gradient, make_blobs, setup_layer
-from helpers.neuron import check_gpu_matches_cpu, check_in_place, make_layer, run_forward
+from helpers.gradcheck import check_gradient, make_blobs, run_layer, setup_layer
+from helpers.neuron import check_gpu_matches_cpu, check_in_place, make_layer
 
 
 def bnll(dtype=np.float64):
@@ -17,7 +17,7 @@ def inputs(shape, seed=0):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_forward_matches_numpy(dtype):
     x = inputs((2, 3, 4, 5)).astype(dtype)
-    _, top = run_forward(bnll(dtype), x)
+    _, top = run_layer(bnll(dtype), x)
     np.testing.assert_allclose(top[0].data, np.logaddexp(0, x.astype(np.float64)), rtol=1e-6)
 
 
@@ -25,7 +25,7 @@ def test_forward_matches_numpy(dtype):
 def test_extreme_inputs_stay_finite(dtype):
     x = np.array([-1000.0, -60.0, 0.0, 60.0, 1000.0], dtype)
     layer = bnll(dtype)
-    bottom, top = run_forward(layer, x)
+    bottom, top = run_layer(layer, x)
     np.testing.assert_allclose(top[0].data, np.logaddexp(0, x.astype(np.float64)), rtol=1e-6)
     top[0].diff[...] = 1.0
     layer.backward(top, [True], bottom)

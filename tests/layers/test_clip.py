@@ -6,8 +6,8 @@ from cyffe.layers.registry import layer_class
 from cyffe.proto.errors import NetError
 
 from helpers.golden import run_case
-from helpers.gradcheck import check_gradient, make_blobs, setup_layer
-from helpers.neuron import check_gpu_matches_cpu, check_in_place, make_layer, run_forward
+from helpers.gradcheck import check_gradient, make_blobs, run_layer, setup_layer
+from helpers.neuron import check_gpu_matches_cpu, check_in_place, make_layer
 
 
 def clip(low=-0.5, high=0.8, dtype=np.float64):
@@ -23,7 +23,7 @@ def away_from_bounds(shape, low=-0.5, high=0.8, seed=0):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_forward_matches_numpy(dtype):
     x = away_from_bounds((2, 3, 4, 5)).astype(dtype)
-    _, top = run_forward(clip(dtype=dtype), x)
+    _, top = run_layer(clip(dtype=dtype), x)
     # The bounds are float32 in the proto, in float64 layers too.
     low, high = dtype(np.float32(-0.5)), dtype(np.float32(0.8))
     np.testing.assert_array_equal(top[0].data, np.clip(x, low, high))
@@ -42,7 +42,7 @@ def test_gradient_passes_at_the_bounds_as_in_caffe(dtype):
     layer = clip(-0.5, 0.8, dtype)
     x = np.array([-0.6, -0.5, 0.0, 0.8, 0.9], dtype)
     x[3] = dtype(0.8)
-    bottom, top = run_forward(layer, x)
+    bottom, top = run_layer(layer, x)
     top[0].diff[...] = 2.0
     layer.backward(top, [True], bottom)
     np.testing.assert_array_equal(bottom[0].diff, [0, 2, 2, 2, 0])

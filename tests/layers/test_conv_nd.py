@@ -7,7 +7,7 @@ from cyffe.layers.blob import Blob
 from cyffe.proto.errors import NetError, ShapeError
 
 from helpers.conv_reference import make_conv, reference_conv, reference_deconv
-from helpers.gradcheck import check_gradient, make_blobs, setup_layer
+from helpers.gradcheck import check_gradient, make_blobs, run_layer, setup_layer
 
 # (fields, input shape, stride, pad, dilation, group)
 CONV_CONFIGS = {
@@ -24,21 +24,13 @@ CONV_CONFIGS = {
 }
 
 
-def run(layer, x):
-    bottom = [Blob(x.shape, layer.dtype)]
-    bottom[0].data[...] = x
-    top = setup_layer(layer, bottom)
-    layer.forward(bottom, top)
-    return bottom, top
-
-
 @pytest.mark.parametrize("name", sorted(CONV_CONFIGS))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_conv_forward_matches_reference(name, dtype):
     fields, shape, stride, pad, dilation, group = CONV_CONFIGS[name]
     x = np.random.default_rng(0).standard_normal(shape)
     layer = make_conv(dtype=dtype, **fields)
-    _, top = run(layer, x.astype(dtype))
+    _, top = run_layer(layer, x.astype(dtype))
     assert layer.blobs[0].shape == (fields["num_output"], shape[1] // group) + (
         tuple(fields["kernel_size"]) * (len(shape) - 2) if len(fields["kernel_size"]) == 1
         else tuple(fields["kernel_size"]))
@@ -68,7 +60,7 @@ def test_conv_gradient_3d_small():
 def test_conv_axis2_treats_leading_axes_as_images():
     x = np.random.default_rng(3).standard_normal((2, 3, 4, 7))
     layer = make_conv(num_output=5, kernel_size=[3], pad=[1], axis=2)
-    _, top = run(layer, x)
+    _, top = run_layer(layer, x)
     assert top[0].shape == (2, 3, 5, 7)
     expected = reference_conv(x.reshape(6, 4, 7), layer.blobs[0].data, layer.blobs[1].data,
                               (1,), (1,), (1,), (1,))
@@ -82,7 +74,7 @@ def test_conv_axis2_treats_leading_axes_as_images():
 def test_conv_without_spatial_axes_is_a_channel_product():
     x = np.random.default_rng(5).standard_normal((3, 4))
     layer = make_conv(num_output=2, kernel_size=[1])
-    _, top = run(layer, x)
+    _, top = run_layer(layer, x)
     assert layer.blobs[0].shape == (2, 4)
     np.testing.assert_allclose(top[0].data, x @ layer.blobs[0].data.T + layer.blobs[1].data,
                                rtol=1e-12)
@@ -157,7 +149,7 @@ def test_deconv_forward_matches_reference(name, dtype):
     fields, shape, stride, pad, dilation, group = DECONV_CONFIGS[name]
     x = np.random.default_rng(12).standard_normal(shape)
     layer = make_conv("Deconvolution", "up", dtype, **fields)
-    _, top = run(layer, x.astype(dtype))
+    _, top = run_layer(layer, x.astype(dtype))
     bias = layer.blobs[1].data if len(layer.blobs) > 1 else None
     expected = reference_deconv(x, layer.blobs[0].data.astype(np.float64), bias, stride,
                                 dilation, pad, group)
@@ -197,12 +189,12 @@ def test_bad_parameters(type_name, name, fields, shape, error, text):
 
 def test_bottom_that_changes_its_number_of_axes_is_an_error():
     layer = make_conv(num_output=2, kernel_size=[3])
-    bottom, top = run(layer, np.ones((1, 2, 5, 5, 5)))
+    bottom, top = run_layer(layer, np.ones((1, 2, 5, 5, 5)))
     bottom[0].reshape(1, 2, 5, 5)
     with pytest.raises(ShapeError, match=r"'conv'.*expected \(N, 2, D1, D2, D3\)"):
         layer.reshape(bottom, top)
     layer = make_conv(num_output=2, kernel_size=[3], axis=2)
-    bottom, top = run(layer, np.ones((2, 3, 2, 5)))
+    bottom, top = run_layer(layer, np.ones((2, 3, 2, 5)))
     bottom[0].reshape(2, 3, 4, 5)
     with pytest.raises(ShapeError, match=r"'conv'.*expected \(N1, N2, 2, D1\)"):
         layer.reshape(bottom, top)

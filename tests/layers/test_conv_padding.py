@@ -8,17 +8,9 @@ from cyffe.proto import cyffe_pb2 as pb
 from cyffe.proto.errors import NetError, ShapeError
 
 from helpers.conv_reference import make_conv, reference_conv, same_pads
-from helpers.gradcheck import check_gradient, make_blobs, setup_layer
+from helpers.gradcheck import check_gradient, make_blobs, run_layer, setup_layer
 
 FILLS = {"constant": pb.CONSTANT, "reflect": pb.REFLECT, "replicate": pb.REPLICATE}
-
-
-def run(layer, x):
-    bottom = [Blob(x.shape, layer.dtype)]
-    bottom[0].data[...] = x
-    top = setup_layer(layer, bottom)
-    layer.forward(bottom, top)
-    return bottom, top
 
 
 @pytest.mark.parametrize("in_shape, kernel, stride, dilation", [
@@ -31,7 +23,7 @@ def test_same_output_is_ceil_input_over_stride(in_shape, kernel, stride, dilatio
     x = np.random.default_rng(0).standard_normal((2, 3) + in_shape)
     layer = make_conv(dtype=dtype, num_output=2, kernel_size=[kernel], stride=[stride],
                       dilation=[dilation], pad_scheme=pb.SAME)
-    _, top = run(layer, x.astype(dtype))
+    _, top = run_layer(layer, x.astype(dtype))
     assert top[0].shape[2:] == tuple(-(-i // stride) for i in in_shape)
     dims = len(in_shape)
     before, after = same_pads(in_shape, (kernel,) * dims, (stride,) * dims, (dilation,) * dims)
@@ -43,7 +35,7 @@ def test_same_output_is_ceil_input_over_stride(in_shape, kernel, stride, dilatio
 
 def test_same_puts_the_odd_pixel_after():
     layer = make_conv(num_output=1, kernel_size=[2], pad_scheme=pb.SAME, bias_term=False)
-    _, top = run(layer, np.ones((1, 1, 3, 3)))
+    _, top = run_layer(layer, np.ones((1, 1, 3, 3)))
     assert layer.geometry.pad_before == (0, 0) and layer.geometry.pad_after == (1, 1)
     w = layer.blobs[0].data[0, 0]
     np.testing.assert_allclose(top[0].data[0, 0, 2, 2], w[0, 0])
@@ -88,7 +80,7 @@ def fill_case(name, fill, dtype=np.float64):
 def test_fill_forward_matches_np_pad(name, fill, dtype):
     layer, shape, stride, dilation, before, after = fill_case(name, fill, dtype)
     x = np.random.default_rng(1).standard_normal(shape)
-    _, top = run(layer, x.astype(dtype))
+    _, top = run_layer(layer, x.astype(dtype))
     bias = layer.blobs[1].data if len(layer.blobs) > 1 else None
     expected = reference_conv(x, layer.blobs[0].data.astype(np.float64), bias, stride,
                               dilation, before, after, layer.group, fill, 0.75)

@@ -9,46 +9,9 @@ from cyffe.layers.registry import layer_class
 from cyffe.proto import cyffe_pb2 as pb
 from cyffe.proto.errors import NetError, ShapeError
 
+from helpers.conv_reference import make_conv, reference_conv
 from helpers.golden import run_case
-from helpers.gradcheck import check_gradient, make_blobs, setup_layer
-
-
-def conv(dtype=np.float64, filled=True, **fields):
-    """A Convolution layer named "conv"; list values go to repeated fields."""
-    param = pb.LayerParameter(name="conv", type="Convolution")
-    p = param.convolution_param
-    for key, value in fields.items():
-        if isinstance(value, list):
-            getattr(p, key).extend(value)
-        else:
-            setattr(p, key, value)
-    if filled:
-        p.weight_filler.type = "gaussian"
-        p.bias_filler.type = "gaussian"
-    return layer_class("Convolution")(param, pb.TRAIN, dtype)
-
-
-def reference_conv(x, w, b, stride, pad, dilation, group):
-    """Direct cross-correlation, one output pixel at a time."""
-    n, c, h, wd = x.shape
-    m, cg, kh, kw = w.shape
-    (sh, sw), (ph, pw), (dh, dw) = stride, pad, dilation
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    ho = (h + 2 * ph - (dh * (kh - 1) + 1)) // sh + 1
-    wo = (wd + 2 * pw - (dw * (kw - 1) + 1)) // sw + 1
-    y = np.zeros((n, m, ho, wo))
-    mg = m // group
-    for o in range(m):
-        g = o // mg
-        for i in range(ho):
-            for j in range(wo):
-                patch = xp[:, g * cg:(g + 1) * cg,
-                           i * sh:i * sh + dh * (kh - 1) + 1:dh,
-                           j * sw:j * sw + dw * (kw - 1) + 1:dw]
-                y[:, o, i, j] = np.tensordot(patch, w[o], axes=3)
-        if b is not None:
-            y[:, o] += b[o]
-    return y
+from helpers.gradcheck import check_gradient, make_blobs, run_layer, setup_layer
 
 
 # (fields, stride, pad, dilation, group) of each configuration; input (2, 6, 7, 6)
@@ -70,24 +33,16 @@ CONFIGS = {
 }
 
 
-def forward(layer, x):
-    bottom = [Blob(x.shape, layer.dtype)]
-    bottom[0].data[...] = x
-    top = setup_layer(layer, bottom)
-    layer.forward(bottom, top)
-    return bottom, top
-
-
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_forward_matches_direct_convolution(name, dtype):
     fields, stride, pad, dilation, group = CONFIGS[name]
     x = np.random.default_rng(0).standard_normal((2, 6, 7, 6))
-    layer = conv(dtype, **fields)
-    _, top = forward(layer, x.astype(dtype))
+    layer = make_conv(dtype=dtype, **fields)
+    _, top = run_layer(layer, x.astype(dtype))
     bias = layer.blobs[1].data if len(layer.blobs) > 1 else None
-    expected = reference_conv(x, layer.blobs[0].data.astype(np.float64), bias, stride, pad,
-                              dilation, group)
+    expected = reference_conv(x, layer.blobs[0].data.astype(np.float64), bias, stride, dilation,
+                              pad, pad, group)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(top[0].data, expected, rtol=tol, atol=tol)
 
@@ -95,7 +50,7 @@ def test_forward_matches_direct_convolution(name, dtype):
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_gradient(name):
     fields = CONFIGS[name][0]
-    layer = conv(**fields)
+    layer = make_conv(**fields)
     channels = 6 if fields.get("group", 1) == 3 else 4
     bottom = make_blobs(np.random.default_rng(2).standard_normal((2, channels, 5, 4)))
     top = setup_layer(layer, bottom)
@@ -103,7 +58,7 @@ def test_gradient(name):
 
 
 def test_gradient_two_bottoms_share_weights():
-    layer = conv(num_output=2, kernel_size=[2], stride=[2], pad=[1])
+    layer = make_conv(num_output=2, kernel_size=[2], stride=[2], pad=[1])
     rng = np.random.default_rng(3)
     bottom = make_blobs(rng.standard_normal((1, 2, 3, 4)), rng.standard_normal((1, 2, 3, 4)))
     top = setup_layer(layer, bottom, num_top=2)
@@ -111,8 +66,8 @@ def test_gradient_two_bottoms_share_weights():
 
 
 def test_param_diffs_accumulate_and_bottom_diff_is_written():
-    layer = conv(num_output=3, kernel_size=[3], pad=[1])
-    bottom, top = forward(layer, np.random.default_rng(4).standard_normal((2, 2, 5, 5)))
+    layer = make_conv(num_output=3, kernel_size=[3], pad=[1])
+    bottom, top = run_layer(layer, np.random.default_rng(4).standard_normal((2, 2, 5, 5)))
     top[0].diff[...] = 1.0
     layer.backward(top, [True], bottom)
     once = [p.diff.copy() for p in layer.blobs] + [bottom[0].diff.copy()]
@@ -123,8 +78,8 @@ def test_param_diffs_accumulate_and_bottom_diff_is_written():
 
 
 def test_no_propagate_down_leaves_bottom_diff_alone():
-    layer = conv(num_output=3, kernel_size=[3])
-    bottom, top = forward(layer, np.ones((1, 2, 4, 4)))
+    layer = make_conv(num_output=3, kernel_size=[3])
+    bottom, top = run_layer(layer, np.ones((1, 2, 4, 4)))
     bottom[0].diff[...] = 7.0
     top[0].diff[...] = 1.0
     layer.backward(top, [False], bottom)
@@ -142,9 +97,9 @@ def test_any_chunk_size_and_thread_count_give_one_result(monkeypatch, group):
     for elements, threads in ((1 << 30, 1), (1, 2), (2 * 36 * 36, 3), (1, 3)):
         monkeypatch.setattr(pipeline_module, "CHUNK_ELEMENTS", elements)
         with threadpool_limits(threads, "openmp"):
-            layer = conv(num_output=4, kernel_size=[3], pad=[1], group=group)
+            layer = make_conv(num_output=4, kernel_size=[3], pad=[1], group=group)
             set_random_seed(0)
-            bottom, top = forward(layer, x)
+            bottom, top = run_layer(layer, x)
             top[0].diff[...] = dy
             for p in layer.blobs:
                 p.diff[...] = 0.25
@@ -165,12 +120,13 @@ def test_uneven_channel_blocks(monkeypatch, dtype):
     the gradients."""
     # one channel of one image has 9 * 36 columns: room for two
     monkeypatch.setattr(pipeline_module, "CHUNK_ELEMENTS", 2 * 9 * 36)
-    layer = conv(dtype, num_output=3, kernel_size=[3], pad=[1])
+    layer = make_conv(dtype=dtype, num_output=3, kernel_size=[3], pad=[1])
     x = np.random.default_rng(11).standard_normal((2, 5, 6, 6))
-    bottom, top = forward(layer, x.astype(dtype))
+    bottom, top = run_layer(layer, x.astype(dtype))
     assert (layer.pipeline.chunk, layer.pipeline.block) == (1, 2)
     w, b = (blob.data.astype(np.float64) for blob in layer.blobs)
-    expected = reference_conv(bottom[0].data.astype(np.float64), w, b, (1, 1), (1, 1), (1, 1), 1)
+    expected = reference_conv(bottom[0].data.astype(np.float64), w, b, (1, 1), (1, 1), (1, 1),
+                              (1, 1))
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(top[0].data, expected, rtol=tol, atol=tol)
     if dtype == np.float64:
@@ -178,8 +134,8 @@ def test_uneven_channel_blocks(monkeypatch, dtype):
 
 
 def test_backward_recomputes_columns_when_bottom_changed_shape():
-    layer = conv(num_output=2, kernel_size=[3], pad=[1])
-    bottom, top = forward(layer, np.random.default_rng(7).standard_normal((2, 2, 5, 5)))
+    layer = make_conv(num_output=2, kernel_size=[3], pad=[1])
+    bottom, top = run_layer(layer, np.random.default_rng(7).standard_normal((2, 2, 5, 5)))
     bottom[0].reshape(3, 2, 4, 6)
     bottom[0].data[...] = np.random.default_rng(8).standard_normal((3, 2, 4, 6))
     layer.reshape(bottom, top)
@@ -191,8 +147,8 @@ def test_backward_recomputes_columns_when_bottom_changed_shape():
                                             ("k1_s2", False), ("k1_p1", False),
                                             ("k3_p1", False)])
 def test_only_a_plain_1x1_reads_the_image_as_its_columns(name, identity):
-    layer = conv(**CONFIGS[name][0])
-    forward(layer, np.zeros((3, 4, 5, 4)))
+    layer = make_conv(**CONFIGS[name][0])
+    run_layer(layer, np.zeros((3, 4, 5, 4)))
     assert layer.geometry.identity == identity
     assert layer.pipeline.chunk == 1 or not identity
 
@@ -204,7 +160,7 @@ def test_gpu_path_on_numpy_equals_cpu_path(name):
     dy = None
     runs = []
     for path in ("cpu", "gpu"):
-        layer = conv(**fields)
+        layer = make_conv(**fields)
         set_random_seed(11)
         bottom = make_blobs(x)
         top = setup_layer(layer, bottom)
@@ -221,8 +177,8 @@ def test_gpu_path_on_numpy_equals_cpu_path(name):
 
 
 def test_default_fillers_are_constant_zero():
-    layer = conv(filled=False, num_output=2, kernel_size=[3])
-    forward(layer, np.ones((1, 1, 3, 3)))
+    layer = make_conv(filled=False, num_output=2, kernel_size=[3])
+    run_layer(layer, np.ones((1, 1, 3, 3)))
     assert layer.blobs[0].shape == (2, 1, 3, 3) and layer.blobs[1].shape == (2,)
     assert not np.any(layer.blobs[0].data) and not np.any(layer.blobs[1].data)
 
@@ -236,7 +192,7 @@ def test_given_weights_are_kept():
     blob.shape.dim.extend([1, 2, 1, 1])
     blob.data.extend([2.0, -1.0])
     layer = layer_class("Convolution")(param, pb.TRAIN, np.float64)
-    _, top = forward(layer, np.arange(8.0).reshape(1, 2, 2, 2))
+    _, top = run_layer(layer, np.arange(8.0).reshape(1, 2, 2, 2))
     np.testing.assert_allclose(top[0].data.ravel(), 2 * np.arange(4.0) - np.arange(4.0, 8.0))
 
 
@@ -263,7 +219,7 @@ def test_caffe_golden(case):
     (dict(num_output=2, kernel_size=[7]), (1, 3, 5, 5), ShapeError, "larger than the input"),
 ])
 def test_bad_parameters(fields, shape, error, text):
-    layer = conv(**fields)
+    layer = make_conv(**fields)
     with pytest.raises(error, match=text) as info:
         setup_layer(layer, [Blob(shape)])
     assert "'conv'" in str(info.value)
@@ -283,14 +239,14 @@ def test_given_weights_of_the_wrong_shape():
 
 
 def test_reshape_to_other_channels_is_an_error():
-    layer = conv(num_output=2, kernel_size=[3])
-    bottom, top = forward(layer, np.ones((1, 3, 5, 5)))
+    layer = make_conv(num_output=2, kernel_size=[3])
+    bottom, top = run_layer(layer, np.ones((1, 3, 5, 5)))
     bottom[0].reshape(1, 4, 5, 5)
     with pytest.raises(ShapeError, match="'conv'.*expected \\(N, 3, H, W\\)"):
         layer.reshape(bottom, top)
 
 
 def test_bottoms_and_tops_must_pair_up():
-    layer = conv(num_output=2, kernel_size=[3])
+    layer = make_conv(num_output=2, kernel_size=[3])
     with pytest.raises(NetError, match="'conv'.*one top per bottom"):
         setup_layer(layer, [Blob((1, 1, 5, 5)), Blob((1, 1, 5, 5))], num_top=1)

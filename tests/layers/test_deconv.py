@@ -9,47 +9,9 @@ from cyffe.layers.registry import layer_class
 from cyffe.proto import cyffe_pb2 as pb
 from cyffe.proto.errors import NetError, ShapeError
 
+from helpers.conv_reference import make_conv, reference_deconv
 from helpers.golden import run_case
-from helpers.gradcheck import check_gradient, make_blobs, setup_layer
-
-
-def deconv(dtype=np.float64, filled=True, **fields):
-    """A Deconvolution layer named "up"; list values go to repeated fields."""
-    param = pb.LayerParameter(name="up", type="Deconvolution")
-    p = param.convolution_param
-    for key, value in fields.items():
-        if isinstance(value, list):
-            getattr(p, key).extend(value)
-        else:
-            setattr(p, key, value)
-    if filled:
-        p.weight_filler.type = "gaussian"
-        p.bias_filler.type = "gaussian"
-    return layer_class("Deconvolution")(param, pb.TRAIN, dtype)
-
-
-def reference_deconv(x, w, b, stride, pad, dilation, group):
-    """Scatter every input pixel times its kernel onto the output, then crop the padding."""
-    n, c, h, wd = x.shape
-    _, mg, kh, kw = w.shape
-    (sh, sw), (ph, pw), (dh, dw) = stride, pad, dilation
-    ho = sh * (h - 1) + dh * (kh - 1) + 1 - 2 * ph
-    wo = sw * (wd - 1) + dw * (kw - 1) + 1 - 2 * pw
-    full = np.zeros((n, mg * group, sh * (h - 1) + dh * (kh - 1) + 1,
-                     sw * (wd - 1) + dw * (kw - 1) + 1))
-    cg = c // group
-    for ci in range(c):
-        g = ci // cg
-        for i in range(h):
-            for j in range(wd):
-                for ki in range(kh):
-                    for kj in range(kw):
-                        full[:, g * mg:(g + 1) * mg, i * sh + ki * dh, j * sw + kj * dw] += \
-                            x[:, ci, i, j][:, None] * w[ci, :, ki, kj][None, :]
-    y = full[:, :, ph:ph + ho, pw:pw + wo]
-    if b is not None:
-        y = y + b[None, :, None, None]
-    return y
+from helpers.gradcheck import check_gradient, make_blobs, run_layer, setup_layer
 
 
 # (fields, stride, pad, dilation, group) of each configuration; input (2, 6, 4, 3)
@@ -68,33 +30,26 @@ CONFIGS = {
 }
 
 
-def forward(layer, x):
-    bottom = [Blob(x.shape, layer.dtype)]
-    bottom[0].data[...] = x
-    top = setup_layer(layer, bottom)
-    layer.forward(bottom, top)
-    return bottom, top
-
-
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_forward_matches_direct_transposed_convolution(name, dtype):
     fields, stride, pad, dilation, group = CONFIGS[name]
     x = np.random.default_rng(0).standard_normal((2, 6, 4, 3))
-    layer = deconv(dtype, **fields)
-    _, top = forward(layer, x.astype(dtype))
+    layer = make_conv("Deconvolution", "up", dtype, **fields)
+    _, top = run_layer(layer, x.astype(dtype))
     assert layer.blobs[0].shape[:2] == (6, fields["num_output"] // group)
     bias = layer.blobs[1].data if len(layer.blobs) > 1 else None
-    expected = reference_deconv(x, layer.blobs[0].data.astype(np.float64), bias, stride, pad,
-                                dilation, group)
+    expected = reference_deconv(x, layer.blobs[0].data.astype(np.float64), bias, stride, dilation,
+                                pad, group)
     assert top[0].shape == expected.shape
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(top[0].data, expected, rtol=tol, atol=tol)
 
 
 def test_output_size_and_weight_shape():
-    layer = deconv(num_output=4, kernel_size=[4], stride=[2], pad=[1], group=2)
-    _, top = forward(layer, np.ones((1, 6, 5, 3)))
+    layer = make_conv("Deconvolution", "up", num_output=4, kernel_size=[4], stride=[2], pad=[1],
+                      group=2)
+    _, top = run_layer(layer, np.ones((1, 6, 5, 3)))
     assert top[0].shape == (1, 4, 10, 6)
     assert layer.blobs[0].shape == (6, 2, 4, 4) and layer.blobs[1].shape == (4,)
 
@@ -104,8 +59,8 @@ def test_is_the_adjoint_of_convolution():
     rng = np.random.default_rng(1)
     fields = dict(num_output=4, kernel_size=[3], stride=[2], pad=[1], group=2,
                   bias_term=False)
-    up = deconv(**fields)
-    bottom, top = forward(up, rng.standard_normal((2, 6, 4, 4)))
+    up = make_conv("Deconvolution", "up", **fields)
+    bottom, top = run_layer(up, rng.standard_normal((2, 6, 4, 4)))
     y = rng.standard_normal(top[0].shape)
     param = pb.LayerParameter(name="down", type="Convolution")
     param.convolution_param.CopyFrom(up.param.convolution_param)
@@ -122,7 +77,7 @@ def test_is_the_adjoint_of_convolution():
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_gradient(name):
     fields = CONFIGS[name][0]
-    layer = deconv(**fields)
+    layer = make_conv("Deconvolution", "up", **fields)
     channels = 6 if fields.get("group", 1) == 3 else 4
     bottom = make_blobs(np.random.default_rng(2).standard_normal((2, channels, 3, 2)))
     top = setup_layer(layer, bottom)
@@ -130,7 +85,7 @@ def test_gradient(name):
 
 
 def test_gradient_two_bottoms_share_weights():
-    layer = deconv(num_output=2, kernel_size=[2], stride=[2], pad=[1])
+    layer = make_conv("Deconvolution", "up", num_output=2, kernel_size=[2], stride=[2], pad=[1])
     rng = np.random.default_rng(3)
     bottom = make_blobs(rng.standard_normal((1, 2, 3, 2)), rng.standard_normal((1, 2, 3, 2)))
     top = setup_layer(layer, bottom, num_top=2)
@@ -138,8 +93,8 @@ def test_gradient_two_bottoms_share_weights():
 
 
 def test_param_diffs_accumulate_and_bottom_diff_is_written():
-    layer = deconv(num_output=3, kernel_size=[3], stride=[2])
-    bottom, top = forward(layer, np.random.default_rng(4).standard_normal((2, 2, 3, 3)))
+    layer = make_conv("Deconvolution", "up", num_output=3, kernel_size=[3], stride=[2])
+    bottom, top = run_layer(layer, np.random.default_rng(4).standard_normal((2, 2, 3, 3)))
     top[0].diff[...] = 1.0
     layer.backward(top, [True], bottom)
     once = [p.diff.copy() for p in layer.blobs] + [bottom[0].diff.copy()]
@@ -150,8 +105,8 @@ def test_param_diffs_accumulate_and_bottom_diff_is_written():
 
 
 def test_no_propagate_down_leaves_bottom_diff_alone():
-    layer = deconv(num_output=3, kernel_size=[3])
-    bottom, top = forward(layer, np.ones((1, 2, 4, 4)))
+    layer = make_conv("Deconvolution", "up", num_output=3, kernel_size=[3])
+    bottom, top = run_layer(layer, np.ones((1, 2, 4, 4)))
     bottom[0].diff[...] = 7.0
     top[0].diff[...] = 1.0
     layer.backward(top, [False], bottom)
@@ -169,9 +124,9 @@ def test_any_chunk_size_and_thread_count_give_one_result(monkeypatch):
     for elements, threads in ((1 << 30, 1), (1, 2), (1, 3)):
         monkeypatch.setattr(pipeline_module, "CHUNK_ELEMENTS", elements)
         with threadpool_limits(threads, "openmp"):
-            layer = deconv(num_output=4, kernel_size=[3], stride=[2])
+            layer = make_conv("Deconvolution", "up", num_output=4, kernel_size=[3], stride=[2])
             set_random_seed(0)
-            bottom, top = forward(layer, x)
+            bottom, top = run_layer(layer, x)
             top[0].diff[...] = dy
             layer.backward(top, [True], bottom)
         results.append(((layer.pipeline.chunk, layer.pipeline.block), top[0].data.copy(),
@@ -184,8 +139,8 @@ def test_any_chunk_size_and_thread_count_give_one_result(monkeypatch):
 
 
 def test_reshape_to_a_new_size():
-    layer = deconv(num_output=2, kernel_size=[3], stride=[2], pad=[1])
-    bottom, top = forward(layer, np.random.default_rng(7).standard_normal((2, 2, 3, 3)))
+    layer = make_conv("Deconvolution", "up", num_output=2, kernel_size=[3], stride=[2], pad=[1])
+    bottom, top = run_layer(layer, np.random.default_rng(7).standard_normal((2, 2, 3, 3)))
     bottom[0].reshape(3, 2, 2, 4)
     bottom[0].data[...] = np.random.default_rng(8).standard_normal((3, 2, 2, 4))
     layer.reshape(bottom, top)
@@ -199,7 +154,7 @@ def test_gpu_path_on_numpy_equals_cpu_path():
     dy = None
     runs = []
     for path in ("cpu", "gpu"):
-        layer = deconv(**fields)
+        layer = make_conv("Deconvolution", "up", **fields)
         set_random_seed(11)
         bottom = make_blobs(x)
         top = setup_layer(layer, bottom)
@@ -224,7 +179,7 @@ def test_given_weights_are_kept():
     blob.shape.dim.extend([1, 2, 1, 1])
     blob.data.extend([2.0, -1.0])
     layer = layer_class("Deconvolution")(param, pb.TRAIN, np.float64)
-    _, top = forward(layer, np.arange(4.0).reshape(1, 1, 2, 2))
+    _, top = run_layer(layer, np.arange(4.0).reshape(1, 1, 2, 2))
     np.testing.assert_allclose(top[0].data.reshape(2, 4), [2 * np.arange(4.0), -np.arange(4.0)])
 
 
@@ -243,7 +198,7 @@ def test_caffe_golden(case):
      "pad .* too large"),
 ])
 def test_bad_parameters(fields, shape, error, text):
-    layer = deconv(**fields)
+    layer = make_conv("Deconvolution", "up", **fields)
     with pytest.raises(error, match=text) as info:
         setup_layer(layer, [Blob(shape)])
     assert "'up'" in str(info.value)
@@ -263,6 +218,6 @@ def test_given_weights_of_the_wrong_shape():
 
 
 def test_bottoms_and_tops_must_pair_up():
-    layer = deconv(num_output=2, kernel_size=[3])
+    layer = make_conv("Deconvolution", "up", num_output=2, kernel_size=[3])
     with pytest.raises(NetError, match="'up'.*Deconvolution.*one top per bottom"):
         setup_layer(layer, [Blob((1, 1, 5, 5)), Blob((1, 1, 5, 5))], num_top=1)

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from helpers.golden import run_case
-from helpers.gradcheck import check_gradient, make_blobs, setup_layer
-from helpers.neuron import check_gpu_matches_cpu, check_in_place, make_layer, run_forward
+from helpers.gradcheck import check_gradient, make_blobs, run_layer, setup_layer
+from helpers.neuron import check_gpu_matches_cpu, check_in_place, make_layer
 
 
 def elu(alpha=1.0, dtype=np.float64):
@@ -19,7 +19,7 @@ def away_from_zero(shape, seed=0):
 @pytest.mark.parametrize("alpha", [1.0, 0.5, 0.0, -0.7])
 def test_forward_matches_numpy(dtype, alpha):
     x = away_from_zero((2, 3, 4, 5)).astype(dtype)
-    _, top = run_forward(elu(alpha, dtype), x)
+    _, top = run_layer(elu(alpha, dtype), x)
     x64 = x.astype(np.float64)
     np.testing.assert_allclose(top[0].data, np.where(x64 > 0, x64, alpha * (np.exp(x64) - 1)),
                                rtol=1e-6, atol=1e-7)

@@ -6,8 +6,8 @@ import pytest
 from cyffe.proto.errors import NetError
 
 from helpers.golden import run_case
-from helpers.gradcheck import check_gradient, make_blobs, setup_layer
-from helpers.neuron import check_gpu_matches_cpu, check_in_place, make_layer, run_forward
+from helpers.gradcheck import check_gradient, make_blobs, run_layer, setup_layer
+from helpers.neuron import check_gpu_matches_cpu, check_in_place, make_layer
 
 SETTINGS = [(-1.0, 1.0, 0.0), (2.0, 0.5, 0.1), (10.0, -0.3, 1.0), (math.e, 1.0, -2.0)]
 
@@ -24,7 +24,7 @@ def inputs(shape, seed=0):
 @pytest.mark.parametrize("base, scale, shift", SETTINGS)
 def test_forward_matches_numpy(dtype, base, scale, shift):
     x = inputs((2, 3, 4)).astype(dtype)
-    _, top = run_forward(exp(base, scale, shift, dtype), x)
+    _, top = run_layer(exp(base, scale, shift, dtype), x)
     b = math.e if base == -1 else base
     np.testing.assert_allclose(top[0].data, b ** (shift + scale * x.astype(np.float64)),
                                rtol=1e-6)

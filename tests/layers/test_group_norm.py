@@ -5,8 +5,8 @@ from cyffe.net.graph import Net
 from cyffe.proto import cyffe_pb2 as pb
 from cyffe.proto.errors import NetError, ShapeError
 
-from helpers.gradcheck import check_gradient, make_blobs, setup_layer
-from helpers.neuron import check_gpu_matches_cpu, check_in_place, make_layer, run_forward
+from helpers.gradcheck import check_gradient, make_blobs, run_layer, setup_layer
+from helpers.neuron import check_gpu_matches_cpu, check_in_place, make_layer
 
 
 def group_norm(num_groups, dtype=np.float64, blobs=(), **fields):
@@ -43,7 +43,7 @@ CASES = [((2, 6, 3, 4), 3), ((2, 6, 3, 4), 1), ((2, 6, 3, 4), 6), ((3, 4), 2), (
 def test_forward_matches_numpy(dtype, shape, groups):
     x = random(*shape)
     params = affine_params(shape[1])
-    _, top = run_forward(group_norm(groups, dtype, blobs=params), x.astype(dtype))
+    _, top = run_layer(group_norm(groups, dtype, blobs=params), x.astype(dtype))
     tol = 1e-5 if dtype == np.float32 else 1e-10
     np.testing.assert_allclose(top[0].data, reference(x, groups, 1e-5, *params),
                                rtol=tol, atol=tol)
@@ -52,7 +52,7 @@ def test_forward_matches_numpy(dtype, shape, groups):
 def test_forward_without_affine_and_with_eps():
     x = random(2, 4, 3)
     layer = group_norm(2, affine=False, eps=0.25)
-    _, top = run_forward(layer, x)
+    _, top = run_layer(layer, x)
     assert layer.blobs == []
     np.testing.assert_allclose(top[0].data, reference(x, 2, 0.25), rtol=1e-12, atol=1e-12)
 
@@ -62,7 +62,7 @@ def test_forward_matches_torch(dtype):
     torch = pytest.importorskip("torch")
     x = random(2, 6, 3, 4).astype(dtype)
     params = [p.astype(dtype) for p in affine_params(6)]
-    _, top = run_forward(group_norm(3, dtype, blobs=params), x)
+    _, top = run_layer(group_norm(3, dtype, blobs=params), x)
     want = torch.nn.functional.group_norm(torch.from_numpy(x), 3, torch.from_numpy(params[0]),
                                           torch.from_numpy(params[1]), eps=1e-5).numpy()
     np.testing.assert_allclose(top[0].data, want, rtol=1e-5, atol=1e-5)
@@ -132,7 +132,7 @@ def test_float32_gpu_path_equals_cpu_path():
     outputs = []
     for gpu in (False, True):
         layer = group_norm(3, np.float32, blobs=affine_params(6))
-        bottom, top = run_forward(layer, x)
+        bottom, top = run_layer(layer, x)
         (layer.forward_gpu if gpu else layer.forward_cpu)(bottom, top)
         top[0].diff[...] = random(2, 6, 4, seed=2)
         (layer.backward_gpu if gpu else layer.backward_cpu)(top, [True], bottom)

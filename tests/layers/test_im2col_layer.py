@@ -7,7 +7,7 @@ from cyffe.proto import cyffe_pb2 as pb
 from cyffe.proto.errors import NetError, ShapeError
 
 from helpers.conv_reference import make_conv, reference_im2col, same_pads
-from helpers.gradcheck import check_gradient, make_blobs, setup_layer
+from helpers.gradcheck import check_gradient, make_blobs, run_layer, setup_layer
 
 # (fields, input shape, kernel, stride, dilation, pad)
 CONFIGS = {
@@ -22,21 +22,13 @@ CONFIGS = {
 }
 
 
-def run(layer, x, path="cpu"):
-    bottom = [Blob(x.shape, layer.dtype)]
-    bottom[0].data[...] = x
-    top = setup_layer(layer, bottom)
-    getattr(layer, f"forward_{path}")(bottom, top)
-    return bottom, top
-
-
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_forward_matches_reference(name, dtype):
     fields, shape, kernel, stride, dilation, pad = CONFIGS[name]
     x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
     layer = make_conv("Im2col", "cols", dtype, filled=False, **fields)
-    _, top = run(layer, x)
+    _, top = run_layer(layer, x)
     expected = reference_im2col(x, kernel, stride, dilation, pad, pad)
     assert top[0].shape == expected.shape
     np.testing.assert_array_equal(top[0].data, expected.astype(dtype))
@@ -46,7 +38,7 @@ def test_same_padding_and_fill():
     x = np.random.default_rng(1).standard_normal((2, 2, 5, 4))
     layer = make_conv("Im2col", "cols", filled=False, kernel_size=[2], stride=[2],
                       pad_scheme=pb.SAME, pad_fill=pb.CONSTANT, pad_value=3.0)
-    _, top = run(layer, x)
+    _, top = run_layer(layer, x)
     before, after = same_pads((5, 4), (2, 2), (2, 2), (1, 1))
     expected = reference_im2col(x, (2, 2), (2, 2), (1, 1), before, after, "constant", 3.0)
     assert top[0].shape == (2, 8, 3, 2)
@@ -58,7 +50,7 @@ def test_reflect_and_replicate_fill_the_corners_as_np_pad():
     for fill, field in (("reflect", pb.REFLECT), ("replicate", pb.REPLICATE)):
         layer = make_conv("Im2col", "cols", filled=False, pad=[2], kernel_size=[1],
                           pad_fill=field)
-        _, top = run(layer, x)
+        _, top = run_layer(layer, x)
         expected = reference_im2col(x, (1, 1), (1, 1), (1, 1), (2, 2), (2, 2), fill)
         np.testing.assert_array_equal(top[0].data, expected)
 
@@ -66,7 +58,7 @@ def test_reflect_and_replicate_fill_the_corners_as_np_pad():
 def test_axis2():
     x = np.random.default_rng(2).standard_normal((2, 3, 2, 6))
     layer = make_conv("Im2col", "cols", filled=False, kernel_size=[3], axis=2)
-    _, top = run(layer, x)
+    _, top = run_layer(layer, x)
     expected = reference_im2col(x.reshape(6, 2, 6), (3,), (1,), (1,), (0,), (0,))
     np.testing.assert_array_equal(top[0].data, expected.reshape(2, 3, 6, 4))
 
@@ -94,7 +86,7 @@ def test_gpu_path_on_numpy_equals_cpu_path(name):
     runs = []
     for path in ("cpu", "gpu"):
         layer = make_conv("Im2col", "cols", filled=False, pad_fill=pb.REFLECT, **fields)
-        bottom, top = run(layer, x, path)
+        bottom, top = run_layer(layer, x, path=path)
         top[0].diff[...] = np.random.default_rng(6).standard_normal(top[0].shape)
         getattr(layer, f"backward_{path}")(top, [True], bottom)
         runs.append((top[0].data.copy(), bottom[0].diff.copy()))
@@ -104,7 +96,7 @@ def test_gpu_path_on_numpy_equals_cpu_path(name):
 
 def test_no_propagate_down_leaves_bottom_diff_alone():
     layer = make_conv("Im2col", "cols", filled=False, kernel_size=[2])
-    bottom, top = run(layer, np.ones((1, 2, 3, 3)))
+    bottom, top = run_layer(layer, np.ones((1, 2, 3, 3)))
     bottom[0].diff[...] = 7.0
     top[0].diff[...] = 1.0
     layer.backward(top, [False], bottom)
@@ -128,7 +120,7 @@ def test_bad_parameters(fields, shape, error, text):
 
 def test_reshape_to_other_channels_is_an_error():
     layer = make_conv("Im2col", "cols", filled=False, kernel_size=[2])
-    bottom, top = run(layer, np.ones((1, 2, 3, 3)))
+    bottom, top = run_layer(layer, np.ones((1, 2, 3, 3)))
     bottom[0].reshape(1, 3, 3, 3)
     with pytest.raises(ShapeError, match=r"'cols'.*expected \(N, 2, H, W\)"):
         layer.reshape(bottom, top)

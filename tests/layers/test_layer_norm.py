@@ -5,8 +5,8 @@ from cyffe.net.graph import Net
 from cyffe.proto import cyffe_pb2 as pb
 from cyffe.proto.errors import NetError, ShapeError
 
-from helpers.gradcheck import check_gradient, make_blobs, setup_layer
-from helpers.neuron import check_gpu_matches_cpu, check_in_place, make_layer, run_forward
+from helpers.gradcheck import check_gradient, make_blobs, run_layer, setup_layer
+from helpers.neuron import check_gpu_matches_cpu, check_in_place, make_layer
 
 
 def layer_norm(dtype=np.float64, blobs=(), **fields):
@@ -39,7 +39,7 @@ def test_forward_matches_numpy(dtype, shape, axis):
     x = random(*shape)
     params = affine_params(shape[axis % len(shape):])
     layer = layer_norm(dtype, blobs=params, axis=axis)
-    _, top = run_forward(layer, x.astype(dtype))
+    _, top = run_layer(layer, x.astype(dtype))
     tol = 1e-5 if dtype == np.float32 else 1e-10
     np.testing.assert_allclose(top[0].data, reference(x, axis, 1e-5, *params),
                                rtol=tol, atol=tol)
@@ -48,7 +48,7 @@ def test_forward_matches_numpy(dtype, shape, axis):
 def test_forward_without_affine_and_with_eps():
     x = random(3, 4, 2)
     layer = layer_norm(affine=False, eps=0.25, axis=2)
-    _, top = run_forward(layer, x)
+    _, top = run_layer(layer, x)
     assert layer.blobs == []
     np.testing.assert_allclose(top[0].data, reference(x, 2, 0.25), rtol=1e-12, atol=1e-12)
 
@@ -59,7 +59,7 @@ def test_forward_matches_torch(dtype, axis):
     torch = pytest.importorskip("torch")
     x = random(2, 3, 4, 5).astype(dtype)
     params = [p.astype(dtype) for p in affine_params(x.shape[axis:])]
-    _, top = run_forward(layer_norm(dtype, blobs=params, axis=axis), x)
+    _, top = run_layer(layer_norm(dtype, blobs=params, axis=axis), x)
     want = torch.nn.functional.layer_norm(torch.from_numpy(x), x.shape[axis:],
                                           torch.from_numpy(params[0]),
                                           torch.from_numpy(params[1]), eps=1e-5).numpy()

@@ -6,8 +6,8 @@ import pytest
 from cyffe.proto.errors import NetError
 
 from helpers.golden import run_case
-from helpers.gradcheck import check_gradient, make_blobs, setup_layer
-from helpers.neuron import check_gpu_matches_cpu, check_in_place, make_layer, run_forward
+from helpers.gradcheck import check_gradient, make_blobs, run_layer, setup_layer
+from helpers.neuron import check_gpu_matches_cpu, check_in_place, make_layer
 
 SETTINGS = [(-1.0, 1.0, 0.0), (10.0, 2.0, 0.5), (2.0, -0.5, 3.0), (0.5, 1.0, 0.1)]
 
@@ -25,7 +25,7 @@ def positive_argument(shape, scale, shift, seed=0):
 @pytest.mark.parametrize("base, scale, shift", SETTINGS)
 def test_forward_matches_numpy(dtype, base, scale, shift):
     x = positive_argument((2, 3, 4), scale, shift).astype(dtype)
-    _, top = run_forward(log(base, scale, shift, dtype), x)
+    _, top = run_layer(log(base, scale, shift, dtype), x)
     b = math.e if base == -1 else base
     expected = np.log(shift + scale * x.astype(np.float64)) / math.log(b)
     np.testing.assert_allclose(top[0].data, expected, rtol=1e-5, atol=1e-6)

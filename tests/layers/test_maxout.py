@@ -4,8 +4,8 @@ import pytest
 from cyffe.layers.blob import Blob
 from cyffe.proto.errors import NetError, ShapeError
 
-from helpers.gradcheck import check_gradient, make_blobs, setup_layer
-from helpers.neuron import make_layer, run_forward
+from helpers.gradcheck import check_gradient, make_blobs, run_layer, setup_layer
+from helpers.neuron import make_layer
 
 
 def maxout(num_pieces, dtype=np.float64):
@@ -31,14 +31,14 @@ CASES = [((2, 6, 3, 4), 2), ((2, 6, 3, 4), 3), ((2, 6, 3, 4), 6), ((2, 6, 3, 4),
 @pytest.mark.parametrize("shape,k", CASES)
 def test_forward_matches_numpy(dtype, shape, k):
     x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
-    _, top = run_forward(maxout(k, dtype), x)
+    _, top = run_layer(maxout(k, dtype), x)
     assert top[0].shape == reference(x, k).shape
     np.testing.assert_array_equal(top[0].data, reference(x, k))
 
 
 def test_pieces_are_consecutive_channels():
     x = np.array([1.0, 5.0, 2.0, 3.0, 4.0, 0.0]).reshape(1, 6)
-    _, top = run_forward(maxout(2), x)
+    _, top = run_layer(maxout(2), x)
     np.testing.assert_array_equal(top[0].data, [[5.0, 3.0, 4.0]])
 
 

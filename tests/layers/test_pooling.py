@@ -9,7 +9,7 @@ from cyffe.proto import cyffe_pb2 as pb
 from cyffe.proto.errors import NetError, ShapeError
 
 from helpers.golden import run_case
-from helpers.gradcheck import check_gradient, make_blobs, setup_layer
+from helpers.gradcheck import check_gradient, make_blobs, run_layer, setup_layer
 
 MAX, AVE = pb.PoolingParameter.MAX, pb.PoolingParameter.AVE
 
@@ -75,14 +75,6 @@ def distinct_values(shape, seed=0):
     return rng.permutation(np.arange(np.prod(shape)) * 0.1).reshape(shape) - 1.0
 
 
-def run(layer, x, num_top=1):
-    bottom = [Blob(x.shape, layer.dtype)]
-    bottom[0].data[...] = x
-    top = setup_layer(layer, bottom, num_top=num_top)
-    layer.forward(bottom, top)
-    return bottom, top
-
-
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 @pytest.mark.parametrize("method", [MAX, AVE])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -91,7 +83,7 @@ def test_forward_matches_reference(name, method, dtype):
     x = distinct_values((2, 3) + hw)
     expected, arg = reference_pool(x, method, kernel, stride, pad, ceil_mode)
     layer = pooling(dtype, pool=method, **fields)
-    _, top = run(layer, x.astype(dtype), num_top=2 if method == MAX else 1)
+    _, top = run_layer(layer, x.astype(dtype), num_top=2 if method == MAX else 1)
     tol = 1e-6 if dtype == np.float32 else 1e-13
     np.testing.assert_allclose(top[0].data, expected, rtol=tol, atol=tol)
     if method == MAX:
@@ -101,7 +93,7 @@ def test_forward_matches_reference(name, method, dtype):
 @pytest.mark.parametrize("method", [MAX, AVE])
 def test_global_pooling(method):
     x = distinct_values((2, 3, 5, 4))
-    _, top = run(pooling(pool=method, global_pooling=True), x)
+    _, top = run_layer(pooling(pool=method, global_pooling=True), x)
     expected = x.max(axis=(2, 3)) if method == MAX else x.mean(axis=(2, 3))
     np.testing.assert_allclose(top[0].data[:, :, 0, 0], expected, rtol=1e-13)
 
@@ -115,14 +107,14 @@ def test_global_pooling(method):
     (dict(kernel_size=5, stride=3), (3, 3), (1, 1)),                    # kernel past the image
 ])
 def test_output_shape(fields, hw, out):
-    _, top = run(pooling(**fields), np.zeros((1, 1) + hw))
+    _, top = run_layer(pooling(**fields), np.zeros((1, 1) + hw))
     assert top[0].shape == (1, 1) + out
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_max_ties_take_the_first_pixel_of_the_window(dtype):
     layer = pooling(dtype, pool=MAX, kernel_size=3, stride=2, pad=1)
-    _, top = run(layer, np.ones((1, 1, 5, 5)), 2)
+    _, top = run_layer(layer, np.ones((1, 1, 5, 5)), num_top=2)
     # Windows start at rows/cols -1, 1, 3: the first in-image pixel is 0, 1, 3.
     first = np.array([0, 1, 3])
     np.testing.assert_array_equal(top[1].data[0, 0], first[:, None] * 5 + first)
@@ -133,16 +125,16 @@ def test_max_passes_over_nan(dtype):
     """A NaN never wins a window (x > best is false for it), as in Caffe's loop."""
     x = np.arange(20.0).reshape(1, 1, 1, 20)
     x[0, 0, 0, 7] = np.nan
-    _, top = run(pooling(dtype, pool=MAX, kernel_h=1, kernel_w=2, stride_h=1, stride_w=2),
-                 x, 2)
+    _, top = run_layer(pooling(dtype, pool=MAX, kernel_h=1, kernel_w=2, stride_h=1, stride_w=2),
+                       x, num_top=2)
     # windows [0, 1], [2, 3], ...: the one of [6, nan] is 6
     expected = np.arange(1, 20, 2)
     expected[3] = 6
     np.testing.assert_array_equal(top[0].data[0, 0, 0], expected)
     np.testing.assert_array_equal(top[1].data[0, 0, 0], expected)
     x[0, 0, 0, 6] = np.nan
-    _, top = run(pooling(dtype, pool=MAX, kernel_h=1, kernel_w=2, stride_h=1, stride_w=2),
-                 x, 2)
+    _, top = run_layer(pooling(dtype, pool=MAX, kernel_h=1, kernel_w=2, stride_h=1, stride_w=2),
+                       x, num_top=2)
     assert top[0].data[0, 0, 0, 3] == -np.finfo(np.float32).max and top[1].data[0, 0, 0, 3] == -1
 
 
@@ -166,7 +158,7 @@ def test_global_gradient(method):
 
 def test_bottom_diff_is_written_not_accumulated():
     layer = pooling(pool=MAX, kernel_size=2, stride=2)
-    bottom, top = run(layer, distinct_values((1, 1, 4, 4)))
+    bottom, top = run_layer(layer, distinct_values((1, 1, 4, 4)))
     bottom[0].diff[...] = 5.0
     top[0].diff[...] = 1.0
     layer.backward(top, [True], bottom)

@@ -10,7 +10,7 @@ from cyffe.layers.registry import layer_class
 from cyffe.proto import cyffe_pb2 as pb
 from cyffe.proto.errors import NetError
 
-from helpers.gradcheck import check_gradient, make_blobs, setup_layer
+from helpers.gradcheck import check_gradient, make_blobs, run_layer, setup_layer
 
 STOCHASTIC, L2 = pb.PoolingParameter.STOCHASTIC, pb.PoolingParameter.L2
 FLT_MIN = float(np.finfo(np.float32).tiny)
@@ -68,14 +68,6 @@ def positive_values(shape, seed=0):
                                                                endpoint=False)).reshape(shape)
 
 
-def run(layer, x):
-    bottom = [Blob(x.shape, layer.dtype)]
-    bottom[0].data[...] = x
-    top = setup_layer(layer, bottom)
-    layer.forward(bottom, top)
-    return bottom, top
-
-
 # fields, kernel, stride, pad, input (H, W)
 CONFIGS = {
     "k2_s2": (dict(kernel_size=2, stride=2), (2, 2), (2, 2), (0, 0), (4, 6)),
@@ -92,7 +84,7 @@ def test_stochastic_draws_in_proportion_to_the_activations():
     activations = np.array([0.5, 1.0, 1.5, 2.0, 0.0, 5.0])
     x = np.broadcast_to(activations.reshape(2, 3), (1, 30000, 2, 3))
     set_random_seed(3)
-    _, top = run(pooling(STOCHASTIC, kernel_h=2, kernel_w=3), x)
+    _, top = run_layer(pooling(STOCHASTIC, kernel_h=2, kernel_w=3), x)
     picked = top[0].data.reshape(-1)
     frequencies = [(picked == a).mean() for a in activations]
     np.testing.assert_allclose(frequencies, activations / activations.sum(), atol=0.01)
@@ -106,7 +98,7 @@ def test_stochastic_train_matches_the_walk(name, dtype):
     x = positive_values((2, 3) + hw).astype(dtype)
     layer = pooling(STOCHASTIC, dtype=dtype, **fields)
     set_random_seed(11)
-    bottom, top = run(layer, x)
+    bottom, top = run_layer(layer, x)
     set_random_seed(11)
     u = rng().random((6,) + top[0].shape[2:], dtype=dtype)
     # The walk in the layer's dtype, so its sums round as the kernel's do.
@@ -129,7 +121,7 @@ def test_stochastic_is_repeatable_under_the_seed():
     outputs = []
     for seed in (5, 5, 6):
         set_random_seed(seed)
-        outputs.append(run(pooling(STOCHASTIC, kernel_size=3, stride=1), x)[1][0].data.copy())
+        outputs.append(run_layer(pooling(STOCHASTIC, kernel_size=3, stride=1), x)[1][0].data.copy())
     np.testing.assert_array_equal(outputs[0], outputs[1])
     assert np.any(outputs[0] != outputs[2])
 
@@ -137,7 +129,7 @@ def test_stochastic_is_repeatable_under_the_seed():
 def test_stochastic_zero_window_draws_its_first_pixel():
     # Caffe's walk with a zero sum stops at once: the first pixel, value 0, takes dy.
     layer = pooling(STOCHASTIC, kernel_size=2, stride=2)
-    bottom, top = run(layer, np.zeros((1, 1, 4, 4)))
+    bottom, top = run_layer(layer, np.zeros((1, 1, 4, 4)))
     assert np.all(top[0].data == 0)
     top[0].diff[...] = 1.0
     layer.backward(top, [True], bottom)
@@ -148,7 +140,7 @@ def test_stochastic_zero_window_draws_its_first_pixel():
 
 def test_stochastic_window_past_the_edge_is_zero_and_takes_no_gradient():
     layer = pooling(STOCHASTIC, kernel_size=1, stride=3)
-    bottom, top = run(layer, positive_values((1, 2, 6, 6)))
+    bottom, top = run_layer(layer, positive_values((1, 2, 6, 6)))
     assert top[0].shape == (1, 2, 3, 3)
     assert np.all(top[0].data[:, :, 2, :] == 0) and np.all(top[0].data[:, :, :, 2] == 0)
     top[0].diff[...] = 1.0
@@ -173,7 +165,7 @@ def test_stochastic_test_is_the_activation_weighted_average(name, dtype):
     fields, kernel, stride, pad, hw = CONFIGS[name]
     x = positive_values((2, 3) + hw, seed=4)
     x[0, 0] = 0  # zero windows give 0 (Caffe's FLT_MIN in the divisor)
-    _, top = run(pooling(STOCHASTIC, pb.TEST, dtype, **fields), x.astype(dtype))
+    _, top = run_layer(pooling(STOCHASTIC, pb.TEST, dtype, **fields), x.astype(dtype))
     expected, _ = reference(x, STOCHASTIC, pb.TEST, kernel, stride, pad)
     tol = 1e-6 if dtype == np.float32 else 1e-14
     np.testing.assert_allclose(top[0].data, expected, rtol=tol, atol=tol)
@@ -183,7 +175,7 @@ def test_stochastic_test_is_the_activation_weighted_average(name, dtype):
 def test_stochastic_test_has_no_backward():
     for path in ("backward_cpu", "backward_gpu"):
         layer = pooling(STOCHASTIC, pb.TEST, kernel_size=2)
-        bottom, top = run(layer, positive_values((1, 1, 4, 4)))
+        bottom, top = run_layer(layer, positive_values((1, 1, 4, 4)))
         with pytest.raises(NetError, match="'pool'.*STOCHASTIC.*TEST"):
             getattr(layer, path)(top, [True], bottom)
 
@@ -195,7 +187,7 @@ def test_stochastic_test_has_no_backward():
 def test_l2_forward(name, dtype):
     fields, kernel, stride, pad, hw = CONFIGS[name]
     x = positive_values((2, 3) + hw, seed=5) - 1.0
-    _, top = run(pooling(L2, dtype=dtype, **fields), x.astype(dtype))
+    _, top = run_layer(pooling(L2, dtype=dtype, **fields), x.astype(dtype))
     expected, _ = reference(x, L2, pb.TRAIN, kernel, stride, pad)
     tol = 1e-6 if dtype == np.float32 else 1e-14
     np.testing.assert_allclose(top[0].data, expected, rtol=tol, atol=tol)
@@ -214,7 +206,7 @@ def test_l2_zero_window_has_zero_output_and_gradient():
     layer = pooling(L2, kernel_size=2, stride=2)
     x = positive_values((1, 1, 4, 4))
     x[0, 0, :2, :2] = 0
-    bottom, top = run(layer, x)
+    bottom, top = run_layer(layer, x)
     assert top[0].data[0, 0, 0, 0] == 0
     top[0].diff[...] = 1.0
     layer.backward(top, [True], bottom)

@@ -10,7 +10,7 @@ from cyffe.layers.registry import layer_class
 from cyffe.proto import cyffe_pb2 as pb
 from cyffe.proto.errors import NetError, ShapeError
 
-from helpers.gradcheck import check_gradient, make_blobs, setup_layer
+from helpers.gradcheck import check_gradient, make_blobs, run_layer, setup_layer
 
 MAX, AVE = pb.PoolingParameter.MAX, pb.PoolingParameter.AVE
 STOCHASTIC, L2 = pb.PoolingParameter.STOCHASTIC, pb.PoolingParameter.L2
@@ -74,20 +74,12 @@ def values(shape, seed=0, low=0.5):
     return low + np.random.default_rng(seed).permutation(count).reshape(shape) * 0.05
 
 
-def run(layer, x, num_top=1):
-    bottom = [Blob(x.shape, layer.dtype)]
-    bottom[0].data[...] = x
-    top = setup_layer(layer, bottom, num_top=num_top)
-    layer.forward(bottom, top)
-    return bottom, top
-
-
 @pytest.mark.parametrize("size, kernel, stride", [
     (7, 3, 2), (8, 3, 2), (6, 2, 2), (5, 2, 2), (7, 3, 1), (5, 4, 1), (4, 1, 3), (9, 5, 3)])
 def test_same_output_is_ceil_of_input_over_stride(size, kernel, stride):
     layer = pooling(MAX, pb.ZERO, kernel_h=kernel, kernel_w=2, stride_h=stride, stride_w=1,
                     pad_scheme=pb.SAME)
-    _, top = run(layer, np.zeros((1, 1, size, 5)))
+    _, top = run_layer(layer, np.zeros((1, 1, size, 5)))
     assert top[0].shape == (1, 1, math.ceil(size / stride), 5)
     out, before, after = same_geometry(size, kernel, stride)
     assert layer.pad == (before, 0) and layer.pad_end == (after, 1)
@@ -129,7 +121,8 @@ def test_forward_matches_reference(name, fill, method, phase, dtype):
     fields, kernel, stride, hw = GEOMETRIES[name]
     extra = dict(pad_value=2.5) if fill == "constant" else {}
     x = values((2, 3) + hw, seed=1)
-    _, top = run(pooling(method, FILLS[fill], phase, dtype, **fields, **extra), x.astype(dtype))
+    layer = pooling(method, FILLS[fill], phase, dtype, **fields, **extra)
+    _, top = run_layer(layer, x.astype(dtype))
     before, after, out = geometry(name, hw)
     expected = reference(x, method, FILLS[fill], kernel, stride, before, after, out,
                          extra.get("pad_value", 0.0))
@@ -139,8 +132,8 @@ def test_forward_matches_reference(name, fill, method, phase, dtype):
 
 def test_constant_padding_takes_part_in_max_and_average():
     x = values((1, 1, 4, 4))
-    _, top = run(pooling(MAX, pb.CONSTANT, kernel_size=3, stride=1, pad=1, pad_value=9.0),
-                 x, num_top=2)
+    _, top = run_layer(pooling(MAX, pb.CONSTANT, kernel_size=3, stride=1, pad=1, pad_value=9.0),
+                       x, num_top=2)
     border = np.ones((4, 4), bool)
     border[1:3, 1:3] = False
     assert np.all(top[0].data[0, 0][border] == 9.0)
@@ -148,7 +141,7 @@ def test_constant_padding_takes_part_in_max_and_average():
     np.testing.assert_array_equal(top[0].data[0, 0, 1:3, 1:3],
                                   [[x[0, 0, :3, :3].max(), x[0, 0, :3, 1:].max()],
                                    [x[0, 0, 1:, :3].max(), x[0, 0, 1:, 1:].max()]])
-    _, top = run(pooling(AVE, pb.CONSTANT, kernel_size=2, stride=2, pad=1, pad_value=-4.0), x)
+    _, top = run_layer(pooling(AVE, pb.CONSTANT, kernel_size=2, stride=2, pad=1, pad_value=-4.0), x)
     assert top[0].data[0, 0, 0, 0] == (3 * -4.0 + x[0, 0, 0, 0]) / 4
 
 
@@ -156,12 +149,12 @@ def test_zero_fill_is_caffes_rule_not_a_constant_zero():
     # A negative image: with ZERO (Caffe) padding never wins a max; a CONSTANT 0 pad does.
     # AVE counts padded positions in the divisor either way, so the two agree there.
     x = -values((2, 2, 7, 7))
-    zero = run(pooling(MAX, pb.ZERO, kernel_size=3, stride=2, pad=1), x)[1][0].data
-    constant = run(pooling(MAX, pb.CONSTANT, kernel_size=3, stride=2, pad=1), x)[1][0].data
+    zero = run_layer(pooling(MAX, pb.ZERO, kernel_size=3, stride=2, pad=1), x)[1][0].data
+    constant = run_layer(pooling(MAX, pb.CONSTANT, kernel_size=3, stride=2, pad=1), x)[1][0].data
     assert np.all(zero[:, :, 0, 0] == x[:, :, :2, :2].max(axis=(2, 3)))
     assert np.all(constant[:, :, 0, 0] == 0)
-    zero = run(pooling(AVE, pb.ZERO, kernel_size=3, stride=2, pad=1), x)[1][0].data
-    constant = run(pooling(AVE, pb.CONSTANT, kernel_size=3, stride=2, pad=1), x)[1][0].data
+    zero = run_layer(pooling(AVE, pb.ZERO, kernel_size=3, stride=2, pad=1), x)[1][0].data
+    constant = run_layer(pooling(AVE, pb.CONSTANT, kernel_size=3, stride=2, pad=1), x)[1][0].data
     np.testing.assert_allclose(constant, zero, rtol=1e-14)
     assert zero[0, 0, 0, 0] == pytest.approx(x[0, 0, :2, :2].sum() / 9)
 
@@ -173,7 +166,7 @@ def test_mask_top_names_the_source_pixel(fill, pixel):
     x = np.zeros((1, 1, 3, 3))
     x[(0, 0) + pixel] = 5.0
     layer = pooling(MAX, FILLS[fill], kernel_size=2, stride=2, pad=1)
-    _, top = run(layer, x, num_top=2)
+    _, top = run_layer(layer, x, num_top=2)
     assert top[0].data[0, 0, 0, 0] == 5.0
     assert top[1].data[0, 0, 0, 0] == pixel[0] * 3 + pixel[1]
 

@@ -4,8 +4,8 @@ import pytest
 from cyffe.proto.errors import NetError, ShapeError
 
 from helpers.golden import run_case
-from helpers.gradcheck import check_gradient, make_blobs, setup_layer
-from helpers.neuron import check_gpu_matches_cpu, check_in_place, make_layer, run_forward
+from helpers.gradcheck import check_gradient, make_blobs, run_layer, setup_layer
+from helpers.neuron import check_gpu_matches_cpu, check_in_place, make_layer
 
 
 def prelu(dtype=np.float64, shared=False, slopes=None):
@@ -29,7 +29,7 @@ def test_forward_matches_numpy(dtype, shape):
     x = away_from_zero(shape).astype(dtype)
     slopes = np.array([0.1, -0.3, 2.0])
     layer = prelu(dtype, slopes=slopes)
-    _, top = run_forward(layer, x)
+    _, top = run_layer(layer, x)
     np.testing.assert_allclose(top[0].data, reference(x.astype(np.float64), slopes), rtol=1e-6)
 
 
@@ -37,7 +37,7 @@ def test_forward_matches_numpy(dtype, shape):
 def test_channel_shared_forward_matches_numpy(dtype):
     x = away_from_zero((2, 3, 4)).astype(dtype)
     layer = prelu(dtype, shared=True, slopes=np.array(0.3))
-    _, top = run_forward(layer, x)
+    _, top = run_layer(layer, x)
     np.testing.assert_allclose(top[0].data, reference(x.astype(np.float64), 0.3), rtol=1e-6)
 
 

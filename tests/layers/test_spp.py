@@ -9,7 +9,7 @@ from cyffe.layers.registry import layer_class
 from cyffe.proto import cyffe_pb2 as pb
 from cyffe.proto.errors import NetError, ShapeError
 
-from helpers.gradcheck import check_gradient, make_blobs, setup_layer
+from helpers.gradcheck import check_gradient, make_blobs, run_layer, setup_layer
 
 MAX, AVE, STOCHASTIC = pb.SPPParameter.MAX, pb.SPPParameter.AVE, pb.SPPParameter.STOCHASTIC
 FLT_MIN = float(np.finfo(np.float32).tiny)
@@ -57,20 +57,12 @@ def values(shape, seed=0):
     return 0.5 + np.random.default_rng(seed).permutation(np.prod(shape)).reshape(shape) * 0.05
 
 
-def run(layer, x):
-    bottom = [Blob(x.shape, layer.dtype)]
-    bottom[0].data[...] = x
-    top = setup_layer(layer, bottom)
-    layer.forward(bottom, top)
-    return bottom, top
-
-
 @pytest.mark.parametrize("hw", [(8, 8), (7, 6), (13, 11), (4, 9)])
 @pytest.mark.parametrize("pool", [MAX, AVE])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_forward_matches_reference(hw, pool, dtype):
     x = values((2, 3) + hw)
-    _, top = run(spp(pool, 3, dtype=dtype), x.astype(dtype))
+    _, top = run_layer(spp(pool, 3, dtype=dtype), x.astype(dtype))
     assert top[0].shape == (2, 3 * (1 + 4 + 16))
     tol = 1e-6 if dtype == np.float32 else 1e-13
     np.testing.assert_allclose(top[0].data, reference(x, 3, pool), rtol=tol, atol=tol)
@@ -78,14 +70,14 @@ def test_forward_matches_reference(hw, pool, dtype):
 
 def test_stochastic_test_phase_is_the_weighted_average_per_level():
     x = values((2, 2, 7, 6))
-    _, top = run(spp(STOCHASTIC, 3, pb.TEST), x)
+    _, top = run_layer(spp(STOCHASTIC, 3, pb.TEST), x)
     np.testing.assert_allclose(top[0].data, reference(x, 3, STOCHASTIC, pb.TEST), rtol=1e-13)
 
 
 def test_stochastic_train_draws_a_pixel_of_each_bin():
     x = values((1, 1, 8, 8))
     set_random_seed(2)
-    _, top = run(spp(STOCHASTIC, 2), x)
+    _, top = run_layer(spp(STOCHASTIC, 2), x)
     level0, level1 = top[0].data[0, 0], top[0].data[0, 1:].reshape(2, 2)
     assert level0 in x
     for i in range(2):
@@ -96,14 +88,14 @@ def test_stochastic_train_draws_a_pixel_of_each_bin():
 def test_pyramid_height_one_keeps_the_pooled_shape():
     # Caffe's SPP with one level is that level's Pooling: its top stays (N, C, 1, 1).
     x = values((2, 3, 5, 4))
-    _, top = run(spp(MAX, 1), x)
+    _, top = run_layer(spp(MAX, 1), x)
     assert top[0].shape == (2, 3, 1, 1)
     np.testing.assert_array_equal(top[0].data[:, :, 0, 0], x.max(axis=(2, 3)))
 
 
 def test_reshape_follows_a_new_input_size():
     layer = spp(AVE, 2)
-    bottom, top = run(layer, values((1, 2, 8, 8)))
+    bottom, top = run_layer(layer, values((1, 2, 8, 8)))
     x = values((1, 2, 5, 7), seed=1)
     bottom[0].reshape(x.shape)
     bottom[0].data[...] = x
@@ -145,7 +137,7 @@ def test_gpu_path_on_numpy_equals_cpu_path(pool, phase, height):
 
 def test_bottom_diff_is_written_not_accumulated():
     layer = spp(MAX, 2)
-    bottom, top = run(layer, values((1, 1, 4, 4)))
+    bottom, top = run_layer(layer, values((1, 1, 4, 4)))
     bottom[0].diff[...] = 7.0
     top[0].diff[...] = 1.0
     layer.backward(top, [True], bottom)
@@ -154,7 +146,7 @@ def test_bottom_diff_is_written_not_accumulated():
 
 def test_no_propagate_down_leaves_the_bottom_diff():
     layer = spp(AVE, 2)
-    bottom, top = run(layer, values((1, 1, 4, 4)))
+    bottom, top = run_layer(layer, values((1, 1, 4, 4)))
     bottom[0].diff[...] = 7.0
     layer.backward(top, [False], bottom)
     assert np.all(bottom[0].diff == 7.0)
@@ -162,7 +154,7 @@ def test_no_propagate_down_leaves_the_bottom_diff():
 
 def test_stochastic_test_phase_has_no_backward():
     layer = spp(STOCHASTIC, 2, pb.TEST)
-    bottom, top = run(layer, values((1, 1, 4, 4)))
+    bottom, top = run_layer(layer, values((1, 1, 4, 4)))
     with pytest.raises(NetError, match="'spp/level0'.*STOCHASTIC.*TEST"):
         layer.backward(top, [True], bottom)
 

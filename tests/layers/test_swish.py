@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from helpers.golden import run_case
-from helpers.gradcheck import check_gradient, make_blobs, setup_layer
-from helpers.neuron import check_gpu_matches_cpu, check_in_place, make_layer, run_forward
+from helpers.gradcheck import check_gradient, make_blobs, run_layer, setup_layer
+from helpers.neuron import check_gpu_matches_cpu, check_in_place, make_layer
 
 
 def swish(beta=1.0, dtype=np.float64):
@@ -18,7 +18,7 @@ def inputs(shape, seed=0):
 @pytest.mark.parametrize("beta", [1.0, 0.5, -2.0])
 def test_forward_matches_numpy(dtype, beta):
     x = inputs((2, 3, 4, 5)).astype(dtype)
-    _, top = run_forward(swish(beta, dtype), x)
+    _, top = run_layer(swish(beta, dtype), x)
     x64 = x.astype(np.float64)
     np.testing.assert_allclose(top[0].data, x64 / (1 + np.exp(-beta * x64)), rtol=1e-5,
                                atol=1e-7)
@@ -43,7 +43,7 @@ def test_gpu_path_on_numpy_equals_cpu_path():
 
 def test_reshape_follows_the_bottom():
     layer = swish()
-    bottom, top = run_forward(layer, inputs((2, 3)))
+    bottom, top = run_layer(layer, inputs((2, 3)))
     bottom[0].reshape((4, 5))
     bottom[0].data[...] = inputs((4, 5))
     layer.reshape(bottom, top)

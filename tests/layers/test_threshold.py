@@ -4,8 +4,8 @@ import pytest
 from cyffe.proto.errors import NetError
 
 from helpers.golden import run_case
-from helpers.gradcheck import make_blobs, setup_layer
-from helpers.neuron import make_layer, run_forward
+from helpers.gradcheck import make_blobs, run_layer, setup_layer
+from helpers.neuron import make_layer
 
 
 def threshold(t=0.0, dtype=np.float64):
@@ -17,14 +17,14 @@ def threshold(t=0.0, dtype=np.float64):
 def test_forward_matches_numpy(dtype, t):
     x = np.random.default_rng(0).standard_normal((2, 3, 4, 5)).astype(dtype)
     x.flat[0] = t                           # exactly at the threshold: 0 (strictly greater)
-    _, top = run_forward(threshold(t, dtype), x)
+    _, top = run_layer(threshold(t, dtype), x)
     np.testing.assert_array_equal(top[0].data, (x > dtype(t)).astype(dtype))
     assert top[0].data.flat[0] == 0
 
 
 def test_in_place_equals_separate_top():
     x = np.random.default_rng(0).standard_normal((3, 7))
-    _, separate = run_forward(threshold(0.3), x)
+    _, separate = run_layer(threshold(0.3), x)
     bottom = make_blobs(x)
     layer = threshold(0.3)
     setup_layer(layer, bottom, top=bottom)
@@ -49,7 +49,7 @@ def test_caffe_golden():
 def test_no_gradient_flows():
     layer = threshold()
     assert not layer.allow_backward(0)
-    bottom, top = run_forward(layer, np.ones(3))
+    bottom, top = run_layer(layer, np.ones(3))
     layer.backward(top, [False], bottom)          # a net may still call it: nothing to do
     with pytest.raises(NetError, match=r"'threshold'.*no backward"):
         layer.backward(top, [True], bottom)
