@@ -140,27 +140,56 @@ class Layer:
 
 
 class NeuronLayer(Layer):
-    """One bottom, one top of the same shape; may run in place."""
+    """One bottom, one top of the same shape, computed elementwise; may run in place.
+
+    A subclass gives its rule twice, as hooks the four passes call. For the CPU:
+    forward_kernel(x, y) and backward_kernel(x, y, dy, dx), its Cython kernels
+    writing y or dx, on the arrays as `view` shows them (flat). For the GPU:
+    forward_array(xp, x) and backward_array(xp, x, y, dy), array-API
+    expressions that return y and dx. In backward, x is the input forward saw
+    when `keeps_input` (in place, forward copies it aside first: Caffe's
+    bottom_memory_); otherwise it is the bottom's data, in place the output.
+    """
 
     num_bottom = 1
     num_top = 1
+    keeps_input = False         # backward reads the input, which running in place overwrites
 
     def reshape(self, bottom, top):
         top[0].reshape(bottom[0].shape)
 
-    def keep_bottom(self, bottom, top):
-        """In place, copy the input aside before forward overwrites it (Caffe's bottom_memory_)."""
-        if top[0] is not bottom[0]:
-            return
-        x = bottom[0].data
-        kept = getattr(self, "_kept_bottom", None)
-        if kept is None or kept.shape != x.shape or type(kept) is not type(x):
-            kept = self._kept_bottom = array_module(x).empty_like(x)
-        kept[...] = x
+    def view(self, array):
+        """An array as the kernels take it: flat."""
+        return array.reshape(-1)
 
-    def bottom_data(self, bottom, top):
-        """The input forward saw: the copy keep_bottom made when running in place."""
-        return self._kept_bottom if top[0] is bottom[0] else bottom[0].data
+    def forward_cpu(self, bottom, top):
+        self._keep_input(bottom, top)
+        self.forward_kernel(self.view(bottom[0].data), self.view(top[0].data))
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            self.backward_kernel(self.view(self.input_data(bottom, top)), self.view(top[0].data),
+                                 self.view(top[0].diff), self.view(bottom[0].diff))
+
+    def forward_gpu(self, bottom, top):
+        self._keep_input(bottom, top)
+        x = bottom[0].data
+        top[0].data[...] = self.forward_array(array_module(x), x)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            x, dy = self.input_data(bottom, top), top[0].diff
+            bottom[0].diff[...] = self.backward_array(array_module(dy), x, top[0].data, dy)
+
+    def _keep_input(self, bottom, top):
+        if self.keeps_input and top[0] is bottom[0]:
+            x = bottom[0].data
+            self._kept_input = scratch_like(getattr(self, "_kept_input", None), x)
+            self._kept_input[...] = x
+
+    def input_data(self, bottom, top):
+        """x for backward: the input forward saw if keeps_input, else the bottom's data."""
+        return self._kept_input if self.keeps_input and top[0] is bottom[0] else bottom[0].data
 
 
 class ViewLayer(Layer):
@@ -199,6 +228,17 @@ class ViewLayer(Layer):
             bottom[0].diff[...] = top[0].diff.reshape(bottom[0].shape)
 
     backward_gpu = backward_cpu
+
+
+def scratch_like(buffer, x):
+    """buffer if it has x's shape and array type, else a new uninitialized array like x.
+
+    For buffers a layer keeps from pass to pass, allocated again only when the
+    shape or the device changes.
+    """
+    if buffer is None or buffer.shape != x.shape or type(buffer) is not type(x):
+        return array_module(x).empty_like(x)
+    return buffer
 
 
 def _only(reads, writes):

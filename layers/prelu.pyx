@@ -69,6 +69,7 @@ class PReLU(NeuronLayer):
     """Parametric ReLU; blobs are [slopes] (shape (channels,), or () when channel_shared)."""
 
     type = "PReLU"
+    keeps_input = True
 
     def setup(self, bottom, top):
         p = self.param.prelu_param
@@ -107,42 +108,43 @@ class PReLU(NeuronLayer):
                                    f"for {self._channels}")
         top[0].reshape(bottom[0].shape)
 
-    def _view(self, array):
+    def view(self, array):
+        """An array as the kernels take it: (num, channels, the rest)."""
         return array.reshape(array.shape[0], self._channels, -1)
 
-    def forward_cpu(self, bottom, top):
-        self.keep_bottom(bottom, top)
-        prelu_forward(self._view(bottom[0].data), self._view(top[0].data),
-                      self.blobs[0].data.reshape(-1), self.channel_shared)
+    def forward_kernel(self, x, y):
+        prelu_forward(x, y, self.blobs[0].data.reshape(-1), self.channel_shared)
 
-    def backward_cpu(self, top, propagate_down, bottom):
-        x = self._view(self.bottom_data(bottom, top))
-        dy = self._view(top[0].diff)
-        # Slopes first: in place, writing the bottom diff overwrites the top diff.
-        if self.slope_sums is None:
-            self.slope_sums = np.empty(self._channels, np.float64)
-        prelu_slope_gradient(x, dy, self.slope_sums)
-        slope_diff = self.blobs[0].diff
-        slope_diff += self.slope_sums.sum() if self.channel_shared else self.slope_sums
-        if propagate_down[0]:
-            prelu_backward(x, dy, self._view(bottom[0].diff),
-                           self.blobs[0].data.reshape(-1), self.channel_shared)
+    def backward_kernel(self, x, y, dy, dx):
+        prelu_backward(x, dy, dx, self.blobs[0].data.reshape(-1), self.channel_shared)
 
     def _slope(self):
         a = self.blobs[0].data
         return a if self.channel_shared else a.reshape(1, self._channels, 1)
 
-    def forward_gpu(self, bottom, top):
-        self.keep_bottom(bottom, top)
-        x = self._view(bottom[0].data)
-        top[0].data[...] = (x * ((x > 0) + (x <= 0) * self._slope())).reshape(top[0].shape)
+    def forward_array(self, xp, x):
+        v = self.view(x)
+        return (v * ((v > 0) + (v <= 0) * self._slope())).reshape(x.shape)
+
+    def backward_array(self, xp, x, y, dy):
+        v = self.view(x)
+        return (self.view(dy) * ((v > 0) + (v <= 0) * self._slope())).reshape(dy.shape)
+
+    # The slopes' gradient comes first: in place, writing the bottom diff overwrites the
+    # top diff.
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        if self.slope_sums is None:
+            self.slope_sums = np.empty(self._channels, np.float64)
+        prelu_slope_gradient(self.view(self.input_data(bottom, top)), self.view(top[0].diff),
+                             self.slope_sums)
+        slope_diff = self.blobs[0].diff
+        slope_diff += self.slope_sums.sum() if self.channel_shared else self.slope_sums
+        super().backward_cpu(top, propagate_down, bottom)
 
     def backward_gpu(self, top, propagate_down, bottom):
         xp = array_module(top[0].diff)
-        x = self._view(self.bottom_data(bottom, top))
-        dy = self._view(top[0].diff)
+        x, dy = self.view(self.input_data(bottom, top)), self.view(top[0].diff)
         negative = dy * x * (x <= 0)
         self.blobs[0].diff += xp.sum(negative) if self.channel_shared else negative.sum(axis=(0, 2))
-        if propagate_down[0]:
-            dx = dy * ((x > 0) + (x <= 0) * self._slope())
-            bottom[0].diff[...] = dx.reshape(bottom[0].shape)
+        super().backward_gpu(top, propagate_down, bottom)

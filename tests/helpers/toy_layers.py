@@ -4,7 +4,7 @@ They are plain NumPy so graph behaviour is tested apart from the real kernels.
 """
 import numpy as np
 
-from cyffe.layers.base import Layer, NeuronLayer
+from cyffe.layers.base import Layer
 from cyffe.layers.base_loss import LossLayer
 from cyffe.layers import fillers
 
@@ -28,9 +28,11 @@ class ToySource(Layer):
         pass
 
 
-class ToyScale(NeuronLayer):
+class ToyScale(Layer):
     """y = w * x with one learnable scalar w (filled from the layer's filler or 1)."""
     type = "ToyScale"
+    num_bottom = 1
+    num_top = 1
 
     def setup(self, bottom, top):
         if not self.blobs:
@@ -38,6 +40,9 @@ class ToyScale(NeuronLayer):
             fillers.fill(self.blobs[0].data, self.param.scale_param.filler
                          if self.param.scale_param.HasField("filler") else _one())
         self.forward_calls = 0
+
+    def reshape(self, bottom, top):
+        top[0].reshape(bottom[0].shape)
 
     def forward_cpu(self, bottom, top):
         self.forward_calls += 1
