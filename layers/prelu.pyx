@@ -17,25 +17,12 @@ from .backend import array_module
 from .base import NeuronLayer
 
 
-def prelu_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
-                  const floating[::1] slope, bint shared):
-    """x, y viewed as (num, channels, inner); slope has one value, or one per channel."""
-    cdef Py_ssize_t r, n, c, d
-    cdef Py_ssize_t channels = x.shape[1], dim = x.shape[2]
-    cdef floating v, a
-    with nogil:
-        for r in prange(x.shape[0] * channels, schedule="static"):
-            n = r // channels
-            c = r % channels
-            a = slope[0] if shared else slope[c]
-            for d in range(dim):
-                v = x[n, c, d]
-                y[n, c, d] = v if v > 0 else v * a
+def prelu_apply(const floating[:, :, ::1] x, const floating[:, :, ::1] v,
+                floating[:, :, ::1] out, const floating[::1] slope, bint shared):
+    """out = v where x > 0, slope * v elsewhere: y from v = x, dx from v = dy; out may alias v.
 
-
-def prelu_backward(const floating[:, :, ::1] x, const floating[:, :, ::1] dy,
-                   floating[:, :, ::1] dx, const floating[::1] slope, bint shared):
-    """dx = dy where x > 0, slope * dy elsewhere; dx may alias dy."""
+    All viewed as (num, channels, inner); slope has one value, or one per channel.
+    """
     cdef Py_ssize_t r, n, c, d
     cdef Py_ssize_t channels = x.shape[1], dim = x.shape[2]
     cdef floating a
@@ -45,7 +32,7 @@ def prelu_backward(const floating[:, :, ::1] x, const floating[:, :, ::1] dy,
             c = r % channels
             a = slope[0] if shared else slope[c]
             for d in range(dim):
-                dx[n, c, d] = dy[n, c, d] if x[n, c, d] > 0 else dy[n, c, d] * a
+                out[n, c, d] = v[n, c, d] if x[n, c, d] > 0 else v[n, c, d] * a
 
 
 def prelu_slope_gradient(const floating[:, :, ::1] x, const floating[:, :, ::1] dy,
@@ -113,10 +100,10 @@ class PReLU(NeuronLayer):
         return array.reshape(array.shape[0], self._channels, -1)
 
     def forward_kernel(self, x, y):
-        prelu_forward(x, y, self.blobs[0].data.reshape(-1), self.channel_shared)
+        prelu_apply(x, x, y, self.blobs[0].data.reshape(-1), self.channel_shared)
 
     def backward_kernel(self, x, y, dy, dx):
-        prelu_backward(x, dy, dx, self.blobs[0].data.reshape(-1), self.channel_shared)
+        prelu_apply(x, dy, dx, self.blobs[0].data.reshape(-1), self.channel_shared)
 
     def _slope(self):
         a = self.blobs[0].data
