@@ -90,10 +90,8 @@ class ContrastiveLoss(LossLayer):
 
     def reshape(self, bottom, top):
         super().reshape(bottom, top)
+        self.check_same_count(bottom, "the two feature blobs")
         a, b, y = bottom
-        if a.count != b.count:
-            raise self.shape_error(f"the two feature blobs must have the same count, got "
-                                   f"shapes {a.shape} and {b.shape}")
         num = a.shape[0] if a.shape else 0
         if y.count != num:
             raise self.shape_error(f"expected one similarity label per pair ({num} for "
