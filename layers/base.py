@@ -26,6 +26,7 @@ class Layer:
     min_top = 0
     max_top = None
     is_loss = False             # loss layers weigh top 0 by 1 unless told otherwise
+    keeps_input = False         # backward reads bottom 0, which running in place overwrites
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -138,6 +139,19 @@ class Layer:
         """A parameter blob of this layer's dtype."""
         return Blob(shape, self.dtype)
 
+    def keep_input(self, bottom, top):
+        """If keeps_input and in place, copy bottom 0 aside before forward overwrites it
+        (Caffe's bottom_memory_)."""
+        if self.keeps_input and top[0] is bottom[0]:
+            x = bottom[0].data
+            self._kept_input = scratch_like(getattr(self, "_kept_input", None), x)
+            self._kept_input[...] = x
+
+    def input_data(self, bottom, top):
+        """Bottom 0's data as forward saw it, if keeps_input; else as it is now (in place,
+        the output)."""
+        return self._kept_input if self.keeps_input and top[0] is bottom[0] else bottom[0].data
+
 
 class NeuronLayer(Layer):
     """One bottom, one top of the same shape, computed elementwise; may run in place.
@@ -146,14 +160,12 @@ class NeuronLayer(Layer):
     forward_kernel(x, y) and backward_kernel(x, y, dy, dx), its Cython kernels
     writing y or dx, on the arrays as `view` shows them (flat). For the GPU:
     forward_array(xp, x) and backward_array(xp, x, y, dy), array-API
-    expressions that return y and dx. In backward, x is the input forward saw
-    when `keeps_input` (in place, forward copies it aside first: Caffe's
-    bottom_memory_); otherwise it is the bottom's data, in place the output.
+    expressions that return y and dx. In backward, x is input_data: the input
+    forward saw when `keeps_input`, otherwise the bottom's data (in place, the output).
     """
 
     num_bottom = 1
     num_top = 1
-    keeps_input = False         # backward reads the input, which running in place overwrites
 
     def reshape(self, bottom, top):
         top[0].reshape(bottom[0].shape)
@@ -163,7 +175,7 @@ class NeuronLayer(Layer):
         return array.reshape(-1)
 
     def forward_cpu(self, bottom, top):
-        self._keep_input(bottom, top)
+        self.keep_input(bottom, top)
         self.forward_kernel(self.view(bottom[0].data), self.view(top[0].data))
 
     def backward_cpu(self, top, propagate_down, bottom):
@@ -172,7 +184,7 @@ class NeuronLayer(Layer):
                                  self.view(top[0].diff), self.view(bottom[0].diff))
 
     def forward_gpu(self, bottom, top):
-        self._keep_input(bottom, top)
+        self.keep_input(bottom, top)
         x = bottom[0].data
         top[0].data[...] = self.forward_array(array_module(x), x)
 
@@ -180,16 +192,6 @@ class NeuronLayer(Layer):
         if propagate_down[0]:
             x, dy = self.input_data(bottom, top), top[0].diff
             bottom[0].diff[...] = self.backward_array(array_module(dy), x, top[0].data, dy)
-
-    def _keep_input(self, bottom, top):
-        if self.keeps_input and top[0] is bottom[0]:
-            x = bottom[0].data
-            self._kept_input = scratch_like(getattr(self, "_kept_input", None), x)
-            self._kept_input[...] = x
-
-    def input_data(self, bottom, top):
-        """x for backward: the input forward saw if keeps_input, else the bottom's data."""
-        return self._kept_input if self.keeps_input and top[0] is bottom[0] else bottom[0].data
 
 
 class ViewLayer(Layer):

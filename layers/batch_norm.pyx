@@ -18,7 +18,7 @@ from cython cimport floating
 
 from ..proto import cyffe_pb2 as pb
 from ..proto.errors import NetError
-from .base import Layer
+from .base import Layer, scratch_like
 from .kernels.row_sums cimport row_sum, row_dot, row_squares
 
 
@@ -149,11 +149,8 @@ class BatchNorm(Layer):
         self.blobs[2].data[...] = maf * self.blobs[2].data + 1
 
     def _keep_output(self, y):
-        if self.x_norm is None or self.x_norm.shape != y.shape or \
-                type(self.x_norm) is not type(y):
-            self.x_norm = y.copy()
-        else:
-            self.x_norm[...] = y
+        self.x_norm = scratch_like(self.x_norm, y)
+        self.x_norm[...] = y
 
     def forward_cpu(self, bottom, top):
         x = bottom[0].data.reshape(self.dims)
