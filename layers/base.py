@@ -278,6 +278,21 @@ def param_blob_shape(layer, shape, axis, num_axes):
     return tuple(shape[axis:axis + num_axes])
 
 
+def channel_split(layer, shape, parts=1, what=""):
+    """(num, channels, spatial) of an (N, C, ...) bottom shape whose C splits evenly by parts.
+
+    what names the parts in the error (as "num_groups 4").
+    """
+    if len(shape) < 2:
+        raise layer.shape_error(f"bottom must have at least 2 axes (num, channels, ...), "
+                                f"got shape {shape}")
+    num, channels = shape[0], shape[1]
+    if channels % parts:
+        raise NetError(f"layer '{layer.name}' ({layer.type}): {channels} channels do not split "
+                       f"into {what} (bottom shape {shape})")
+    return num, channels, int(np.prod(shape[2:], dtype=np.int64))
+
+
 def broadcast_dims(layer, shape, operand_shape, axis):
     """(outer, dim, inner) of `shape` for an operand of `operand_shape` placed at `axis`."""
     axis = 0 if len(operand_shape) == 0 else canonical_axis(axis, len(shape), layer)

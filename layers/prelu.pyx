@@ -14,7 +14,7 @@ from ..proto import cyffe_pb2 as pb
 from ..proto.errors import NetError
 from . import fillers
 from .backend import array_module
-from .base import NeuronLayer
+from .base import NeuronLayer, channel_split
 
 
 def prelu_apply(const floating[:, :, ::1] x, const floating[:, :, ::1] v,
@@ -60,9 +60,8 @@ class PReLU(NeuronLayer):
 
     def setup(self, bottom, top):
         p = self.param.prelu_param
-        self._check_axes(bottom)
+        _, channels, _ = channel_split(self, bottom[0].shape)
         self.channel_shared = p.channel_shared
-        channels = bottom[0].shape[1]
         if not self.blobs:
             self.blobs = [self.new_blob(() if self.channel_shared else (channels,))]
             if p.HasField("filler"):
@@ -82,17 +81,11 @@ class PReLU(NeuronLayer):
         self._channels = channels
         self.slope_sums = None
 
-    def _check_axes(self, bottom):
-        if len(bottom[0].shape) < 2:
-            raise self.shape_error(f"bottom must have at least 2 axes (num, channels, ...), "
-                                   f"got shape {bottom[0].shape}")
-
     def reshape(self, bottom, top):
-        self._check_axes(bottom)
-        if bottom[0].shape[1] != self._channels:
-            raise self.shape_error(f"bottom of shape {bottom[0].shape} has "
-                                   f"{bottom[0].shape[1]} channels, the slopes were set up "
-                                   f"for {self._channels}")
+        _, channels, _ = channel_split(self, bottom[0].shape)
+        if channels != self._channels:
+            raise self.shape_error(f"bottom of shape {bottom[0].shape} has {channels} "
+                                   f"channels, the slopes were set up for {self._channels}")
         top[0].reshape(bottom[0].shape)
 
     def view(self, array):
