@@ -19,12 +19,8 @@ class Layer:
     """Base class of every layer; subclasses set `type` and override the hooks."""
 
     type = None                 # Caffe's type name, the registry key
-    num_bottom = None           # exact bottom count, or None (see min/max)
-    min_bottom = 0
-    max_bottom = None
-    num_top = None              # exact top count, or None (see min/max)
-    min_top = 0
-    max_top = None
+    bottoms = (0, None)         # how many bottoms: exactly n, or (least, most); most None: any
+    tops = (0, None)            # how many tops, the same way
     is_loss = False             # loss layers weigh top 0 by 1 unless told otherwise
     keeps_input = False         # backward reads bottom 0, which running in place overwrites
 
@@ -115,15 +111,12 @@ class Layer:
 
     def check_blob_counts(self, bottom, top):
         """A NetError unless the bottom and top counts suit this layer type."""
-        for what, blobs, exact, low, high in (
-                ("bottom", bottom, self.num_bottom, self.min_bottom, self.max_bottom),
-                ("top", top, self.num_top, self.min_top, self.max_top)):
+        for what, blobs, allowed in (("bottom", bottom, self.bottoms), ("top", top, self.tops)):
+            low, high = (allowed, allowed) if isinstance(allowed, int) else allowed
             n = len(blobs)
-            if exact is not None and n != exact:
-                raise NetError(f"layer '{self.name}' ({self.type}) takes {exact} {what} "
-                               f"blob(s), got {n}")
             if n < low or high is not None and n > high:
-                bound = f"{low} to {high}" if high is not None else f"at least {low}"
+                bound = (low if low == high else f"{low} to {high}" if high is not None
+                         else f"at least {low}")
                 raise NetError(f"layer '{self.name}' ({self.type}) takes {bound} {what} "
                                f"blob(s), got {n}")
 
@@ -164,8 +157,7 @@ class NeuronLayer(Layer):
     forward saw when `keeps_input`, otherwise the bottom's data (in place, the output).
     """
 
-    num_bottom = 1
-    num_top = 1
+    bottoms = tops = 1
 
     def reshape(self, bottom, top):
         top[0].reshape(bottom[0].shape)
@@ -201,8 +193,7 @@ class ViewLayer(Layer):
     rebound the top's arrays to ones of their own. Subclasses give top_shape.
     """
 
-    num_bottom = 1
-    num_top = 1
+    bottoms = tops = 1
 
     def setup(self, bottom, top):
         if top[0] is bottom[0]:

@@ -17,9 +17,8 @@ LOG_THRESHOLD = float(np.float32(1e-20))
 class LossLayer(Layer):
     """Bottoms (prediction, target, ...) -> a scalar loss, weighted by top[0].diff."""
 
-    num_bottom = 2
-    min_top = 1
-    max_top = 1
+    bottoms = 2
+    tops = 1
     is_loss = True
 
     def reshape(self, bottom, top):
@@ -143,7 +142,7 @@ class SoftmaxClassLoss(LossLayer):
     gradient; an optional second top receives the probabilities.
     """
 
-    max_top = 2
+    tops = (1, 2)
 
     def read_labels_param(self, axis):
         """Read the class axis, loss_param's ignore_label and normalization (default VALID)."""

@@ -78,8 +78,7 @@ class BatchNorm(Layer):
     """Normalizes each channel by batch or running statistics; blobs hold the statistics."""
 
     type = "BatchNorm"
-    num_bottom = 1
-    num_top = 1
+    bottoms = tops = 1
 
     def setup(self, bottom, top):
         p = self.param.batch_norm_param

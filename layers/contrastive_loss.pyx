@@ -77,7 +77,7 @@ class ContrastiveLoss(LossLayer):
     """Hadsell et al.'s contrastive loss on pairs of feature vectors."""
 
     type = "ContrastiveLoss"
-    num_bottom = 3
+    bottoms = 3
 
     def setup(self, bottom, top):
         p = self.param.contrastive_loss_param

@@ -133,8 +133,7 @@ class GroupedNorm(Layer):
     the shape of the scale and bias blobs.
     """
 
-    num_bottom = 1
-    num_top = 1
+    bottoms = tops = 1
 
     def read_param(self):
         raise NotImplementedError

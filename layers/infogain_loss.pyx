@@ -86,9 +86,7 @@ class InfogainLoss(SoftmaxClassLoss):
     """Softmax, then the infogain-weighted multinomial logistic loss."""
 
     type = "InfogainLoss"
-    num_bottom = None
-    min_bottom = 2
-    max_bottom = 3
+    bottoms = (2, 3)
 
     def setup(self, bottom, top):
         p = self.param.infogain_loss_param

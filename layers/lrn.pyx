@@ -95,8 +95,7 @@ class LRN(Layer):
     """Local response normalization across channels or within each channel."""
 
     type = "LRN"
-    num_bottom = 1
-    num_top = 1
+    bottoms = tops = 1
 
     def setup(self, bottom, top):
         p = self.param.lrn_param

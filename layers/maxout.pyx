@@ -60,8 +60,7 @@ class Maxout(Layer):
     """The maximum over groups of num_pieces consecutive channels."""
 
     type = "Maxout"
-    num_bottom = 1
-    num_top = 1
+    bottoms = tops = 1
 
     def setup(self, bottom, top):
         self.num_pieces = self.param.maxout_param.num_pieces

@@ -21,9 +21,8 @@ class Scale(Layer):
 
     type = "Scale"
     keeps_input = True          # in place, the scale's gradient needs the input
-    min_bottom = 1
-    max_bottom = 2
-    num_top = 1
+    bottoms = (1, 2)
+    tops = 1
 
     def setup(self, bottom, top):
         p = self.param.scale_param

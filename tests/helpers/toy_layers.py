@@ -12,8 +12,8 @@ from cyffe.layers import fillers
 class ToySource(Layer):
     """No bottoms; one top of dummy_data_param.shape[0], left as the user writes it."""
     type = "ToySource"
-    num_bottom = 0
-    num_top = 1
+    bottoms = 0
+    tops = 1
 
     def setup(self, bottom, top):
         top[0].reshape(tuple(self.param.dummy_data_param.shape[0].dim))
@@ -31,8 +31,7 @@ class ToySource(Layer):
 class ToyScale(Layer):
     """y = w * x with one learnable scalar w (filled from the layer's filler or 1)."""
     type = "ToyScale"
-    num_bottom = 1
-    num_top = 1
+    bottoms = tops = 1
 
     def setup(self, bottom, top):
         if not self.blobs:
@@ -58,8 +57,8 @@ class ToyScale(Layer):
 class ToyAdd(Layer):
     """y = sum of the bottoms."""
     type = "ToyAdd"
-    min_bottom = 1
-    num_top = 1
+    bottoms = (1, None)
+    tops = 1
 
     def reshape(self, bottom, top):
         top[0].reshape(bottom[0].shape)
@@ -76,7 +75,7 @@ class ToyAdd(Layer):
 class ToySquareLoss(LossLayer):
     """loss = 0.5 * sum(x^2), weighted by top[0].diff."""
     type = "ToySquareLoss"
-    num_bottom = 1
+    bottoms = 1
 
     def reshape(self, bottom, top):
         top[0].reshape(())
