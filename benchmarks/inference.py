@@ -209,7 +209,9 @@ def markdown(report):
              f"{report['seconds']:g} s of them a round) after {report['warmup']} untimed; load "
              f"average {report['loadavg_start'][0]:.2f} at the start, "
              f"{report['loadavg_end'][0]:.2f} at the end, {report['loadavg_peak']:.2f} at "
-             "its peak. Times are ms per forward of the whole batch; a ratio below 1 means "
+             "its peak; OPENBLAS_CORETYPE="
+             f"{report['machine'].get('openblas_coretype') or '(unset)'}. "
+             "Times are ms per forward of the whole batch; a ratio below 1 means "
              "cyffe is faster. The difference is the largest |output - OpenCV's| over the "
              f"largest |OpenCV's output|, worst output of the net (tolerance {tolerance:g}).",
              ""]
