@@ -1,4 +1,4 @@
-"""The inference suite: cyffe against OpenCV DNN (and PyTorch where a twin is simple) on the Caffe zoo.
+"""The inference suite: cyffe against OpenCV DNN (and PyTorch twins) on the Caffe zoo nets.
 
 `python -m benchmarks.inference` times the forward pass (TEST phase, inputs set before the
 clock starts) of LeNet, cifar10_quick and MTCNN det1-4 with their trained weights, and of
@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cyffe import CyffeError
+
 from . import zoo
 from .inference_worker import FRAMEWORKS
 from .run import RESULTS, machine, median
@@ -62,7 +64,12 @@ def prepare(names, batches, folder, seed, log):
             log(f"{name}: skipped, {reason}")
             continue
         started = time.perf_counter()
-        weights, outputs = zoo.prepare(name, folder, seed)
+        try:
+            weights, outputs = zoo.prepare(name, folder, seed)
+        except (CyffeError, ValueError) as e:
+            skipped[name] = f"cyffe could not build it or write its weights: {e}"
+            log(f"{name}: skipped, {skipped[name]}")
+            continue
         param = zoo.param_at_batch(zoo.NETS[name].prototxt, 1)
         shape = zoo.image_shape(param)
         inputs = {}

@@ -89,7 +89,7 @@ def param_at_batch(prototxt, batch):
 
 def image_shape(param):
     """(C, H, W) of the first Input layer's first top."""
-    layer = next(l for l in param.layer if l.type == "Input")
+    layer = next(layer for layer in param.layer if layer.type == "Input")
     return tuple(layer.input_param.shape[0].dim[1:])
 
 

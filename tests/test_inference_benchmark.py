@@ -136,3 +136,16 @@ def test_a_net_whose_files_are_absent_is_skipped_with_its_reason(tmp_path, monke
         prototxt=tmp_path / "absent.prototxt"))
     report = inference.main(["--quick", "--frameworks", "cyffe", "--output-dir", str(tmp_path)])
     assert report["results"] == [] and "absent.prototxt is absent" in report["skipped"]["lenet"]
+
+
+def test_a_net_cyffe_cannot_build_is_skipped_with_the_error(tmp_path, monkeypatch):
+    lenet()
+
+    def refuse(name, folder, seed):
+        raise cyffe.NetError(f"{name}: layer 'conv1' (Convolution): no kernel")
+
+    monkeypatch.setattr(zoo, "prepare", refuse)
+    report = inference.main(["--quick", "--frameworks", "cyffe", "--output-dir", str(tmp_path)])
+    assert report["results"] == []
+    assert report["skipped"]["lenet"].endswith("lenet: layer 'conv1' (Convolution): no kernel")
+    assert "Skipped lenet: cyffe could not build it" in next(tmp_path.glob("*.md")).read_text()
