@@ -17,6 +17,7 @@ from cython cimport floating
 from ..proto.errors import NetError
 from .backend import array_module
 from .base import Layer, canonical_axis
+from .kernels.parallel cimport PARALLEL_WORK
 
 
 def top_k_along(const floating[:, :, ::1] x, floating[:, :, ::1] values,
@@ -26,7 +27,8 @@ def top_k_along(const floating[:, :, ::1] x, floating[:, :, ::1] values,
     cdef Py_ssize_t k = values.shape[2], p, o, i, j, filled, pos
     cdef floating v
     with nogil:
-        for p in prange(outer * inner, schedule="static"):
+        for p in prange(outer * inner, schedule="static",
+                        use_threads_if=outer * inner * dim >= PARALLEL_WORK):
             o = p // inner
             i = p - o * inner
             filled = 0

@@ -18,6 +18,7 @@ from ..proto import cyffe_pb2 as pb
 from ..proto.errors import NetError
 from .backend import array_module
 from .base import Layer
+from .kernels.parallel cimport PARALLEL_WORK, TRANSCENDENTAL
 
 
 def window_sum(const floating[:, :, ::1] src, floating[:, :, ::1] out, int half,
@@ -29,7 +30,8 @@ def window_sum(const floating[:, :, ::1] src, floating[:, :, ::1] out, int half,
     cdef Py_ssize_t rows = src.shape[0] * channels
     cdef floating v
     with nogil:
-        for r in prange(rows, schedule="static"):
+        for r in prange(rows, schedule="static",
+                        use_threads_if=rows * spatial * (2 * half + 1) >= PARALLEL_WORK):
             n = r // channels
             c = r % channels
             lo = c - half if c >= half else 0
@@ -49,7 +51,8 @@ def row_window_sum(const floating[:, :, ::1] src, floating[:, :, ::1] out, int h
     cdef Py_ssize_t planes = src.shape[0], height = src.shape[1], width = src.shape[2]
     cdef floating v, acc
     with nogil:
-        for p in prange(planes, schedule="static"):
+        for p in prange(planes, schedule="static",
+                        use_threads_if=planes * height * width * (2 * half + 1) >= PARALLEL_WORK):
             for h in range(height):
                 for w in range(width):
                     lo = w - half if w >= half else 0
@@ -67,7 +70,7 @@ def lrn_output(const floating[::1] x, floating[::1] scale, floating[::1] power,
     y = x * power."""
     cdef Py_ssize_t i, n = x.shape[0]
     with nogil:
-        for i in prange(n, schedule="static"):
+        for i in prange(n, schedule="static", use_threads_if=n * TRANSCENDENTAL >= PARALLEL_WORK):
             scale[i] = <floating>(shift + a * scale[i])
             power[i] = <floating>pow(scale[i], -beta)
             y[i] = x[i] * power[i]
@@ -78,7 +81,7 @@ def lrn_ratio(const floating[::1] dy, const floating[::1] x, const floating[::1]
     """ratio = dy * y / scale = dy * x * power / scale."""
     cdef Py_ssize_t i, n = dy.shape[0]
     with nogil:
-        for i in prange(n, schedule="static"):
+        for i in prange(n, schedule="static", use_threads_if=n >= PARALLEL_WORK):
             ratio[i] = dy[i] * x[i] * power[i] / scale[i]
 
 
@@ -87,7 +90,7 @@ def lrn_input_grad(const floating[::1] dy, const floating[::1] x, const floating
     """dx = dy * power - coef * x * window."""
     cdef Py_ssize_t i, n = dy.shape[0]
     with nogil:
-        for i in prange(n, schedule="static"):
+        for i in prange(n, schedule="static", use_threads_if=n >= PARALLEL_WORK):
             dx[i] = <floating>(dy[i] * power[i] - coef * x[i] * window[i])
 
 

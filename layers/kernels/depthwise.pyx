@@ -11,6 +11,7 @@ from cython.parallel import prange
 from cython cimport floating
 
 from .window cimport Window, end_inside, first_inside, window_of
+from .parallel cimport PARALLEL_WORK
 
 
 def forward(geometry, x, weights, bias, y):
@@ -73,7 +74,9 @@ def forward_planes(geometry, const floating[:, :, :, ::1] x, const floating[:, :
     cdef bint has_bias = bias.shape[0] > 0
     cdef floating b
     with nogil:
-        for plane in prange(num * outputs, schedule="static"):
+        for plane in prange(num * outputs, schedule="static",
+                            use_threads_if=num * outputs * ho * wo * win.kh * win.kw
+                            >= PARALLEL_WORK):
             n = plane // outputs
             o = plane % outputs
             b = bias[o] if has_bias else 0
@@ -93,7 +96,9 @@ def backward_data_planes(geometry, const floating[:, :, :, ::1] dy, const floati
     cdef Py_ssize_t plane, n, c, m, yo, xo
     with nogil:
         # Each input plane gathers from its own outputs: no races.
-        for plane in prange(num * channels, schedule="static"):
+        for plane in prange(num * channels, schedule="static",
+                            use_threads_if=num * dy.shape[1] * height * width * win.kh * win.kw
+                            >= PARALLEL_WORK):
             n = plane // channels
             c = plane % channels
             for yo in range(height):
@@ -124,7 +129,8 @@ def backward_params_planes(geometry, const floating[:, :, :, ::1] x,
                                              dtype=np.asarray(dy).dtype)
     with nogil:
         # Each output owns its weights, bias and rows: no races.
-        for o in prange(outputs, schedule="static"):
+        for o in prange(outputs, schedule="static",
+                        use_threads_if=num * outputs * ho * wo * (kh * kw + 1) >= PARALLEL_WORK):
             c = o // multiplier
             for n in range(num):
                 for yo in range(ho):

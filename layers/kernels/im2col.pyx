@@ -24,6 +24,7 @@ from cython cimport floating
 
 from . cimport avx512
 from .window cimport Window, end_inside, first_inside, nd_offset, window_of
+from .parallel cimport PARALLEL_WORK
 
 
 cdef void plane_to_columns(const floating* plane, floating* col, Py_ssize_t ld,
@@ -117,7 +118,9 @@ cdef void to_columns(const floating* x, floating* col, Py_ssize_t num, Py_ssize_
                      const Window* w) noexcept nogil:
     """col (C*K, N*L) from x (N, C, volume), one (image, channel) plane per task."""
     cdef Py_ssize_t plane, n, c, ld = num * w.length
-    for plane in prange(num * channels, schedule="static"):
+    for plane in prange(num * channels, schedule="static",
+                        use_threads_if=num * channels * w.kernel_volume * w.length
+                        >= PARALLEL_WORK):
         n = plane // channels
         c = plane % channels
         plane_to_columns(x + plane * w.volume, col + c * w.kernel_volume * ld + n * w.length,
@@ -128,7 +131,9 @@ cdef void from_columns(const floating* col, floating* x, Py_ssize_t num, Py_ssiz
                        const Window* w) noexcept nogil:
     """x (N, C, volume) = col2im of col; each plane gathers its own entries: no races."""
     cdef Py_ssize_t plane, n, c, ld = num * w.length
-    for plane in prange(num * channels, schedule="static"):
+    for plane in prange(num * channels, schedule="static",
+                        use_threads_if=num * channels * w.kernel_volume * w.length
+                        >= PARALLEL_WORK):
         n = plane // channels
         c = plane % channels
         columns_to_plane(col + c * w.kernel_volume * ld + n * w.length, ld,
