@@ -17,6 +17,7 @@ from cython cimport floating
 from ..proto.errors import NetError
 from .backend import array_module
 from .base import Layer, canonical_axis
+from .kernels import arena
 from .kernels.parallel cimport PARALLEL_WORK
 
 
@@ -109,10 +110,12 @@ class ArgMax(Layer):
 
     def forward_cpu(self, bottom, top):
         outer, dim, inner = self.dims
-        values = np.empty((outer, inner, self.top_k), self.dtype)
-        indices = np.empty((outer, inner, self.top_k), np.intp)
-        top_k_along(bottom[0].data.reshape(self.dims), values, indices)
-        self._write(values, indices, top)
+        x = bottom[0].data
+        with arena.scratch() as take:
+            values = take((outer, inner, self.top_k), x.dtype)
+            indices = take((outer, inner, self.top_k), np.intp)
+            top_k_along(x.reshape(self.dims), values, indices)
+            self._write(values, indices, top)
 
     def forward_gpu(self, bottom, top):
         xp = array_module(bottom[0].data)

@@ -9,7 +9,6 @@ local_size n must be odd; windows are centred and zero-padded.
 Backward: dx = dy * scale^-beta - 2 * a * beta * x * W(dy * y / scale), where W is the
 same window sum (the windows are symmetric). Does not run in place.
 """
-import numpy as np
 from cython.parallel import prange
 from cython cimport floating
 from libc.math cimport pow
@@ -17,7 +16,8 @@ from libc.math cimport pow
 from ..proto import cyffe_pb2 as pb
 from ..proto.errors import NetError
 from .backend import array_module
-from .base import Layer
+from .base import Layer, scratch_like
+from .kernels import arena
 from .kernels.parallel cimport PARALLEL_WORK, TRANSCENDENTAL
 
 
@@ -119,7 +119,7 @@ class LRN(Layer):
             self.shift, self.a = p.k, p.alpha / p.local_size
         else:
             self.shift, self.a = 1.0, p.alpha / (p.local_size * p.local_size)
-        self.scale = None
+        self.scale = self.power = None
 
     def reshape(self, bottom, top):
         shape = bottom[0].shape
@@ -130,25 +130,22 @@ class LRN(Layer):
         self.dims = (n, c, h * w) if self.across else (n * c, h, w)
         top[0].reshape(shape)
 
-    def _buffers(self, like):
-        if self.scale is None or self.scale.shape != like.shape or \
-                type(self.scale) is not type(like):
-            self.scale, self.power, self.tmp, self.ratio, self.window = (
-                like.copy() for _ in range(5))
-
-    def _window_sum_cpu(self, src, out, square):
+    def _window_sum_cpu(self, src, out, square, take):
         src, out = src.reshape(self.dims), out.reshape(self.dims)
         if not self.across:
             # The n x n window: along the rows, then down the columns of the row sums.
-            tmp = self.tmp.reshape(self.dims)
+            tmp = take(self.dims, src.dtype)
             row_window_sum(src, tmp, self.half, square)
             src, square = tmp, False
         window_sum(src, out, self.half, square)
 
     def forward_cpu(self, bottom, top):
-        self._buffers(bottom[0].data)
-        self._window_sum_cpu(bottom[0].data, self.scale, True)
-        lrn_output(bottom[0].data.reshape(-1), self.scale.reshape(-1), self.power.reshape(-1),
+        x = bottom[0].data
+        # scale and power are kept for backward.
+        self.scale, self.power = scratch_like(self.scale, x), scratch_like(self.power, x)
+        with arena.scratch() as take:
+            self._window_sum_cpu(x, self.scale, True, take)
+        lrn_output(x.reshape(-1), self.scale.reshape(-1), self.power.reshape(-1),
                    top[0].data.reshape(-1), self.shift, self.a, self.beta)
 
     def backward_cpu(self, top, propagate_down, bottom):
@@ -157,10 +154,12 @@ class LRN(Layer):
         # y is recomputed from x and scale^-beta: a later in-place layer may have changed
         # the top.
         dy, x = top[0].diff.reshape(-1), bottom[0].data.reshape(-1)
-        lrn_ratio(dy, x, self.scale.reshape(-1), self.power.reshape(-1), self.ratio.reshape(-1))
-        self._window_sum_cpu(self.ratio, self.window, False)
-        lrn_input_grad(dy, x, self.power.reshape(-1), self.window.reshape(-1),
-                       bottom[0].diff.reshape(-1), 2.0 * self.a * self.beta)
+        with arena.scratch() as take:
+            ratio, window = take(x.shape, x.dtype), take(x.shape, x.dtype)
+            lrn_ratio(dy, x, self.scale.reshape(-1), self.power.reshape(-1), ratio)
+            self._window_sum_cpu(ratio, window, False, take)
+            lrn_input_grad(dy, x, self.power.reshape(-1), window, bottom[0].diff.reshape(-1),
+                           2.0 * self.a * self.beta)
 
     def _window_sum_gpu(self, src):
         """Zero-padded window sums with array ops (runs on numpy and cupy)."""
