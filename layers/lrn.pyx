@@ -141,12 +141,17 @@ class LRN(Layer):
 
     def forward_cpu(self, bottom, top):
         x = bottom[0].data
-        # scale and power are kept for backward.
-        self.scale, self.power = scratch_like(self.scale, x), scratch_like(self.power, x)
         with arena.scratch() as take:
-            self._window_sum_cpu(x, self.scale, True, take)
-        lrn_output(x.reshape(-1), self.scale.reshape(-1), self.power.reshape(-1),
-                   top[0].data.reshape(-1), self.shift, self.a, self.beta)
+            if self.forward_only:
+                # One scratch buffer: lrn_output turns each sum into its power in place.
+                scale = power = take(x.shape, x.dtype)
+            else:
+                # Kept for backward.
+                scale = self.scale = scratch_like(self.scale, x)
+                power = self.power = scratch_like(self.power, x)
+            self._window_sum_cpu(x, scale, True, take)
+            lrn_output(x.reshape(-1), scale.reshape(-1), power.reshape(-1),
+                       top[0].data.reshape(-1), self.shift, self.a, self.beta)
 
     def backward_cpu(self, top, propagate_down, bottom):
         if not propagate_down[0]:

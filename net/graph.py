@@ -72,6 +72,8 @@ class Net:
         self._decide_backward(param.force_backward)
         if weights is not None:
             self.copy_from(weights)
+        for layer, needed in zip(self.layers, self._layer_needs_backward):
+            layer.forward_only = not needed
 
     # -- building ---------------------------------------------------------------
 
