@@ -2,10 +2,10 @@
 
 Every blob lives from the layer that writes it to the last layer that reads it, in run
 order. Blobs that nobody asked for (not an input or a data layer's top, not an output, not
-a loss, not named in keep) and whose lives do not overlap take turns in the buffers of one
-pool, as OpenCV's DNN does: a blob gets, at the layer that writes it, the smallest free
-buffer it fits in (else the largest free one, grown), and gives it back after its last
-reader. Blobs that already share memory count as one: an in-place layer's top, Split's
+a loss, not named in keep) and whose lives do not overlap use the same bytes of one block.
+OpenCV's DNN reuses whole buffers; here the blobs, largest first, each take the lowest
+offset where they overlap no blob placed that lives at the same time ("greedy by size", as
+TensorFlow Lite's planner): on GoogLeNet the block is the most bytes alive at once. Blobs that already share memory count as one: an in-place layer's top, Split's
 tops, Flatten's and Reshape's.
 
 The plan follows the blobs' shapes: when an input changed, Net.forward reshapes every layer
@@ -14,12 +14,12 @@ planned again before any layer runs. A change of backend mode plans it again too
 GPU mode every blob keeps memory of its own: the host and device copies of blobs that
 shared a buffer would sync over each other.
 """
-import heapq
-
 import numpy as np
 
 from ..layers.backend import gpu_mode, mode
 from ..proto.errors import NetError
+
+ALIGN = 64                            # bytes: where each blob starts in the block
 
 
 class BlobSharing:
@@ -54,47 +54,44 @@ class BlobSharing:
                 if not any(b is blob for b in life[2]):
                     life[2].append(blob)
         kept = {id(blob._data) for blob in self.kept}
-        sizes, places = [], []
         self.written_at = {}
         self.mode = mode()
-        free, busy = [], []           # buffer indices; a heap of (last reader, buffer)
+        places = []                   # [first layer, last layer, blobs, offset in the block]
         for key, (first, last, blobs) in lives.items():
-            if key in kept:
-                continue
-            while busy and busy[0][0] < first:
-                free.append(heapq.heappop(busy)[1])
-            need = max(b.count for b in blobs) * blobs[0]._data.dtype.itemsize
-            fits = [i for i in free if sizes[i] >= need]
-            if fits:
-                place = min(fits, key=sizes.__getitem__)
-            elif free:
-                place = max(free, key=sizes.__getitem__)
-                sizes[place] = need
-            else:
-                place = len(sizes)
-                sizes.append(need)
-            if place in free:
-                free.remove(place)
-            heapq.heappush(busy, (last, place))
-            places.append((blobs, place))
-            self.written_at.update((id(b), first) for b in blobs)
-        self.buffers = [np.empty(size, np.uint8) for size in sizes]
-        self.bindings = []
+            if key not in kept:
+                places.append([first, last, blobs, 0])
+                self.written_at.update((id(b), first) for b in blobs)
+        size, placed = 0, []
+        for place in sorted(places, key=lambda p: -_nbytes(p[2])):
+            first, last, blobs, _ = place
+            need = _padded(_nbytes(blobs))
+            offset = 0
+            for other in sorted((p for p in placed if p[0] <= last and first <= p[1]),
+                                key=lambda p: p[3]):
+                if other[3] - offset >= need:
+                    break
+                offset = max(offset, other[3] + _padded(_nbytes(other[2])))
+            place[3] = offset
+            placed.append(place)
+            size = max(size, offset + need)
         shared = not gpu_mode()
-        for blobs, place in places:
+        self.buffers, self.bindings = [], []
+        if shared:
+            block = np.empty(size + ALIGN, np.uint8)
+            start = -block.ctypes.data % ALIGN
+            self.buffers = [block[start:start + size]]
+        for first, last, blobs, offset in places:
             root = blobs[0]
             dtype = root._data.dtype
             if shared:
-                memory = self.buffers[place][:root.count * dtype.itemsize].view(dtype)
-                root.data = memory.reshape(root.shape)
+                memory = self.buffers[0][offset:offset + root.count * dtype.itemsize]
+                root.data = memory.view(dtype).reshape(root.shape)
             else:
                 root.data = np.empty(root.shape, dtype)
             for blob in blobs[1:]:
                 blob.share_data(root)
             self.bindings += [(blob, root._data) for blob in blobs]
-        if not shared:
-            self.buffers = []
-        pooled = {id(b) for blobs, _ in places for b in blobs}
+        pooled = {id(b) for _, _, blobs, _ in places for b in blobs}
         self.pooled = {name for name, blob in net.blobs.items() if id(blob) in pooled}
 
     def follow(self):
@@ -129,6 +126,14 @@ class BlobSharing:
     def nbytes(self):
         """The bytes the pool holds."""
         return sum(b.nbytes for b in self.buffers)
+
+
+def _nbytes(blobs):
+    return max(b.count for b in blobs) * blobs[0]._data.dtype.itemsize
+
+
+def _padded(nbytes):
+    return -(-nbytes // ALIGN) * ALIGN
 
 
 def data_nbytes(net):
