@@ -182,10 +182,14 @@ class BaseConvolution(ConvolutionGeometry, Layer):
             self.out_shape = (num, out_channels) + self.geometry.out_shape
             top_spatial = self.geometry.in_shape if self.transposed else self.geometry.out_shape
             self.top_shape = shape[:self.axis] + (self.num_output,) + top_spatial
-            self.pipeline = Pipeline(self.geometry, num, image_channels, out_channels,
-                                     self.group, bottom[0].data.dtype)
+            self.make_engines(num, image_channels, out_channels, bottom[0].data.dtype)
         for t in top:
             t.reshape(*self.top_shape)
+
+    def make_engines(self, num, image_channels, out_channels, dtype):
+        """What runs the convolution for this shape: the im2col + GEMM pipeline."""
+        self.pipeline = Pipeline(self.geometry, num, image_channels, out_channels, self.group,
+                                 dtype)
 
     def images(self, array):
         """A bottom's or top's array as contiguous image-side images (N, C, *in)."""

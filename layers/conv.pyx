@@ -16,7 +16,8 @@ import numpy as np
 
 from .backend import array_module
 from .base_conv import BaseConvolution
-from .kernels import depthwise
+from ..proto import cyffe_pb2 as pb
+from .kernels import depthwise, winograd
 
 
 class Convolution(BaseConvolution):
@@ -39,12 +40,23 @@ class Convolution(BaseConvolution):
     def plan(self, in_shape):
         return self.make_geometry(in_shape)
 
+    def make_engines(self, num, image_channels, out_channels, dtype):
+        super().make_engines(num, image_channels, out_channels, dtype)
+        # Winograd in TEST forwards only: training keeps im2col's exact gradients' pairing.
+        self.winograd = None
+        if (self.phase == pb.TEST and not self.depthwise and
+                winograd.suits(self.geometry, num, image_channels, out_channels, self.group)):
+            self.winograd = winograd.Winograd(self.geometry, num, image_channels, out_channels,
+                                              self.group, dtype)
+
     def forward_cpu(self, bottom, top):
         weights = self.blobs[0].data
         for b, t in zip(bottom, top):
             x, y = self.images(b.data), t.data.reshape(self.out_shape)
             if self.depthwise:
                 depthwise.forward(self.geometry, x, weights, self.bias, y)
+            elif self.winograd is not None:
+                self.winograd.run(weights, x, y, self.bias)
             else:
                 self.pipeline.run(weights, x=x, y=y, bias=self.bias)
 

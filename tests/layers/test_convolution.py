@@ -87,6 +87,27 @@ def test_no_propagate_down_leaves_bottom_diff_alone():
     assert np.any(layer.blobs[0].diff != 0)
 
 
+@pytest.mark.parametrize("fields", [dict(kernel_size=[3], pad=[1], group=2),
+                                    dict(kernel_size=[3], stride=[2]),
+                                    dict(kernel_size=[1])])
+@pytest.mark.parametrize("elements, threads", [(1 << 30, 2), (1 << 30, 3), (2000, 1)])
+def test_forward_in_bands_of_output_rows(monkeypatch, fields, elements, threads):
+    """One image on several threads, or an image whose columns pass CHUNK_ELEMENTS, goes in
+    bands of output rows: the same forward as the direct sum."""
+    monkeypatch.setattr(pipeline_module, "CHUNK_ELEMENTS", elements)
+    x = np.random.default_rng(9).standard_normal((1, 4, 30, 27))
+    with threadpool_limits(threads, "openmp"):
+        layer = make_conv(num_output=6, **fields)
+        _, top = run_layer(layer, x)
+    # (a 1x1 kernel reads the image as its columns: bands only to busy the threads)
+    assert layer.pipeline.bands > 1 or layer.geometry.identity and threads == 1
+    stride = (2, 2) if "stride" in fields else (1, 1)
+    pad = (1, 1) if "pad" in fields else (0, 0)
+    expected = reference_conv(x, layer.blobs[0].data, layer.blobs[1].data, stride, (1, 1),
+                              pad, pad, fields.get("group", 1))
+    np.testing.assert_allclose(top[0].data, expected, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("group", [1, 2])
 def test_any_chunk_size_and_thread_count_give_one_result(monkeypatch, group):
     """Chunks of 1, 2 or all 6 images, whole groups or blocks of one channel, on 1, 2 or 3
