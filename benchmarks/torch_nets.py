@@ -1,8 +1,9 @@
 """The benchmark nets in PyTorch, translated layer by layer from their NetParameter.
 
 Only what the benchmark nets use: Convolution, Pooling (Caffe's ceil rounding), InnerProduct,
-ReLU, BatchNorm + Scale, Eltwise SUM, SoftmaxWithLoss. Weights use PyTorch's own
-initialization: the benchmark times arithmetic, not learning.
+ReLU, BatchNorm + Scale, Eltwise SUM, Softmax, SoftmaxWithLoss. Weights use PyTorch's own
+initialization (the training suite times arithmetic, not learning) until `load_blobs` puts
+a Caffe model's in (the inference suite compares outputs).
 """
 import torch
 from torch import nn
@@ -38,6 +39,7 @@ class CaffeNet(nn.Module):
         sizes = {"data": image_shape[1]}
         self.steps = []          # (module name, kind, bottoms, top)
         self.mods = nn.ModuleDict()
+        self.caffe_names = {}    # module name -> its Caffe layer's name
         for layer in param.layer:
             kind, bottoms, top = layer.type, list(layer.bottom), layer.top[0] if layer.top else None
             if kind == "Input":
@@ -80,6 +82,8 @@ class CaffeNet(nn.Module):
             elif kind == "Eltwise":
                 if layer.eltwise_param.operation != pb.EltwiseParameter.SUM:
                     raise ValueError(f"layer '{layer.name}': only Eltwise SUM is translated")
+            elif kind == "Softmax":
+                module = nn.Softmax(dim=layer.softmax_param.axis)
             elif kind == "SoftmaxWithLoss":
                 module = nn.CrossEntropyLoss()
             else:
@@ -87,9 +91,22 @@ class CaffeNet(nn.Module):
             key = f"m{len(self.steps)}"
             if module is not None:
                 self.mods[key] = module
+                self.caffe_names[key] = layer.name
             self.steps.append((key, kind, bottoms, top))
             channels[top], sizes[top] = c, s
         self.output = self.steps[-1][3]
+
+    @torch.no_grad()
+    def load_blobs(self, blobs):
+        """Take a Caffe model's learned blobs: {"<layer>.<i>": array}, in Caffe's blob order."""
+        for key, name in self.caffe_names.items():
+            params = list(self.mods[key].parameters())
+            count = sum(1 for i in range(len(params) + 1) if f"{name}.{i}" in blobs)
+            if count != len(params):
+                raise ValueError(f"layer '{name}': {count} blobs for the twin's "
+                                 f"{len(params)} parameters")
+            for i, p in enumerate(params):
+                p.copy_(torch.from_numpy(blobs[f"{name}.{i}"]).reshape(p.shape))
 
     def forward(self, data, label=None):
         blobs = {"data": data, "label": label}

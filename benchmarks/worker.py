@@ -9,13 +9,12 @@ imported. The line holds the seconds of each timed iteration and the process's p
 import argparse
 import json
 import os
-import resource
 import sys
-import time
 
 import numpy as np
 
 from . import nets
+from .measure import peak_rss_mb, timed
 
 SOLVER = "base_lr: 0.01 momentum: 0.9 weight_decay: 0.0005 lr_policy: 'fixed' display: 0"
 
@@ -26,17 +25,6 @@ def _inputs(name, seed=0):
     data = rng.standard_normal((batch,) + nets.image_shape(name)).astype(np.float32)
     label = rng.integers(0, 10, batch)
     return data, label
-
-
-def _timed(step, iterations, warmup):
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(iterations):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def framework_overhead(net, iterations):
@@ -62,13 +50,13 @@ def framework_overhead(net, iterations):
     def nothing(*args):
         pass
 
-    real = float(np.median(_timed(net.forward_backward, iterations, 1))) * 1e3
+    real = float(np.median(timed(net.forward_backward, iterations, 1))) * 1e3
     for layer in layers:
         layer.forward_cpu = layer.backward_cpu = nothing
     try:
         # many more repetitions: each takes microseconds
-        walk = float(np.median(_timed(net.forward_backward, 50 * iterations, 10))) * 1e3
-        calls = float(np.median(_timed(bare, 50 * iterations, 10))) * 1e3
+        walk = float(np.median(timed(net.forward_backward, 50 * iterations, 10))) * 1e3
+        calls = float(np.median(timed(bare, 50 * iterations, 10))) * 1e3
     finally:
         for layer in layers:
             del layer.forward_cpu, layer.backward_cpu
@@ -92,7 +80,7 @@ def run_cyffe(name, mode, iterations, warmup, profile):
         net = solver.net
         net.blobs["data"].data[...] = data
         net.blobs["label"].data[...] = label
-        result["times"] = _timed(lambda: solver.step(1), iterations, warmup)
+        result["times"] = timed(lambda: solver.step(1), iterations, warmup)
         if profile:
             result["layers"] = [t._asdict() for t in time_layers(net, max(3, iterations))]
             g, d, share = framework_overhead(net, max(5, iterations))
@@ -100,7 +88,7 @@ def run_cyffe(name, mode, iterations, warmup, profile):
     else:
         net = Net(nets.deploy_param(name), pb.TEST)
         net.blobs["data"].data[...] = data
-        result["times"] = _timed(net.forward_pass, iterations, warmup)
+        result["times"] = timed(net.forward_pass, iterations, warmup)
     return result
 
 
@@ -130,7 +118,7 @@ def run_torch(name, mode, iterations, warmup, channels_last):
         def step():
             with torch.inference_mode():
                 model(x)
-    return {"times": _timed(step, iterations, warmup)}
+    return {"times": timed(step, iterations, warmup)}
 
 
 def run_numpy(name, mode, iterations, warmup):
@@ -140,16 +128,7 @@ def run_numpy(name, mode, iterations, warmup):
     model = NumpyNet(nets.train_param(name), nets.image_shape(name), np.random.default_rng(0))
     step = (lambda: model.sgd_step(data, label)) if mode == "train" else \
         (lambda: model.forward(data))
-    return {"times": _timed(step, iterations, warmup)}
-
-
-def peak_rss_mb():
-    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not the parent's)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"times": timed(step, iterations, warmup)}
 
 
 def main(argv=None):

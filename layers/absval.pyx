@@ -6,7 +6,6 @@ from cython.parallel import prange
 from cython cimport floating
 
 from ..proto.errors import NetError
-from .backend import array_module
 from .base import NeuronLayer
 
 
@@ -39,19 +38,14 @@ class AbsVal(NeuronLayer):
             raise NetError(f"layer '{self.name}' (AbsVal) cannot run in place (Caffe's "
                            f"neither): give it a top blob of its own")
 
-    def forward_cpu(self, bottom, top):
-        absval_forward(bottom[0].data.reshape(-1), top[0].data.reshape(-1))
+    def forward_kernel(self, x, y):
+        absval_forward(x, y)
 
-    def backward_cpu(self, top, propagate_down, bottom):
-        if propagate_down[0]:
-            absval_backward(bottom[0].data.reshape(-1), top[0].diff.reshape(-1),
-                            bottom[0].diff.reshape(-1))
+    def backward_kernel(self, x, y, dy, dx):
+        absval_backward(x, dy, dx)
 
-    def forward_gpu(self, bottom, top):
-        xp = array_module(bottom[0].data)
-        top[0].data[...] = xp.abs(bottom[0].data)
+    def forward_array(self, xp, x):
+        return xp.abs(x)
 
-    def backward_gpu(self, top, propagate_down, bottom):
-        if propagate_down[0]:
-            xp = array_module(top[0].diff)
-            bottom[0].diff[...] = xp.sign(bottom[0].data) * top[0].diff
+    def backward_array(self, xp, x, y, dy):
+        return xp.sign(x) * dy

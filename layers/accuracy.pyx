@@ -46,9 +46,8 @@ class Accuracy(Layer):
     """Top-k classification accuracy (and optionally per class); not a loss, no gradients."""
 
     type = "Accuracy"
-    num_bottom = 2
-    min_top = 1
-    max_top = 2
+    bottoms = 2
+    tops = (1, 2)
 
     def setup(self, bottom, top):
         p = self.param.accuracy_param

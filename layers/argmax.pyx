@@ -50,8 +50,7 @@ class ArgMax(Layer):
     """Indices (and optionally values) of the top_k largest entries."""
 
     type = "ArgMax"
-    num_bottom = 1
-    num_top = 1
+    bottoms = tops = 1
 
     def setup(self, bottom, top):
         p = self.param.argmax_param

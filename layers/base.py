@@ -19,13 +19,10 @@ class Layer:
     """Base class of every layer; subclasses set `type` and override the hooks."""
 
     type = None                 # Caffe's type name, the registry key
-    num_bottom = None           # exact bottom count, or None (see min/max)
-    min_bottom = 0
-    max_bottom = None
-    num_top = None              # exact top count, or None (see min/max)
-    min_top = 0
-    max_top = None
+    bottoms = (0, None)         # how many bottoms: exactly n, or (least, most); most None: any
+    tops = (0, None)            # how many tops, the same way
     is_loss = False             # loss layers weigh top 0 by 1 unless told otherwise
+    keeps_input = False         # backward reads bottom 0, which running in place overwrites
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -114,15 +111,12 @@ class Layer:
 
     def check_blob_counts(self, bottom, top):
         """A NetError unless the bottom and top counts suit this layer type."""
-        for what, blobs, exact, low, high in (
-                ("bottom", bottom, self.num_bottom, self.min_bottom, self.max_bottom),
-                ("top", top, self.num_top, self.min_top, self.max_top)):
+        for what, blobs, allowed in (("bottom", bottom, self.bottoms), ("top", top, self.tops)):
+            low, high = (allowed, allowed) if isinstance(allowed, int) else allowed
             n = len(blobs)
-            if exact is not None and n != exact:
-                raise NetError(f"layer '{self.name}' ({self.type}) takes {exact} {what} "
-                               f"blob(s), got {n}")
             if n < low or high is not None and n > high:
-                bound = f"{low} to {high}" if high is not None else f"at least {low}"
+                bound = (low if low == high else f"{low} to {high}" if high is not None
+                         else f"at least {low}")
                 raise NetError(f"layer '{self.name}' ({self.type}) takes {bound} {what} "
                                f"blob(s), got {n}")
 
@@ -138,29 +132,58 @@ class Layer:
         """A parameter blob of this layer's dtype."""
         return Blob(shape, self.dtype)
 
+    def keep_input(self, bottom, top):
+        """If keeps_input and in place, copy bottom 0 aside before forward overwrites it
+        (Caffe's bottom_memory_)."""
+        if self.keeps_input and top[0] is bottom[0]:
+            x = bottom[0].data
+            self._kept_input = scratch_like(getattr(self, "_kept_input", None), x)
+            self._kept_input[...] = x
+
+    def input_data(self, bottom, top):
+        """Bottom 0's data as forward saw it, if keeps_input; else as it is now (in place,
+        the output)."""
+        return self._kept_input if self.keeps_input and top[0] is bottom[0] else bottom[0].data
+
 
 class NeuronLayer(Layer):
-    """One bottom, one top of the same shape; may run in place."""
+    """One bottom, one top of the same shape, computed elementwise; may run in place.
 
-    num_bottom = 1
-    num_top = 1
+    A subclass gives its rule twice, as hooks the four passes call. For the CPU:
+    forward_kernel(x, y) and backward_kernel(x, y, dy, dx), its Cython kernels
+    writing y or dx, on the arrays as `view` shows them (flat). For the GPU:
+    forward_array(xp, x) and backward_array(xp, x, y, dy), array-API
+    expressions that return y and dx. In backward, x is input_data: the input
+    forward saw when `keeps_input`, otherwise the bottom's data (in place, the output).
+    """
+
+    bottoms = tops = 1
 
     def reshape(self, bottom, top):
         top[0].reshape(bottom[0].shape)
 
-    def keep_bottom(self, bottom, top):
-        """In place, copy the input aside before forward overwrites it (Caffe's bottom_memory_)."""
-        if top[0] is not bottom[0]:
-            return
-        x = bottom[0].data
-        kept = getattr(self, "_kept_bottom", None)
-        if kept is None or kept.shape != x.shape or type(kept) is not type(x):
-            kept = self._kept_bottom = array_module(x).empty_like(x)
-        kept[...] = x
+    def view(self, array):
+        """An array as the kernels take it: flat."""
+        return array.reshape(-1)
 
-    def bottom_data(self, bottom, top):
-        """The input forward saw: the copy keep_bottom made when running in place."""
-        return self._kept_bottom if top[0] is bottom[0] else bottom[0].data
+    def forward_cpu(self, bottom, top):
+        self.keep_input(bottom, top)
+        self.forward_kernel(self.view(bottom[0].data), self.view(top[0].data))
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            self.backward_kernel(self.view(self.input_data(bottom, top)), self.view(top[0].data),
+                                 self.view(top[0].diff), self.view(bottom[0].diff))
+
+    def forward_gpu(self, bottom, top):
+        self.keep_input(bottom, top)
+        x = bottom[0].data
+        top[0].data[...] = self.forward_array(array_module(x), x)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            x, dy = self.input_data(bottom, top), top[0].diff
+            bottom[0].diff[...] = self.backward_array(array_module(dy), x, top[0].data, dy)
 
 
 class ViewLayer(Layer):
@@ -170,8 +193,7 @@ class ViewLayer(Layer):
     rebound the top's arrays to ones of their own. Subclasses give top_shape.
     """
 
-    num_bottom = 1
-    num_top = 1
+    bottoms = tops = 1
 
     def setup(self, bottom, top):
         if top[0] is bottom[0]:
@@ -199,6 +221,17 @@ class ViewLayer(Layer):
             bottom[0].diff[...] = top[0].diff.reshape(bottom[0].shape)
 
     backward_gpu = backward_cpu
+
+
+def scratch_like(buffer, x):
+    """buffer if it has x's shape and array type, else a new uninitialized array like x.
+
+    For buffers a layer keeps from pass to pass, allocated again only when the
+    shape or the device changes.
+    """
+    if buffer is None or buffer.shape != x.shape or type(buffer) is not type(x):
+        return array_module(x).empty_like(x)
+    return buffer
 
 
 def _only(reads, writes):
@@ -234,6 +267,21 @@ def param_blob_shape(layer, shape, axis, num_axes):
         raise layer.shape_error(f"axis {axis} + num_axes {num_axes} exceeds the "
                                 f"{len(shape)} axes of the bottom {shape}")
     return tuple(shape[axis:axis + num_axes])
+
+
+def channel_split(layer, shape, parts=1, what=""):
+    """(num, channels, spatial) of an (N, C, ...) bottom shape whose C splits evenly by parts.
+
+    what names the parts in the error (as "num_groups 4").
+    """
+    if len(shape) < 2:
+        raise layer.shape_error(f"bottom must have at least 2 axes (num, channels, ...), "
+                                f"got shape {shape}")
+    num, channels = shape[0], shape[1]
+    if channels % parts:
+        raise NetError(f"layer '{layer.name}' ({layer.type}): {channels} channels do not split "
+                       f"into {what} (bottom shape {shape})")
+    return num, channels, int(np.prod(shape[2:], dtype=np.int64))
 
 
 def broadcast_dims(layer, shape, operand_shape, axis):

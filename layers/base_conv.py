@@ -136,8 +136,7 @@ class BaseConvolution(ConvolutionGeometry, Layer):
     image_shape and out_shape are the two sides as (N, C, *spatial).
     """
 
-    min_bottom = 1
-    min_top = 1
+    bottoms = tops = (1, None)
     transposed = False
 
     def setup(self, bottom, top):

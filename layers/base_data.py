@@ -24,9 +24,8 @@ from .pipeline.transformer import DataTransformer
 class PrefetchingDataLayer(Layer):
     """Data and optional label tops, filled from batches a background thread prepares."""
 
-    num_bottom = 0
-    min_top = 1
-    max_top = 2
+    bottoms = 0
+    tops = (1, 2)
     base_dir = None             # the prototxt's folder, set by the net
     source_field = None         # the LayerParameter field with source, batch_size, rand_skip
 

@@ -7,6 +7,7 @@ from ..proto import cyffe_pb2 as pb
 from ..proto.errors import NetError
 from .backend import array_module
 from .base import Layer, canonical_axis, split_shape
+from .kernels.softmax import softmax_forward
 
 # Caffe's kLOG_THRESHOLD, a float constant (so float64 nets use its float32 rounding, as
 # Caffe's Dtype(kLOG_THRESHOLD)).
@@ -16,9 +17,8 @@ LOG_THRESHOLD = float(np.float32(1e-20))
 class LossLayer(Layer):
     """Bottoms (prediction, target, ...) -> a scalar loss, weighted by top[0].diff."""
 
-    num_bottom = 2
-    min_top = 1
-    max_top = 1
+    bottoms = 2
+    tops = 1
     is_loss = True
 
     def reshape(self, bottom, top):
@@ -26,6 +26,20 @@ class LossLayer(Layer):
             raise self.shape_error(f"bottoms must have the same number of items, got "
                                    f"{bottom[0].shape} and {bottom[1].shape}")
         top[0].reshape(())
+
+    def check_same_count(self, bottom, what="bottoms"):
+        """A ShapeError unless bottoms 0 and 1 hold as many values (their shapes may differ)."""
+        if bottom[0].count != bottom[1].count:
+            raise self.shape_error(f"{what} must have the same count, got shapes "
+                                   f"{bottom[0].shape} ({bottom[0].count}) and "
+                                   f"{bottom[1].shape} ({bottom[1].count})")
+
+    def refuse_gradient(self, propagate_down, *names):
+        """A NetError if the net asks for a gradient to bottom 1, 2, ..., named by names."""
+        for i, what in enumerate(names, 1):
+            if len(propagate_down) > i and propagate_down[i]:
+                raise NetError(f"layer '{self.name}' ({self.type}) cannot backpropagate to "
+                               f"the {what} (bottom {i})")
 
 
 def label_indices(labels, channels, has_ignore, ignore_label):
@@ -118,7 +132,53 @@ class PerItemLabelLoss(LossLayer):
             raise bad_label_error(self, bottom[1], bad, self.dims[1])
         return index
 
-    def _check_propagate(self, propagate_down):
-        if len(propagate_down) > 1 and propagate_down[1]:
-            raise NetError(f"layer '{self.name}' ({self.type}) cannot backpropagate to the "
-                           "labels (bottom 1)")
+
+class SoftmaxClassLoss(LossLayer):
+    """A loss on the softmax of scores along a class axis, one label per other position.
+
+    Shared by SoftmaxWithLoss and InfogainLoss: setup calls read_labels_param; the
+    forward passes leave the probabilities in self.prob, viewed as (outer, classes,
+    inner), and the labelled positions' count in self.valid_count. Labels take no
+    gradient; an optional second top receives the probabilities.
+    """
+
+    tops = (1, 2)
+
+    def read_labels_param(self, axis):
+        """Read the class axis, loss_param's ignore_label and normalization (default VALID)."""
+        loss = self.param.loss_param
+        self.axis_param = axis
+        self.has_ignore = loss.HasField("ignore_label")
+        self.ignore_label = loss.ignore_label
+        self.normalization = normalization_mode(loss, pb.LossParameter.VALID)
+        self.prob = None
+        self.valid_count = 0
+
+    def allow_backward(self, bottom_index):
+        return bottom_index == 0
+
+    def reshape(self, bottom, top):
+        super().reshape(bottom, top)
+        self.axis, self.dims = class_axis_dims(self, bottom)
+        if len(top) > 1:
+            top[1].reshape(bottom[0].shape)
+
+    def _normalizer(self):
+        outer, _, inner = self.dims
+        return loss_normalizer(self.normalization, outer, inner, self.valid_count, self.dtype)
+
+    def _scale(self, top):
+        return float(self.dtype.type(top[0].diff) / self._normalizer())
+
+    def softmax_cpu(self, bottom):
+        """self.prob = the softmax of bottom 0, in buffers kept from call to call."""
+        if self.prob is None or self.prob.shape != self.dims:
+            self.prob = np.empty(self.dims, self.dtype)
+            self.scratch = np.empty((self.dims[0], self.dims[2]), self.dtype)
+        softmax_forward(bottom[0].data.reshape(self.dims), self.prob, self.scratch)
+
+    def put_loss(self, top, loss):
+        """Top 0 = the summed loss over the normalizer; top 1, if any, = the probabilities."""
+        top[0].data[...] = loss / self._normalizer()
+        if len(top) > 1:
+            top[1].data[...] = self.prob.reshape(top[1].shape)

@@ -18,7 +18,7 @@ from cython cimport floating
 
 from ..proto import cyffe_pb2 as pb
 from ..proto.errors import NetError
-from .base import Layer
+from .base import Layer, scratch_like
 from .kernels.row_sums cimport row_sum, row_dot, row_squares
 
 
@@ -78,8 +78,7 @@ class BatchNorm(Layer):
     """Normalizes each channel by batch or running statistics; blobs hold the statistics."""
 
     type = "BatchNorm"
-    num_bottom = 1
-    num_top = 1
+    bottoms = tops = 1
 
     def setup(self, bottom, top):
         p = self.param.batch_norm_param
@@ -149,11 +148,8 @@ class BatchNorm(Layer):
         self.blobs[2].data[...] = maf * self.blobs[2].data + 1
 
     def _keep_output(self, y):
-        if self.x_norm is None or self.x_norm.shape != y.shape or \
-                type(self.x_norm) is not type(y):
-            self.x_norm = y.copy()
-        else:
-            self.x_norm[...] = y
+        self.x_norm = scratch_like(self.x_norm, y)
+        self.x_norm[...] = y
 
     def forward_cpu(self, bottom, top):
         x = bottom[0].data.reshape(self.dims)

@@ -31,8 +31,8 @@ class BatchReindex(Layer):
     """Pick (and repeat, reorder) items of the first bottom by the indices in the second."""
 
     type = "BatchReindex"
-    num_bottom = 2
-    num_top = 1
+    bottoms = 2
+    tops = 1
 
     def setup(self, bottom, top):
         if any(t is b for t in top for b in bottom):

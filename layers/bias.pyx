@@ -15,9 +15,8 @@ class Bias(Layer):
     """Adds a (learnable or second-bottom) bias broadcast along axis; blobs [bias] or []."""
 
     type = "Bias"
-    min_bottom = 1
-    max_bottom = 2
-    num_top = 1
+    bottoms = (1, 2)
+    tops = 1
 
     def setup(self, bottom, top):
         p = self.param.bias_param

@@ -8,7 +8,6 @@ from cython.parallel import prange
 from cython cimport floating
 from libc.math cimport exp, expm1, log1p
 
-from .backend import array_module
 from .base import NeuronLayer
 
 
@@ -34,20 +33,14 @@ class BNLL(NeuronLayer):
 
     type = "BNLL"
 
-    def forward_cpu(self, bottom, top):
-        bnll_forward(bottom[0].data.reshape(-1), top[0].data.reshape(-1))
+    def forward_kernel(self, x, y):
+        bnll_forward(x, y)
 
-    def backward_cpu(self, top, propagate_down, bottom):
-        if propagate_down[0]:
-            bnll_backward(top[0].data.reshape(-1), top[0].diff.reshape(-1),
-                          bottom[0].diff.reshape(-1))
+    def backward_kernel(self, x, y, dy, dx):
+        bnll_backward(y, dy, dx)
 
-    def forward_gpu(self, bottom, top):
-        xp = array_module(bottom[0].data)
-        x = bottom[0].data
-        top[0].data[...] = xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
+    def forward_array(self, xp, x):
+        return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
 
-    def backward_gpu(self, top, propagate_down, bottom):
-        if propagate_down[0]:
-            xp = array_module(top[0].diff)
-            bottom[0].diff[...] = -top[0].diff * xp.expm1(-top[0].data)
+    def backward_array(self, xp, x, y, dy):
+        return -dy * xp.expm1(-y)

@@ -34,6 +34,7 @@ class Clip(NeuronLayer):
     """Clamp into [min, max], elementwise; runs in place."""
 
     type = "Clip"
+    keeps_input = True
 
     def setup(self, bottom, top):
         p = self.param.clip_param
@@ -47,21 +48,14 @@ class Clip(NeuronLayer):
         # The bounds in the layer's dtype, so float32 data compares as Caffe's does.
         self.low, self.high = self.dtype.type(p.min), self.dtype.type(p.max)
 
-    def forward_cpu(self, bottom, top):
-        self.keep_bottom(bottom, top)
-        clip_forward(bottom[0].data.reshape(-1), top[0].data.reshape(-1), self.low, self.high)
+    def forward_kernel(self, x, y):
+        clip_forward(x, y, self.low, self.high)
 
-    def backward_cpu(self, top, propagate_down, bottom):
-        if propagate_down[0]:
-            clip_backward(self.bottom_data(bottom, top).reshape(-1), top[0].diff.reshape(-1),
-                          bottom[0].diff.reshape(-1), self.low, self.high)
+    def backward_kernel(self, x, y, dy, dx):
+        clip_backward(x, dy, dx, self.low, self.high)
 
-    def forward_gpu(self, bottom, top):
-        self.keep_bottom(bottom, top)
-        x = bottom[0].data
-        top[0].data[...] = x.clip(self.low, self.high)
+    def forward_array(self, xp, x):
+        return x.clip(self.low, self.high)
 
-    def backward_gpu(self, top, propagate_down, bottom):
-        if propagate_down[0]:
-            x = self.bottom_data(bottom, top)
-            bottom[0].diff[...] = top[0].diff * ((x >= self.low) & (x <= self.high))
+    def backward_array(self, xp, x, y, dy):
+        return dy * ((x >= self.low) & (x <= self.high))

@@ -13,8 +13,8 @@ class Concat(Layer):
     """Join bottoms along one axis (legacy `concat_dim` honoured when `axis` is unset)."""
 
     type = "Concat"
-    min_bottom = 1
-    num_top = 1
+    bottoms = (1, None)
+    tops = 1
 
     def setup(self, bottom, top):
         p = self.param.concat_param

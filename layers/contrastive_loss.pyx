@@ -77,7 +77,7 @@ class ContrastiveLoss(LossLayer):
     """Hadsell et al.'s contrastive loss on pairs of feature vectors."""
 
     type = "ContrastiveLoss"
-    num_bottom = 3
+    bottoms = 3
 
     def setup(self, bottom, top):
         p = self.param.contrastive_loss_param
@@ -90,10 +90,8 @@ class ContrastiveLoss(LossLayer):
 
     def reshape(self, bottom, top):
         super().reshape(bottom, top)
+        self.check_same_count(bottom, "the two feature blobs")
         a, b, y = bottom
-        if a.count != b.count:
-            raise self.shape_error(f"the two feature blobs must have the same count, got "
-                                   f"shapes {a.shape} and {b.shape}")
         num = a.shape[0] if a.shape else 0
         if y.count != num:
             raise self.shape_error(f"expected one similarity label per pair ({num} for "

@@ -15,8 +15,8 @@ class Crop(Layer):
     """Cut the first bottom to the second's shape on the axes from `axis` on."""
 
     type = "Crop"
-    num_bottom = 2
-    num_top = 1
+    bottoms = 2
+    tops = 1
 
     def setup(self, bottom, top):
         p = self.param.crop_param

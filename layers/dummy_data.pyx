@@ -21,8 +21,8 @@ class DummyData(Layer):
     """Tops of fixed shapes filled by fillers (constant ones once, random ones each forward)."""
 
     type = "DummyData"
-    num_bottom = 0
-    min_top = 1
+    bottoms = 0
+    tops = (1, None)
 
     def setup(self, bottom, top):
         p = self.param.dummy_data_param

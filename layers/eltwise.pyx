@@ -88,8 +88,8 @@ class Eltwise(Layer):
     """Elementwise SUM (with coefficients), PROD or MAX over bottoms of one shape."""
 
     type = "Eltwise"
-    min_bottom = 2
-    num_top = 1
+    bottoms = (2, None)
+    tops = 1
 
     def setup(self, bottom, top):
         p = self.param.eltwise_param

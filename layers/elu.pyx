@@ -8,7 +8,6 @@ from cython.parallel import prange
 from cython cimport floating
 from libc.math cimport expm1
 
-from .backend import array_module
 from .base import NeuronLayer
 
 
@@ -37,29 +36,16 @@ class ELU(NeuronLayer):
 
     def setup(self, bottom, top):
         self.alpha = self.param.elu_param.alpha
+        self.keeps_input = self.alpha < 0
 
-    def _input(self, bottom, top):
-        return self.bottom_data(bottom, top) if self.alpha < 0 else bottom[0].data
+    def forward_kernel(self, x, y):
+        elu_forward(x, y, self.alpha)
 
-    def forward_cpu(self, bottom, top):
-        if self.alpha < 0:
-            self.keep_bottom(bottom, top)
-        elu_forward(bottom[0].data.reshape(-1), top[0].data.reshape(-1), self.alpha)
+    def backward_kernel(self, x, y, dy, dx):
+        elu_backward(x, y, dy, dx, self.alpha)
 
-    def backward_cpu(self, top, propagate_down, bottom):
-        if propagate_down[0]:
-            elu_backward(self._input(bottom, top).reshape(-1), top[0].data.reshape(-1),
-                         top[0].diff.reshape(-1), bottom[0].diff.reshape(-1), self.alpha)
+    def forward_array(self, xp, x):
+        return xp.where(x > 0, x, self.alpha * xp.expm1(x))
 
-    def forward_gpu(self, bottom, top):
-        if self.alpha < 0:
-            self.keep_bottom(bottom, top)
-        xp = array_module(bottom[0].data)
-        x = bottom[0].data
-        top[0].data[...] = xp.where(x > 0, x, self.alpha * xp.expm1(x))
-
-    def backward_gpu(self, top, propagate_down, bottom):
-        if propagate_down[0]:
-            xp = array_module(top[0].diff)
-            x, dy = self._input(bottom, top), top[0].diff
-            bottom[0].diff[...] = xp.where(x > 0, dy, dy * (top[0].data + self.alpha))
+    def backward_array(self, xp, x, y, dy):
+        return xp.where(x > 0, dy, dy * (y + self.alpha))

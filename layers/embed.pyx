@@ -29,8 +29,7 @@ class Embed(Layer):
     """A learned lookup table from integer indices to num_output-vectors; blobs [W] or [W, b]."""
 
     type = "Embed"
-    num_bottom = 1
-    num_top = 1
+    bottoms = tops = 1
 
     def setup(self, bottom, top):
         p = self.param.embed_param

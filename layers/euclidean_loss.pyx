@@ -34,10 +34,7 @@ class EuclideanLoss(LossLayer):
 
     def reshape(self, bottom, top):
         super().reshape(bottom, top)
-        if bottom[0].count != bottom[1].count:
-            raise self.shape_error(f"bottoms must have the same count, got shapes "
-                                   f"{bottom[0].shape} ({bottom[0].count}) and "
-                                   f"{bottom[1].shape} ({bottom[1].count})")
+        self.check_same_count(bottom)
 
     def _scales(self, top, num):
         alpha = self.dtype.type(top[0].diff) / self.dtype.type(num)

@@ -10,7 +10,6 @@ from cython cimport floating
 from libc.math cimport exp
 
 from ..proto.errors import NetError
-from .backend import array_module
 from .base import NeuronLayer
 
 
@@ -44,18 +43,14 @@ class Exp(NeuronLayer):
         self.inner = log_base * p.scale
         self.outer = math.exp(log_base * p.shift)
 
-    def forward_cpu(self, bottom, top):
-        exp_forward(bottom[0].data.reshape(-1), top[0].data.reshape(-1), self.inner, self.outer)
+    def forward_kernel(self, x, y):
+        exp_forward(x, y, self.inner, self.outer)
 
-    def backward_cpu(self, top, propagate_down, bottom):
-        if propagate_down[0]:
-            exp_backward(top[0].data.reshape(-1), top[0].diff.reshape(-1),
-                         bottom[0].diff.reshape(-1), self.inner)
+    def backward_kernel(self, x, y, dy, dx):
+        exp_backward(y, dy, dx, self.inner)
 
-    def forward_gpu(self, bottom, top):
-        xp = array_module(bottom[0].data)
-        top[0].data[...] = self.outer * xp.exp(self.inner * bottom[0].data)
+    def forward_array(self, xp, x):
+        return self.outer * xp.exp(self.inner * x)
 
-    def backward_gpu(self, top, propagate_down, bottom):
-        if propagate_down[0]:
-            bottom[0].diff[...] = top[0].diff * top[0].data * self.inner
+    def backward_array(self, xp, x, y, dy):
+        return dy * y * self.inner

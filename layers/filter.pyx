@@ -16,8 +16,8 @@ class Filter(Layer):
     """Pass on the items whose selector is non-zero."""
 
     type = "Filter"
-    min_bottom = 2
-    min_top = 1
+    bottoms = (2, None)
+    tops = (1, None)
 
     def setup(self, bottom, top):
         if len(top) != len(bottom) - 1:

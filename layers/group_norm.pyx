@@ -22,7 +22,7 @@ from ..proto import cyffe_pb2 as pb
 from ..proto.errors import NetError
 from . import fillers
 from .backend import array_module
-from .base import Layer
+from .base import Layer, channel_split
 
 # At most this many tasks share the scale and bias gradients (each keeps a row of partials).
 ITEM_CHUNKS = 32
@@ -128,12 +128,12 @@ class GroupedNorm(Layer):
     """Normalizes (item, group) rows of an (N, C, S) view; optional per-channel scale and bias.
 
     Subclasses say how their parameter message and bottom shape map onto that view:
-    read_param() reads the message into eps, affine and the fillers; layout(shape)
-    gives (N, C, S, groups); affine_shape(shape) the shape of the scale and bias blobs.
+    read_param() reads the message's own fields and returns it (eps, affine, scale_filler
+    and bias_filler are read here); layout(shape) gives (N, C, S, groups); affine_shape(shape)
+    the shape of the scale and bias blobs.
     """
 
-    num_bottom = 1
-    num_top = 1
+    bottoms = tops = 1
 
     def read_param(self):
         raise NotImplementedError
@@ -145,7 +145,8 @@ class GroupedNorm(Layer):
         raise NotImplementedError
 
     def setup(self, bottom, top):
-        self.read_param()
+        p = self.read_param()
+        self.eps, self.affine = p.eps, p.affine
         if self.eps < 0:
             raise NetError(f"layer '{self.name}' ({self.type}): eps must be >= 0, "
                            f"got {self.eps:g}")
@@ -158,9 +159,9 @@ class GroupedNorm(Layer):
         shape = tuple(self.affine_shape(bottom[0].shape))
         if not self.blobs:
             self.blobs = [self.new_blob(shape), self.new_blob(shape)]
-            for blob, filler, value in ((self.blobs[0], self.scale_filler, 1.0),
-                                        (self.blobs[1], self.bias_filler, 0.0)):
-                fillers.fill(blob.data, filler if filler is not None else
+            for blob, field, value in ((self.blobs[0], "scale_filler", 1.0),
+                                       (self.blobs[1], "bias_filler", 0.0)):
+                fillers.fill(blob.data, getattr(p, field) if p.HasField(field) else
                              pb.FillerParameter(type="constant", value=value))
             return
         count = int(np.prod(shape))
@@ -263,24 +264,14 @@ class GroupNorm(GroupedNorm):
     def read_param(self):
         p = self.param.group_norm_param
         self.num_groups = p.num_groups
-        self.eps = p.eps
-        self.affine = p.affine
-        self.scale_filler = p.scale_filler if p.HasField("scale_filler") else None
-        self.bias_filler = p.bias_filler if p.HasField("bias_filler") else None
         if self.num_groups < 1:
             raise NetError(f"layer '{self.name}' (GroupNorm): num_groups must be at least 1, "
                            f"got {self.num_groups}")
+        return p
 
     def layout(self, shape):
-        if len(shape) < 2:
-            raise self.shape_error(f"bottom must have at least 2 axes (num, channels, ...), "
-                                   f"got shape {shape}")
-        num, channels = shape[0], shape[1]
-        if channels % self.num_groups:
-            raise NetError(f"layer '{self.name}' (GroupNorm): {channels} channels do not split "
-                           f"into num_groups {self.num_groups} (bottom shape {shape})")
-        spatial = int(np.prod(shape[2:], dtype=np.int64))
-        return num, channels, spatial, self.num_groups
+        groups = self.num_groups
+        return channel_split(self, shape, groups, f"num_groups {groups}") + (groups,)
 
     def affine_shape(self, shape):
         return (shape[1],)

@@ -29,8 +29,8 @@ class HDF5Data(Layer):
     """Rows of named HDF5 datasets, batch by batch, looping over rows and files."""
 
     type = "HDF5Data"
-    num_bottom = 0
-    min_top = 1
+    bottoms = 0
+    tops = (1, None)
     base_dir = None             # the prototxt's folder, set by the net
 
     def setup(self, bottom, top):

@@ -18,8 +18,8 @@ class HDF5Output(Layer):
     """Appends bottom 0 to dataset 'data' and bottom 1 to 'label' at every forward."""
 
     type = "HDF5Output"
-    num_bottom = 2
-    num_top = 0
+    bottoms = 2
+    tops = 0
 
     def setup(self, bottom, top):
         import h5py

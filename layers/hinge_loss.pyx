@@ -58,7 +58,7 @@ class HingeLoss(PerItemLabelLoss):
         top[0].data[...] = self.dtype.type(total) / self.dtype.type(self.dims[0])
 
     def backward_cpu(self, top, propagate_down, bottom):
-        self._check_propagate(propagate_down)
+        self.refuse_gradient(propagate_down, "labels")
         if propagate_down[0]:
             dx = bottom[0].diff.reshape(self.dims)
             if self.squared:
@@ -80,7 +80,7 @@ class HingeLoss(PerItemLabelLoss):
         top[0].data[...] = total / self.dtype.type(self.dims[0])
 
     def backward_gpu(self, top, propagate_down, bottom):
-        self._check_propagate(propagate_down)
+        self.refuse_gradient(propagate_down, "labels")
         if propagate_down[0]:
             xp = array_module(self.margin)
             grad = self.margin if self.squared else xp.sign(self.margin)

@@ -21,8 +21,7 @@ class Im2col(ConvolutionGeometry, Layer):
     """im2col as a layer: one bottom, one top of patches."""
 
     type = "Im2col"
-    num_bottom = 1
-    num_top = 1
+    bottoms = tops = 1
 
     def setup(self, bottom, top):
         self.read_geometry(bottom[0].shape)

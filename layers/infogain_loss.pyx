@@ -22,9 +22,8 @@ from ..proto import cyffe_pb2 as pb
 from ..proto.errors import DataError, NetError
 from ..proto.io import blobproto_to_array
 from .backend import array_module
-from .base_loss import (LOG_THRESHOLD, LossLayer, bad_label_error, class_axis_dims,
-                        label_indices, loss_normalizer)
-from .kernels.softmax import softmax_array, softmax_forward
+from .base_loss import LOG_THRESHOLD, SoftmaxClassLoss, bad_label_error, label_indices
+from .kernels.softmax import softmax_array
 
 
 def read_infogain_matrix(layer, path):
@@ -83,48 +82,32 @@ def infogain_backward(const floating[:, :, ::1] prob, const Py_ssize_t[:, ::1] l
                             (prob[i, k, j] * row_sums[l] - infogain[l, k]) * scale)
 
 
-class InfogainLoss(LossLayer):
+class InfogainLoss(SoftmaxClassLoss):
     """Softmax, then the infogain-weighted multinomial logistic loss."""
 
     type = "InfogainLoss"
-    num_bottom = None
-    min_bottom = 2
-    max_bottom = 3
-    max_top = 2
+    bottoms = (2, 3)
 
     def setup(self, bottom, top):
         p = self.param.infogain_loss_param
-        loss = self.param.loss_param
-        self.axis_param = p.axis
-        self.has_ignore = loss.HasField("ignore_label")
-        self.ignore_label = loss.ignore_label
-        if loss.HasField("normalize"):
+        if self.param.loss_param.HasField("normalize"):
             raise NetError(f"layer '{self.name}' (InfogainLoss): loss_param.normalize is "
                            "deprecated for this layer; use loss_param.normalization")
-        self.normalization = loss.normalization
+        self.read_labels_param(p.axis)
         self.infogain = None
         if len(bottom) < 3:
             if not p.HasField("source"):
                 raise NetError(f"layer '{self.name}' (InfogainLoss): give the infogain "
                                "matrix as a third bottom or as infogain_loss_param.source")
             self.infogain = read_infogain_matrix(self, p.source).astype(self.dtype)
-        self.prob = None
-        self.valid_count = 0
-
-    def allow_backward(self, bottom_index):
-        return bottom_index == 0
 
     def reshape(self, bottom, top):
         super().reshape(bottom, top)
-        shape = bottom[0].shape
-        self.axis, self.dims = class_axis_dims(self, bottom)
-        outer, classes, inner = self.dims
+        classes = self.dims[1]
         matrix = bottom[2] if len(bottom) > 2 else self.infogain
         if int(np.prod(matrix.shape)) != classes * classes:
             raise self.shape_error(f"the infogain matrix (shape {matrix.shape}) must hold "
                                    f"{classes} x {classes} values for {classes} classes")
-        if len(top) > 1:
-            top[1].reshape(shape)
 
     def _matrix(self, bottom):
         classes = self.dims[1]
@@ -143,32 +126,14 @@ class InfogainLoss(LossLayer):
         self.valid_count = int(labelled.sum())
         return xp.where(labelled, index, -1)
 
-    def _normalizer(self):
-        outer, _, inner = self.dims
-        return loss_normalizer(self.normalization, outer, inner, self.valid_count, self.dtype)
-
-    def _check_propagate(self, propagate_down):
-        for i, what in ((1, "labels"), (2, "infogain matrix")):
-            if len(propagate_down) > i and propagate_down[i]:
-                raise NetError(f"layer '{self.name}' (InfogainLoss) cannot backpropagate to "
-                               f"the {what} (bottom {i})")
-
-    def _scale(self, top):
-        return float(self.dtype.type(top[0].diff) / self._normalizer())
-
     def forward_cpu(self, bottom, top):
-        if self.prob is None or self.prob.shape != self.dims:
-            self.prob = np.empty(self.dims, self.dtype)
-            self.scratch = np.empty((self.dims[0], self.dims[2]), self.dtype)
-        softmax_forward(bottom[0].data.reshape(self.dims), self.prob, self.scratch)
+        self.softmax_cpu(bottom)
         loss = infogain_forward(self.prob, self._labels(bottom),
                                 np.ascontiguousarray(self._matrix(bottom)))
-        top[0].data[...] = self.dtype.type(loss) / self._normalizer()
-        if len(top) > 1:
-            top[1].data[...] = self.prob.reshape(top[1].shape)
+        self.put_loss(top, self.dtype.type(loss))
 
     def backward_cpu(self, top, propagate_down, bottom):
-        self._check_propagate(propagate_down)
+        self.refuse_gradient(propagate_down, "labels", "infogain matrix")
         if propagate_down[0]:
             matrix = np.ascontiguousarray(self._matrix(bottom))
             infogain_backward(self.prob, self._labels(bottom), matrix, matrix.sum(axis=1),
@@ -185,12 +150,10 @@ class InfogainLoss(LossLayer):
         log_p = xp.log(xp.where(self.prob < threshold, threshold, self.prob))
         weights = matrix[xp.maximum(label, 0)].transpose(0, 2, 1)   # (outer, K, inner)
         loss = -((weights * log_p).sum(axis=1) * (label >= 0)).sum()
-        top[0].data[...] = loss / self._normalizer()
-        if len(top) > 1:
-            top[1].data[...] = self.prob.reshape(top[1].shape)
+        self.put_loss(top, loss)
 
     def backward_gpu(self, top, propagate_down, bottom):
-        self._check_propagate(propagate_down)
+        self.refuse_gradient(propagate_down, "labels", "infogain matrix")
         if propagate_down[0]:
             label = self._labels(bottom)
             matrix = self._matrix(bottom)

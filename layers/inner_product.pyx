@@ -18,8 +18,7 @@ class InnerProduct(Layer):
     """A fully connected layer; blobs are [weight] or [weight, bias]."""
 
     type = "InnerProduct"
-    num_bottom = 1
-    num_top = 1
+    bottoms = tops = 1
 
     def setup(self, bottom, top):
         p = self.param.inner_product_param

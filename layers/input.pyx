@@ -12,8 +12,8 @@ class Input(Layer):
     """The net's entry point: one shape per top, or one shape shared by all tops."""
 
     type = "Input"
-    num_bottom = 0
-    min_top = 1
+    bottoms = 0
+    tops = (1, None)
 
     def setup(self, bottom, top):
         shapes = [tuple(int(d) for d in s.dim) for s in self.param.input_param.shape]

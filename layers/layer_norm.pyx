@@ -26,10 +26,7 @@ class LayerNorm(GroupedNorm):
     def read_param(self):
         p = self.param.layer_norm_param
         self.axis = p.axis
-        self.eps = p.eps
-        self.affine = p.affine
-        self.scale_filler = p.scale_filler if p.HasField("scale_filler") else None
-        self.bias_filler = p.bias_filler if p.HasField("bias_filler") else None
+        return p
 
     def layout(self, shape):
         axis = canonical_axis(self.axis, len(shape), self)

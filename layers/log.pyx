@@ -10,7 +10,6 @@ from cython cimport floating
 from libc.math cimport log
 
 from ..proto.errors import NetError
-from .backend import array_module
 from .base import NeuronLayer
 
 
@@ -37,6 +36,7 @@ class Log(NeuronLayer):
     """A logarithm of an affine map, elementwise; runs in place."""
 
     type = "Log"
+    keeps_input = True
 
     def setup(self, bottom, top):
         p = self.param.log_param
@@ -46,22 +46,14 @@ class Log(NeuronLayer):
         self.scale, self.shift = p.scale, p.shift
         self.base_scale = 1.0 if p.base == -1 else 1.0 / math.log(p.base)
 
-    def forward_cpu(self, bottom, top):
-        self.keep_bottom(bottom, top)
-        log_forward(bottom[0].data.reshape(-1), top[0].data.reshape(-1),
-                    self.scale, self.shift, self.base_scale)
+    def forward_kernel(self, x, y):
+        log_forward(x, y, self.scale, self.shift, self.base_scale)
 
-    def backward_cpu(self, top, propagate_down, bottom):
-        if propagate_down[0]:
-            log_backward(self.bottom_data(bottom, top).reshape(-1), top[0].diff.reshape(-1),
-                         bottom[0].diff.reshape(-1), self.scale, self.shift, self.base_scale)
+    def backward_kernel(self, x, y, dy, dx):
+        log_backward(x, dy, dx, self.scale, self.shift, self.base_scale)
 
-    def forward_gpu(self, bottom, top):
-        self.keep_bottom(bottom, top)
-        xp = array_module(bottom[0].data)
-        top[0].data[...] = self.base_scale * xp.log(self.shift + self.scale * bottom[0].data)
+    def forward_array(self, xp, x):
+        return self.base_scale * xp.log(self.shift + self.scale * x)
 
-    def backward_gpu(self, top, propagate_down, bottom):
-        if propagate_down[0]:
-            base = self.shift + self.scale * self.bottom_data(bottom, top)
-            bottom[0].diff[...] = top[0].diff * (self.scale * self.base_scale) / base
+    def backward_array(self, xp, x, y, dy):
+        return dy * (self.scale * self.base_scale) / (self.shift + self.scale * x)

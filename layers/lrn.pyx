@@ -20,9 +20,10 @@ from .backend import array_module
 from .base import Layer
 
 
-def channel_window_sum(const floating[:, :, ::1] src, floating[:, :, ::1] out, int half,
-                       bint square):
-    """out[n, c, s] = sum of src (or src^2) over channels [c - half, c + half] in range."""
+def window_sum(const floating[:, :, ::1] src, floating[:, :, ::1] out, int half,
+               bint square):
+    """out[n, c, s] = sum of src (or src^2) over [c - half, c + half] in range, on the middle
+    axis: the channels of (N, C, H * W), or the rows of (planes, H, W)."""
     cdef Py_ssize_t r, n, c, j, s, lo, hi
     cdef Py_ssize_t channels = src.shape[1], spatial = src.shape[2]
     cdef Py_ssize_t rows = src.shape[0] * channels
@@ -41,9 +42,9 @@ def channel_window_sum(const floating[:, :, ::1] src, floating[:, :, ::1] out, i
                     out[n, c, s] += v * v if square else v
 
 
-def plane_window_sum(const floating[:, :, ::1] src, floating[:, :, ::1] tmp,
-                     floating[:, :, ::1] out, int half, bint square):
-    """out[p, h, w] = sum of src (or src^2) over the (2 half + 1)^2 window in range."""
+def row_window_sum(const floating[:, :, ::1] src, floating[:, :, ::1] out, int half,
+                   bint square):
+    """out[p, h, w] = sum of src (or src^2) over [w - half, w + half] in range, along rows."""
     cdef Py_ssize_t p, h, w, j, lo, hi
     cdef Py_ssize_t planes = src.shape[0], height = src.shape[1], width = src.shape[2]
     cdef floating v, acc
@@ -57,15 +58,7 @@ def plane_window_sum(const floating[:, :, ::1] src, floating[:, :, ::1] tmp,
                     for j in range(lo, hi + 1):
                         v = src[p, h, j]
                         acc = acc + (v * v if square else v)
-                    tmp[p, h, w] = acc
-            for h in range(height):
-                lo = h - half if h >= half else 0
-                hi = h + half if h + half < height else height - 1
-                for w in range(width):
-                    out[p, h, w] = 0
-                for j in range(lo, hi + 1):
-                    for w in range(width):
-                        out[p, h, w] += tmp[p, j, w]
+                    out[p, h, w] = acc
 
 
 cdef inline floating power(floating s, double beta) noexcept nogil:
@@ -114,8 +107,7 @@ class LRN(Layer):
     """Local response normalization across channels or within each channel."""
 
     type = "LRN"
-    num_bottom = 1
-    num_top = 1
+    bottoms = tops = 1
 
     def setup(self, bottom, top):
         p = self.param.lrn_param
@@ -156,12 +148,13 @@ class LRN(Layer):
         return buffer
 
     def _window_sum_cpu(self, src, out, square):
-        if self.across:
-            channel_window_sum(src.reshape(self.dims), out.reshape(self.dims), self.half,
-                               square)
-        else:
-            plane_window_sum(src.reshape(self.dims), self._buffer("tmp", src).reshape(self.dims),
-                             out.reshape(self.dims), self.half, square)
+        src, out = src.reshape(self.dims), out.reshape(self.dims)
+        if not self.across:
+            # The n x n window: along the rows, then down the columns of the row sums.
+            tmp = self._buffer("tmp", src).reshape(self.dims)
+            row_window_sum(src, tmp, self.half, square)
+            src, square = tmp, False
+        window_sum(src, out, self.half, square)
 
     def forward_cpu(self, bottom, top):
         x = bottom[0].data

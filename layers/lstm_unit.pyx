@@ -117,8 +117,8 @@ class LSTMUnit(Layer):
     """One LSTM step; bottoms c_prev, x (gate inputs), cont; tops c, h."""
 
     type = "LSTMUnit"
-    num_bottom = 3
-    num_top = 2
+    bottoms = 3
+    tops = 2
 
     def setup(self, bottom, top):
         self.acts = None            # gate activations from forward, kept for backward

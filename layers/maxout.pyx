@@ -13,7 +13,7 @@ from cython cimport floating
 
 from ..proto.errors import NetError
 from .backend import array_module
-from .base import Layer
+from .base import Layer, channel_split
 
 
 def maxout_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, int[:, :, ::1] piece):
@@ -60,8 +60,7 @@ class Maxout(Layer):
     """The maximum over groups of num_pieces consecutive channels."""
 
     type = "Maxout"
-    num_bottom = 1
-    num_top = 1
+    bottoms = tops = 1
 
     def setup(self, bottom, top):
         self.num_pieces = self.param.maxout_param.num_pieces
@@ -75,15 +74,9 @@ class Maxout(Layer):
 
     def reshape(self, bottom, top):
         shape = bottom[0].shape
-        if len(shape) < 2:
-            raise self.shape_error(f"bottom must have at least 2 axes (num, channels, ...), "
-                                   f"got shape {shape}")
-        num, channels = shape[0], shape[1]
-        if channels % self.num_pieces:
-            raise NetError(f"layer '{self.name}' (Maxout): {channels} channels do not split "
-                           f"into groups of num_pieces {self.num_pieces} (bottom shape {shape})")
+        num, channels, spatial = channel_split(self, shape, self.num_pieces,
+                                               f"groups of num_pieces {self.num_pieces}")
         outputs = channels // self.num_pieces
-        spatial = int(np.prod(shape[2:], dtype=np.int64))
         self.bottom_dims = (num, channels, spatial)
         self.top_dims = (num, outputs, spatial)
         top[0].reshape((num, outputs) + tuple(shape[2:]))

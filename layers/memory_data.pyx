@@ -17,8 +17,8 @@ class MemoryData(Layer):
     """Rows of user arrays, batch_size at a time."""
 
     type = "MemoryData"
-    num_bottom = 0
-    num_top = 2
+    bottoms = 0
+    tops = 2
 
     def setup(self, bottom, top):
         p = self.param.memory_data_param

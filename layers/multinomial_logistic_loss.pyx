@@ -54,7 +54,7 @@ class MultinomialLogisticLoss(PerItemLabelLoss):
         top[0].data[...] = self.dtype.type(loss) / self.dtype.type(self.dims[0])
 
     def backward_cpu(self, top, propagate_down, bottom):
-        self._check_propagate(propagate_down)
+        self.refuse_gradient(propagate_down, "labels")
         if propagate_down[0]:
             multinomial_backward(bottom[0].data.reshape(self.dims), self._label_index(bottom),
                                  bottom[0].diff.reshape(self.dims), self._scale(top))
@@ -74,7 +74,7 @@ class MultinomialLogisticLoss(PerItemLabelLoss):
         top[0].data[...] = -xp.log(p).sum() / self.dtype.type(self.dims[0])
 
     def backward_gpu(self, top, propagate_down, bottom):
-        self._check_propagate(propagate_down)
+        self.refuse_gradient(propagate_down, "labels")
         if propagate_down[0]:
             xp = array_module(bottom[0].data)
             index, p = self._labelled_prob(bottom)

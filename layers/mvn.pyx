@@ -68,8 +68,7 @@ class MVN(Layer):
     """Mean-variance normalization of each plane (or each item with across_channels)."""
 
     type = "MVN"
-    num_bottom = 1
-    num_top = 1
+    bottoms = tops = 1
 
     def setup(self, bottom, top):
         p = self.param.mvn_param

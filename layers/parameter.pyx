@@ -14,8 +14,8 @@ class Parameter(Layer):
     """Expose one learnable blob as the layer's top."""
 
     type = "Parameter"
-    num_bottom = 0
-    num_top = 1
+    bottoms = 0
+    tops = 1
 
     def setup(self, bottom, top):
         shape = tuple(int(d) for d in self.param.parameter_param.shape.dim)

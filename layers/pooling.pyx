@@ -48,9 +48,8 @@ class Pooling(Layer):
     """Max, average, stochastic or L2 pooling over 2-D windows of each (image, channel) plane."""
 
     type = "Pooling"
-    num_bottom = 1
-    min_top = 1
-    max_top = 2
+    bottoms = 1
+    tops = (1, 2)
 
     def setup(self, bottom, top):
         p = self.param.pooling_param

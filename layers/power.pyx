@@ -54,49 +54,34 @@ class Power(NeuronLayer):
         self.power, self.scale, self.shift = p.power, p.scale, p.shift
         self.diff_scale = self.power * self.scale
         # Only the general case needs the input again in backward.
-        self.needs_input = self.diff_scale != 0 and self.power != 1
-
-    def _constant(self):
+        self.keeps_input = self.diff_scale != 0 and self.power != 1
         with np.errstate(all="ignore"):     # C's pow: NaN or inf, as Caffe gets
-            return 1.0 if self.power == 0 else float(np.power(np.float64(self.shift), self.power))
+            self.constant = (1.0 if self.power == 0 else
+                             float(np.power(np.float64(self.shift), self.power)))
 
-    def forward_cpu(self, bottom, top):
+    def forward_kernel(self, x, y):
         if self.diff_scale == 0:
-            top[0].data[...] = self._constant()
-            return
-        if self.needs_input:
-            self.keep_bottom(bottom, top)
-        power_forward(bottom[0].data.reshape(-1), top[0].data.reshape(-1),
-                      self.power, self.scale, self.shift)
+            y[...] = self.constant
+        else:
+            power_forward(x, y, self.power, self.scale, self.shift)
 
-    def backward_cpu(self, top, propagate_down, bottom):
-        if not propagate_down[0]:
-            return
+    def backward_kernel(self, x, y, dy, dx):
         if self.diff_scale == 0:
-            bottom[0].diff[...] = 0
-            return
-        x = self.bottom_data(bottom, top) if self.needs_input else bottom[0].data
-        power_backward(x.reshape(-1), top[0].diff.reshape(-1), bottom[0].diff.reshape(-1),
-                       self.power, self.scale, self.shift)
+            dx[...] = 0
+        else:
+            power_backward(x, dy, dx, self.power, self.scale, self.shift)
 
-    def forward_gpu(self, bottom, top):
+    def forward_array(self, xp, x):
         if self.diff_scale == 0:
-            top[0].data[...] = self._constant()
-            return
-        if self.needs_input:
-            self.keep_bottom(bottom, top)
-        base = self.shift + self.scale * bottom[0].data
-        top[0].data[...] = base if self.power == 1 else base ** self.power
+            return self.constant
+        base = self.shift + self.scale * x
+        return base if self.power == 1 else base ** self.power
 
-    def backward_gpu(self, top, propagate_down, bottom):
-        if not propagate_down[0]:
-            return
+    def backward_array(self, xp, x, y, dy):
         if self.diff_scale == 0:
-            bottom[0].diff[...] = 0
-            return
+            return 0
         if self.power == 1:
-            bottom[0].diff[...] = self.diff_scale * top[0].diff
-            return
-        base = self.shift + self.scale * self.bottom_data(bottom, top)
+            return self.diff_scale * dy
+        base = self.shift + self.scale * x
         slope = base if self.power == 2 else base ** (self.power - 1)
-        bottom[0].diff[...] = self.diff_scale * slope * top[0].diff
+        return self.diff_scale * slope * dy

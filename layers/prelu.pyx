@@ -14,28 +14,15 @@ from ..proto import cyffe_pb2 as pb
 from ..proto.errors import NetError
 from . import fillers
 from .backend import array_module
-from .base import NeuronLayer
+from .base import NeuronLayer, channel_split
 
 
-def prelu_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
-                  const floating[::1] slope, bint shared):
-    """x, y viewed as (num, channels, inner); slope has one value, or one per channel."""
-    cdef Py_ssize_t r, n, c, d
-    cdef Py_ssize_t channels = x.shape[1], dim = x.shape[2]
-    cdef floating v, a
-    with nogil:
-        for r in prange(x.shape[0] * channels, schedule="static"):
-            n = r // channels
-            c = r % channels
-            a = slope[0] if shared else slope[c]
-            for d in range(dim):
-                v = x[n, c, d]
-                y[n, c, d] = v if v > 0 else v * a
+def prelu_apply(const floating[:, :, ::1] x, const floating[:, :, ::1] v,
+                floating[:, :, ::1] out, const floating[::1] slope, bint shared):
+    """out = v where x > 0, slope * v elsewhere: y from v = x, dx from v = dy; out may alias v.
 
-
-def prelu_backward(const floating[:, :, ::1] x, const floating[:, :, ::1] dy,
-                   floating[:, :, ::1] dx, const floating[::1] slope, bint shared):
-    """dx = dy where x > 0, slope * dy elsewhere; dx may alias dy."""
+    All viewed as (num, channels, inner); slope has one value, or one per channel.
+    """
     cdef Py_ssize_t r, n, c, d
     cdef Py_ssize_t channels = x.shape[1], dim = x.shape[2]
     cdef floating a
@@ -45,7 +32,7 @@ def prelu_backward(const floating[:, :, ::1] x, const floating[:, :, ::1] dy,
             c = r % channels
             a = slope[0] if shared else slope[c]
             for d in range(dim):
-                dx[n, c, d] = dy[n, c, d] if x[n, c, d] > 0 else dy[n, c, d] * a
+                out[n, c, d] = v[n, c, d] if x[n, c, d] > 0 else v[n, c, d] * a
 
 
 def prelu_slope_gradient(const floating[:, :, ::1] x, const floating[:, :, ::1] dy,
@@ -69,12 +56,12 @@ class PReLU(NeuronLayer):
     """Parametric ReLU; blobs are [slopes] (shape (channels,), or () when channel_shared)."""
 
     type = "PReLU"
+    keeps_input = True
 
     def setup(self, bottom, top):
         p = self.param.prelu_param
-        self._check_axes(bottom)
+        _, channels, _ = channel_split(self, bottom[0].shape)
         self.channel_shared = p.channel_shared
-        channels = bottom[0].shape[1]
         if not self.blobs:
             self.blobs = [self.new_blob(() if self.channel_shared else (channels,))]
             if p.HasField("filler"):
@@ -94,55 +81,50 @@ class PReLU(NeuronLayer):
         self._channels = channels
         self.slope_sums = None
 
-    def _check_axes(self, bottom):
-        if len(bottom[0].shape) < 2:
-            raise self.shape_error(f"bottom must have at least 2 axes (num, channels, ...), "
-                                   f"got shape {bottom[0].shape}")
-
     def reshape(self, bottom, top):
-        self._check_axes(bottom)
-        if bottom[0].shape[1] != self._channels:
-            raise self.shape_error(f"bottom of shape {bottom[0].shape} has "
-                                   f"{bottom[0].shape[1]} channels, the slopes were set up "
-                                   f"for {self._channels}")
+        _, channels, _ = channel_split(self, bottom[0].shape)
+        if channels != self._channels:
+            raise self.shape_error(f"bottom of shape {bottom[0].shape} has {channels} "
+                                   f"channels, the slopes were set up for {self._channels}")
         top[0].reshape(bottom[0].shape)
 
-    def _view(self, array):
+    def view(self, array):
+        """An array as the kernels take it: (num, channels, the rest)."""
         return array.reshape(array.shape[0], self._channels, -1)
 
-    def forward_cpu(self, bottom, top):
-        self.keep_bottom(bottom, top)
-        prelu_forward(self._view(bottom[0].data), self._view(top[0].data),
-                      self.blobs[0].data.reshape(-1), self.channel_shared)
+    def forward_kernel(self, x, y):
+        prelu_apply(x, x, y, self.blobs[0].data.reshape(-1), self.channel_shared)
 
-    def backward_cpu(self, top, propagate_down, bottom):
-        x = self._view(self.bottom_data(bottom, top))
-        dy = self._view(top[0].diff)
-        # Slopes first: in place, writing the bottom diff overwrites the top diff.
-        if self.slope_sums is None:
-            self.slope_sums = np.empty(self._channels, np.float64)
-        prelu_slope_gradient(x, dy, self.slope_sums)
-        slope_diff = self.blobs[0].diff
-        slope_diff += self.slope_sums.sum() if self.channel_shared else self.slope_sums
-        if propagate_down[0]:
-            prelu_backward(x, dy, self._view(bottom[0].diff),
-                           self.blobs[0].data.reshape(-1), self.channel_shared)
+    def backward_kernel(self, x, y, dy, dx):
+        prelu_apply(x, dy, dx, self.blobs[0].data.reshape(-1), self.channel_shared)
 
     def _slope(self):
         a = self.blobs[0].data
         return a if self.channel_shared else a.reshape(1, self._channels, 1)
 
-    def forward_gpu(self, bottom, top):
-        self.keep_bottom(bottom, top)
-        x = self._view(bottom[0].data)
-        top[0].data[...] = (x * ((x > 0) + (x <= 0) * self._slope())).reshape(top[0].shape)
+    def forward_array(self, xp, x):
+        v = self.view(x)
+        return (v * ((v > 0) + (v <= 0) * self._slope())).reshape(x.shape)
+
+    def backward_array(self, xp, x, y, dy):
+        v = self.view(x)
+        return (self.view(dy) * ((v > 0) + (v <= 0) * self._slope())).reshape(dy.shape)
+
+    # The slopes' gradient comes first: in place, writing the bottom diff overwrites the
+    # top diff.
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        if self.slope_sums is None:
+            self.slope_sums = np.empty(self._channels, np.float64)
+        prelu_slope_gradient(self.view(self.input_data(bottom, top)), self.view(top[0].diff),
+                             self.slope_sums)
+        slope_diff = self.blobs[0].diff
+        slope_diff += self.slope_sums.sum() if self.channel_shared else self.slope_sums
+        super().backward_cpu(top, propagate_down, bottom)
 
     def backward_gpu(self, top, propagate_down, bottom):
         xp = array_module(top[0].diff)
-        x = self._view(self.bottom_data(bottom, top))
-        dy = self._view(top[0].diff)
+        x, dy = self.view(self.input_data(bottom, top)), self.view(top[0].diff)
         negative = dy * x * (x <= 0)
         self.blobs[0].diff += xp.sum(negative) if self.channel_shared else negative.sum(axis=(0, 2))
-        if propagate_down[0]:
-            dx = dy * ((x > 0) + (x <= 0) * self._slope())
-            bottom[0].diff[...] = dx.reshape(bottom[0].shape)
+        super().backward_gpu(top, propagate_down, bottom)

@@ -47,9 +47,8 @@ class RecurrentLayer(Layer):
         super().__init__(*args, **kwargs)
         exposed = len(self.state_names) if self.param.recurrent_param.expose_hidden else 0
         self.num_exposed = exposed
-        self.min_bottom = 2 + exposed
-        self.max_bottom = 3 + exposed
-        self.num_top = 1 + exposed
+        self.bottoms = (2 + exposed, 3 + exposed)
+        self.tops = 1 + exposed
 
     # -- setup -----------------------------------------------------------------------
 

@@ -76,8 +76,7 @@ class Reduction(Layer):
     """SUM, ASUM, SUMSQ or MEAN over the trailing axes from `axis` on, times coeff."""
 
     type = "Reduction"
-    num_bottom = 1
-    num_top = 1
+    bottoms = tops = 1
 
     def setup(self, bottom, top):
         p = self.param.reduction_param

@@ -30,21 +30,16 @@ class ReLU(NeuronLayer):
     def setup(self, bottom, top):
         self.slope = self.param.relu_param.negative_slope
 
-    def forward_cpu(self, bottom, top):
-        relu_forward(bottom[0].data.reshape(-1), top[0].data.reshape(-1), self.slope)
+    def forward_kernel(self, x, y):
+        relu_forward(x, y, self.slope)
 
-    def backward_cpu(self, top, propagate_down, bottom):
-        if propagate_down[0]:
-            # In place, bottom data is already the output; its sign is the input's
-            # whenever slope >= 0, so the mask is the same.
-            relu_backward(bottom[0].data.reshape(-1), top[0].diff.reshape(-1),
-                          bottom[0].diff.reshape(-1), self.slope)
+    def backward_kernel(self, x, y, dy, dx):
+        # In place, x is already the output; its sign is the input's whenever slope >= 0,
+        # so the mask is the same.
+        relu_backward(x, dy, dx, self.slope)
 
-    def forward_gpu(self, bottom, top):
-        x = bottom[0].data
-        top[0].data[...] = x * ((x > 0) + (x <= 0) * self.slope)
+    def forward_array(self, xp, x):
+        return x * ((x > 0) + (x <= 0) * self.slope)
 
-    def backward_gpu(self, top, propagate_down, bottom):
-        if propagate_down[0]:
-            x = bottom[0].data
-            bottom[0].diff[...] = top[0].diff * ((x > 0) + (x <= 0) * self.slope)
+    def backward_array(self, xp, x, y, dy):
+        return dy * ((x > 0) + (x <= 0) * self.slope)

@@ -20,9 +20,9 @@ class Scale(Layer):
     """
 
     type = "Scale"
-    min_bottom = 1
-    max_bottom = 2
-    num_top = 1
+    keeps_input = True          # in place, the scale's gradient needs the input
+    bottoms = (1, 2)
+    tops = 1
 
     def setup(self, bottom, top):
         p = self.param.scale_param
@@ -47,7 +47,6 @@ class Scale(Layer):
             raise self.shape_error(f"expected param blobs of shapes {wanted} (bottoms: "
                                    f"{len(bottom)}, bias_term: {str(self.bias_term).lower()}), "
                                    f"got {[b.shape for b in self.blobs]}")
-        self.saved_x = None
 
     def _scale(self, bottom):
         return bottom[1] if len(bottom) == 2 else self.blobs[0]
@@ -60,21 +59,8 @@ class Scale(Layer):
         self.dims = broadcast_dims(self, bottom[0].shape, scale.shape, self.axis)
         top[0].reshape(bottom[0].shape)
 
-    def _keep_input(self, bottom, top):
-        """In place, the input is overwritten; keep a copy for the scale's gradient."""
-        if top[0] is bottom[0]:
-            x = bottom[0].data
-            if self.saved_x is None or self.saved_x.shape != x.shape or \
-                    type(self.saved_x) is not type(x):
-                self.saved_x = x.copy()
-            else:
-                self.saved_x[...] = x
-
-    def _input(self, bottom, top):
-        return self.saved_x if top[0] is bottom[0] else bottom[0].data
-
     def forward_cpu(self, bottom, top):
-        self._keep_input(bottom, top)
+        self.keep_input(bottom, top)
         y = top[0].data.reshape(self.dims)
         broadcast(bottom[0].data.reshape(self.dims), self._scale(bottom).data.reshape(-1), y,
                   multiply=True)
@@ -83,7 +69,7 @@ class Scale(Layer):
 
     def backward_cpu(self, top, propagate_down, bottom):
         dy = top[0].diff.reshape(self.dims)
-        x = self._input(bottom, top).reshape(self.dims)
+        x = self.input_data(bottom, top).reshape(self.dims)
         scale = self._scale(bottom)
         if self.bias_term:
             sum_outer_inner(dy, self._bias().diff.reshape(-1), True)
@@ -96,7 +82,7 @@ class Scale(Layer):
             broadcast(dy, scale.data.reshape(-1), bottom[0].diff.reshape(self.dims), multiply=True)
 
     def forward_gpu(self, bottom, top):
-        self._keep_input(bottom, top)
+        self.keep_input(bottom, top)
         dim = self.dims[1]
         y = bottom[0].data.reshape(self.dims) * self._scale(bottom).data.reshape(1, dim, 1)
         if self.bias_term:
@@ -106,7 +92,7 @@ class Scale(Layer):
     def backward_gpu(self, top, propagate_down, bottom):
         dim = self.dims[1]
         dy = top[0].diff.reshape(self.dims)
-        x = self._input(bottom, top).reshape(self.dims)
+        x = self.input_data(bottom, top).reshape(self.dims)
         scale = self._scale(bottom)
         if self.bias_term:
             self._bias().diff += dy.sum(axis=(0, 2)).reshape(scale.shape)

@@ -6,7 +6,6 @@ from cython.parallel import prange
 from cython cimport floating
 from libc.math cimport tanh
 
-from .backend import array_module
 from .base import NeuronLayer
 
 
@@ -32,23 +31,17 @@ class Sigmoid(NeuronLayer):
 
     type = "Sigmoid"
 
-    def forward_cpu(self, bottom, top):
-        sigmoid_forward(bottom[0].data.reshape(-1), top[0].data.reshape(-1))
+    def forward_kernel(self, x, y):
+        sigmoid_forward(x, y)
 
-    def backward_cpu(self, top, propagate_down, bottom):
-        if propagate_down[0]:
-            sigmoid_backward(top[0].data.reshape(-1), top[0].diff.reshape(-1),
-                             bottom[0].diff.reshape(-1))
+    def backward_kernel(self, x, y, dy, dx):
+        sigmoid_backward(y, dy, dx)
 
-    def forward_gpu(self, bottom, top):
-        xp = array_module(bottom[0].data)
-        x = bottom[0].data
+    def forward_array(self, xp, x):
         # exp of -|x| only: no overflow, and full relative precision where y is near 0
         # (0.5 tanh(x / 2) + 0.5 loses it there in float32).
         e = xp.exp(-xp.abs(x))
-        top[0].data[...] = xp.where(x >= 0, 1, e) / (1 + e)
+        return xp.where(x >= 0, 1, e) / (1 + e)
 
-    def backward_gpu(self, top, propagate_down, bottom):
-        if propagate_down[0]:
-            y = top[0].data
-            bottom[0].diff[...] = top[0].diff * y * (1 - y)
+    def backward_array(self, xp, x, y, dy):
+        return dy * y * (1 - y)

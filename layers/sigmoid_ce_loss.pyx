@@ -16,7 +16,6 @@ from cython cimport floating
 from libc.math cimport exp, fabs, log1p, tanh
 
 from ..proto import cyffe_pb2 as pb
-from ..proto.errors import NetError
 from .backend import array_module
 from .base_loss import LossLayer, loss_normalizer, normalization_mode
 
@@ -71,21 +70,13 @@ class SigmoidCrossEntropyLoss(LossLayer):
 
     def reshape(self, bottom, top):
         super().reshape(bottom, top)
-        if bottom[0].count != bottom[1].count:
-            raise self.shape_error(f"scores and targets must have the same count, got "
-                                   f"shapes {bottom[0].shape} ({bottom[0].count}) and "
-                                   f"{bottom[1].shape} ({bottom[1].count})")
+        self.check_same_count(bottom, "scores and targets")
         self.outer = bottom[0].shape[0] if bottom[0].shape else 1
         self.inner = bottom[0].count // max(1, self.outer)
 
     def _normalizer(self):
         return loss_normalizer(self.normalization, self.outer, self.inner, self.valid_count,
                                self.dtype)
-
-    def _check_propagate(self, propagate_down):
-        if len(propagate_down) > 1 and propagate_down[1]:
-            raise NetError(f"layer '{self.name}' (SigmoidCrossEntropyLoss) cannot "
-                           "backpropagate to the targets (bottom 1)")
 
     def _scale(self, top):
         return float(self.dtype.type(top[0].diff) / self._normalizer())
@@ -97,7 +88,7 @@ class SigmoidCrossEntropyLoss(LossLayer):
         top[0].data[...] = self.dtype.type(loss) / self._normalizer()
 
     def backward_cpu(self, top, propagate_down, bottom):
-        self._check_propagate(propagate_down)
+        self.refuse_gradient(propagate_down, "targets")
         if propagate_down[0]:
             sigmoid_ce_backward(bottom[0].data.reshape(-1), bottom[1].data.reshape(-1),
                                 bottom[0].diff.reshape(-1), self.has_ignore,
@@ -121,7 +112,7 @@ class SigmoidCrossEntropyLoss(LossLayer):
         top[0].data[...] = (per_position * kept).sum() / self._normalizer()
 
     def backward_gpu(self, top, propagate_down, bottom):
-        self._check_propagate(propagate_down)
+        self.refuse_gradient(propagate_down, "targets")
         if propagate_down[0]:
             xp = array_module(bottom[0].data)
             x, t = bottom[0].data, bottom[1].data.reshape(bottom[0].shape)

@@ -9,8 +9,8 @@ class Silence(Layer):
     """No tops; backward writes zero diffs to the bottoms that ask for one."""
 
     type = "Silence"
-    min_bottom = 1
-    num_top = 0
+    bottoms = (1, None)
+    tops = 0
 
     def reshape(self, bottom, top):
         """Nothing to shape: there are no tops."""

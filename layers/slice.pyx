@@ -12,8 +12,8 @@ class Slice(Layer):
     """Cut one bottom into several tops along one axis (legacy `slice_dim` honoured)."""
 
     type = "Slice"
-    num_bottom = 1
-    min_top = 1
+    bottoms = 1
+    tops = (1, None)
 
     def setup(self, bottom, top):
         p = self.param.slice_param

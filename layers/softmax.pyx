@@ -13,8 +13,7 @@ class Softmax(Layer):
     """Normalized exponentials along softmax_param.axis; top has the bottom's shape."""
 
     type = "Softmax"
-    num_bottom = 1
-    num_top = 1
+    bottoms = tops = 1
 
     def setup(self, bottom, top):
         self.axis_param = self.param.softmax_param.axis

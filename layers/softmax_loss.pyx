@@ -10,19 +10,15 @@ BATCH_SIZE = outer, NONE = 1; the legacy `normalize` is read only when
 Backward: dx = (p - onehot(label)) * top.diff / normalizer, zero at ignored
 positions; the labels take no gradient. An optional second top receives p.
 """
-import numpy as np
 
 from cython.parallel import prange
 from cython cimport floating
 from libc.float cimport FLT_MIN
 from libc.math cimport log
 
-from ..proto import cyffe_pb2 as pb
-from ..proto.errors import NetError
 from .backend import array_module
-from .base_loss import (LossLayer, bad_label_error, class_axis_dims, label_indices,
-                        loss_normalizer, normalization_mode)
-from .kernels.softmax import softmax_array, softmax_forward
+from .base_loss import SoftmaxClassLoss, bad_label_error, label_indices
+from .kernels.softmax import softmax_array
 
 cdef enum:
     IGNORED = -1
@@ -88,63 +84,28 @@ def softmax_loss_backward(const floating[:, :, ::1] prob, const floating[:, ::1]
                     dx[i, k, j] = (prob[i, k, j] - 1) * s
 
 
-class SoftmaxWithLoss(LossLayer):
+class SoftmaxWithLoss(SoftmaxClassLoss):
     """Softmax followed by the multinomial logistic loss, with Caffe's normalization modes."""
 
     type = "SoftmaxWithLoss"
-    max_top = 2
 
     def setup(self, bottom, top):
-        self.axis_param = self.param.softmax_param.axis
-        loss = self.param.loss_param
-        self.has_ignore = loss.HasField("ignore_label")
-        self.ignore_label = loss.ignore_label
-        self.normalization = normalization_mode(loss, pb.LossParameter.VALID)
-        self.prob = None
-        self.scratch = None
-        self.valid_count = 0
-
-    def allow_backward(self, bottom_index):
-        return bottom_index == 0
-
-    def reshape(self, bottom, top):
-        super().reshape(bottom, top)
-        shape = bottom[0].shape
-        self.axis, self.dims = class_axis_dims(self, bottom)
-        if len(top) > 1:
-            top[1].reshape(shape)
+        self.read_labels_param(self.param.softmax_param.axis)
 
     def _labels(self, bottom):
         outer, _, inner = self.dims
         return bottom[1].data.reshape(outer, inner)
 
-    def _normalizer(self):
-        outer, _, inner = self.dims
-        return loss_normalizer(self.normalization, outer, inner, self.valid_count, self.dtype)
-
     def forward_cpu(self, bottom, top):
-        if self.prob is None or self.prob.shape != self.dims:
-            self.prob = np.empty(self.dims, self.dtype)
-            self.scratch = np.empty((self.dims[0], self.dims[2]), self.dtype)
-        softmax_forward(bottom[0].data.reshape(self.dims), self.prob, self.scratch)
+        self.softmax_cpu(bottom)
         loss, self.valid_count, bad = softmax_loss_forward(
             self.prob, self._labels(bottom), self.has_ignore, self.ignore_label)
         if bad >= 0:
             raise bad_label_error(self, bottom[1], bad, self.dims[1])
-        top[0].data[...] = self.dtype.type(loss) / self._normalizer()
-        if len(top) > 1:
-            top[1].data[...] = self.prob.reshape(top[1].shape)
-
-    def _check_propagate(self, propagate_down):
-        if len(propagate_down) > 1 and propagate_down[1]:
-            raise NetError(f"layer '{self.name}' (SoftmaxWithLoss) cannot backpropagate "
-                           "to the labels (bottom 1)")
-
-    def _scale(self, top):
-        return float(self.dtype.type(top[0].diff) / self._normalizer())
+        self.put_loss(top, self.dtype.type(loss))
 
     def backward_cpu(self, top, propagate_down, bottom):
-        self._check_propagate(propagate_down)
+        self.refuse_gradient(propagate_down, "labels")
         if propagate_down[0]:
             softmax_loss_backward(self.prob, self._labels(bottom),
                                   bottom[0].diff.reshape(self.dims), self.has_ignore,
@@ -162,12 +123,10 @@ class SoftmaxWithLoss(LossLayer):
         p = xp.take_along_axis(self.prob, index[:, None, :], axis=1)[:, 0, :]
         loss = -(xp.log(xp.maximum(p, FLT_MIN)) * labelled).sum()
         self.valid_count = int(labelled.sum())
-        top[0].data[...] = loss.astype(self.dtype) / self._normalizer()
-        if len(top) > 1:
-            top[1].data[...] = self.prob.reshape(top[1].shape)
+        self.put_loss(top, loss.astype(self.dtype))
 
     def backward_gpu(self, top, propagate_down, bottom):
-        self._check_propagate(propagate_down)
+        self.refuse_gradient(propagate_down, "labels")
         if propagate_down[0]:
             xp = array_module(self.prob)
             index, labelled, _ = label_indices(self._labels(bottom), self.dims[1],

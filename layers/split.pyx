@@ -13,8 +13,8 @@ class Split(Layer):
     """One bottom shared by several tops; backward sums the tops' diffs."""
 
     type = "Split"
-    num_bottom = 1
-    min_top = 1
+    bottoms = 1
+    tops = (1, None)
 
     def setup(self, bottom, top):
         if any(t is bottom[0] for t in top):

@@ -29,8 +29,7 @@ class SPP(Layer):
     """Pooling at 1, 2x2, 4x4, ... bins over the whole plane, flattened and concatenated."""
 
     type = "SPP"
-    num_bottom = 1
-    num_top = 1
+    bottoms = tops = 1
 
     def setup(self, bottom, top):
         p = self.param.spp_param

@@ -8,8 +8,7 @@ from cython.parallel import prange
 from cython cimport floating
 from libc.math cimport tanh
 
-from .backend import array_module
-from .base import NeuronLayer
+from .base import NeuronLayer, scratch_like
 
 
 def swish_forward(const floating[::1] x, floating[::1] y, floating[::1] s, double beta):
@@ -45,28 +44,19 @@ class Swish(NeuronLayer):
         self.sigmoid = None
 
     def reshape(self, bottom, top):
-        top[0].reshape(bottom[0].shape)
-        x = bottom[0].data
-        if self.sigmoid is None or self.sigmoid.shape != x.shape \
-                or type(self.sigmoid) is not type(x):
-            self.sigmoid = array_module(x).empty_like(x)
+        super().reshape(bottom, top)
+        self.sigmoid = scratch_like(self.sigmoid, bottom[0].data)
 
-    def forward_cpu(self, bottom, top):
-        swish_forward(bottom[0].data.reshape(-1), top[0].data.reshape(-1),
-                      self.sigmoid.reshape(-1), self.beta)
+    def forward_kernel(self, x, y):
+        swish_forward(x, y, self.view(self.sigmoid), self.beta)
 
-    def backward_cpu(self, top, propagate_down, bottom):
-        if propagate_down[0]:
-            swish_backward(top[0].data.reshape(-1), self.sigmoid.reshape(-1),
-                           top[0].diff.reshape(-1), bottom[0].diff.reshape(-1), self.beta)
+    def backward_kernel(self, x, y, dy, dx):
+        swish_backward(y, self.view(self.sigmoid), dy, dx, self.beta)
 
-    def forward_gpu(self, bottom, top):
-        xp = array_module(bottom[0].data)
-        x = bottom[0].data
+    def forward_array(self, xp, x):
         self.sigmoid[...] = 0.5 * xp.tanh(0.5 * self.beta * x) + 0.5
-        top[0].data[...] = x * self.sigmoid
+        return x * self.sigmoid
 
-    def backward_gpu(self, top, propagate_down, bottom):
-        if propagate_down[0]:
-            by = self.beta * top[0].data
-            bottom[0].diff[...] = top[0].diff * (by + self.sigmoid * (1 - by))
+    def backward_array(self, xp, x, y, dy):
+        by = self.beta * y
+        return dy * (by + self.sigmoid * (1 - by))

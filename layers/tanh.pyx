@@ -6,7 +6,6 @@ from cython.parallel import prange
 from cython cimport floating
 from libc.math cimport tanh
 
-from .backend import array_module
 from .base import NeuronLayer
 
 
@@ -32,18 +31,14 @@ class TanH(NeuronLayer):
 
     type = "TanH"
 
-    def forward_cpu(self, bottom, top):
-        tanh_forward(bottom[0].data.reshape(-1), top[0].data.reshape(-1))
+    def forward_kernel(self, x, y):
+        tanh_forward(x, y)
 
-    def backward_cpu(self, top, propagate_down, bottom):
-        if propagate_down[0]:
-            tanh_backward(top[0].data.reshape(-1), top[0].diff.reshape(-1),
-                          bottom[0].diff.reshape(-1))
+    def backward_kernel(self, x, y, dy, dx):
+        tanh_backward(y, dy, dx)
 
-    def forward_gpu(self, bottom, top):
-        top[0].data[...] = array_module(bottom[0].data).tanh(bottom[0].data)
+    def forward_array(self, xp, x):
+        return xp.tanh(x)
 
-    def backward_gpu(self, top, propagate_down, bottom):
-        if propagate_down[0]:
-            y = top[0].data
-            bottom[0].diff[...] = top[0].diff * (1 - y * y)
+    def backward_array(self, xp, x, y, dy):
+        return dy * (1 - y * y)

@@ -28,12 +28,11 @@ class Threshold(NeuronLayer):
     def allow_backward(self, bottom_index):
         return False
 
-    def forward_cpu(self, bottom, top):
-        threshold_forward(bottom[0].data.reshape(-1), top[0].data.reshape(-1), self.threshold)
+    def forward_kernel(self, x, y):
+        threshold_forward(x, y, self.threshold)
 
-    def forward_gpu(self, bottom, top):
-        x = bottom[0].data
-        top[0].data[...] = x > self.threshold
+    def forward_array(self, xp, x):
+        return x > self.threshold
 
     def backward_cpu(self, top, propagate_down, bottom):
         if propagate_down[0]:

@@ -31,8 +31,7 @@ class Tile(Layer):
     """Repeat the bottom `tiles` times along one axis."""
 
     type = "Tile"
-    num_bottom = 1
-    num_top = 1
+    bottoms = tops = 1
 
     def setup(self, bottom, top):
         p = self.param.tile_param

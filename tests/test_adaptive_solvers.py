@@ -159,8 +159,8 @@ def test_adam_clips_the_global_norm_before_weight_decay():
 class ToyBatches(Layer):
     """Tops data and target of dummy_data_param's two shapes, cycling through `batches`."""
     type = "ToyBatches"
-    num_bottom = 0
-    num_top = 2
+    bottoms = 0
+    tops = 2
 
     def setup(self, bottom, top):
         for blob, shape in zip(top, self.param.dummy_data_param.shape):

@@ -32,53 +32,65 @@ def backward(geometry, x, weights, dy, dx, weight_diff, bias_diff):
         geometry.fold(g, dx)
 
 
+cdef inline void correlate(const floating[:, :, :, ::1] src, floating[:, :, :, ::1] dst,
+                           const floating[:, :, ::1] w, const Window* win, Py_ssize_t n,
+                           Py_ssize_t o, Py_ssize_t c, bint adjoint) noexcept nogil:
+    """Output plane (n, o) and image plane (n, c) through the kernel w[o], accumulated into dst.
+
+    Forward (src the images, dst the outputs): out += w (*) image. Adjoint (src the outputs,
+    dst the images): image += w (*)^T out. Both visit the same pixel pairs in the same order.
+    """
+    cdef Py_ssize_t ph = win.ph, pw = win.pw, sh = win.sh, sw = win.sw, dh = win.dh
+    cdef Py_ssize_t dw = win.dw, height = win.height, width = win.width, ho = win.ho
+    cdef Py_ssize_t wo = win.wo
+    cdef Py_ssize_t i, j, yo, xo, y0, y1, x0, x1, hin, shift
+    cdef floating weight
+    for i in range(win.kh):
+        y0 = first_inside(ph - i * dh, sh)
+        y1 = end_inside(ph - i * dh, sh, height, ho)
+        for j in range(win.kw):
+            shift = pw - j * dw
+            x0 = first_inside(shift, sw)
+            x1 = end_inside(shift, sw, width, wo)
+            weight = w[o, i, j]
+            for yo in range(y0, y1):
+                hin = yo * sh - ph + i * dh
+                if adjoint:
+                    for xo in range(x0, x1):
+                        dst[n, c, hin, xo * sw - shift] += weight * src[n, o, yo, xo]
+                else:
+                    for xo in range(x0, x1):
+                        dst[n, o, yo, xo] += weight * src[n, c, hin, xo * sw - shift]
+
+
 def forward_planes(geometry, const floating[:, :, :, ::1] x, const floating[:, :, ::1] w,
                    const floating[::1] bias, floating[:, :, :, ::1] y):
     """y[n, o] = sum_ij w[o, i, j] x[n, o // M, y*sh - ph + i*dh, x*sw - pw + j*dw] + b[o]."""
     cdef Window win = window_of(geometry)
-    cdef Py_ssize_t ph = win.ph, pw = win.pw, sh = win.sh, sw = win.sw, dh = win.dh
-    cdef Py_ssize_t dw = win.dw
     cdef Py_ssize_t num = y.shape[0], outputs = y.shape[1], ho = y.shape[2], wo = y.shape[3]
-    cdef Py_ssize_t height = x.shape[2], width = x.shape[3]
-    cdef Py_ssize_t kh = w.shape[1], kw = w.shape[2], multiplier = outputs // x.shape[1]
-    cdef Py_ssize_t plane, n, o, c, i, j, yo, xo, y0, y1, x0, x1, hin, shift
+    cdef Py_ssize_t multiplier = outputs // x.shape[1]
+    cdef Py_ssize_t plane, n, o, yo, xo
     cdef bint has_bias = bias.shape[0] > 0
-    cdef floating weight, b
+    cdef floating b
     with nogil:
         for plane in prange(num * outputs, schedule="static"):
             n = plane // outputs
             o = plane % outputs
-            c = o // multiplier
             b = bias[o] if has_bias else 0
             for yo in range(ho):
                 for xo in range(wo):
                     y[n, o, yo, xo] = b
-            for i in range(kh):
-                y0 = first_inside(ph - i * dh, sh)
-                y1 = end_inside(ph - i * dh, sh, height, ho)
-                for j in range(kw):
-                    shift = pw - j * dw
-                    x0 = first_inside(shift, sw)
-                    x1 = end_inside(shift, sw, width, wo)
-                    weight = w[o, i, j]
-                    for yo in range(y0, y1):
-                        hin = yo * sh - ph + i * dh
-                        for xo in range(x0, x1):
-                            y[n, o, yo, xo] += weight * x[n, c, hin, xo * sw - shift]
+            correlate(x, y, w, &win, n, o, o // multiplier, False)
 
 
 def backward_data_planes(geometry, const floating[:, :, :, ::1] dy, const floating[:, :, ::1] w,
                          floating[:, :, :, ::1] dx):
     """dx[n, c] = the sum over c's outputs of w (*)^T dy (written, not accumulated)."""
     cdef Window win = window_of(geometry)
-    cdef Py_ssize_t ph = win.ph, pw = win.pw, sh = win.sh, sw = win.sw, dh = win.dh
-    cdef Py_ssize_t dw = win.dw
     cdef Py_ssize_t num = dx.shape[0], channels = dx.shape[1]
     cdef Py_ssize_t height = dx.shape[2], width = dx.shape[3]
-    cdef Py_ssize_t ho = dy.shape[2], wo = dy.shape[3]
-    cdef Py_ssize_t kh = w.shape[1], kw = w.shape[2], multiplier = dy.shape[1] // channels
-    cdef Py_ssize_t plane, n, o, c, m, i, j, yo, xo, y0, y1, x0, x1, hin, shift
-    cdef floating weight
+    cdef Py_ssize_t multiplier = dy.shape[1] // channels
+    cdef Py_ssize_t plane, n, c, m, yo, xo
     with nogil:
         # Each input plane gathers from its own outputs: no races.
         for plane in prange(num * channels, schedule="static"):
@@ -88,19 +100,7 @@ def backward_data_planes(geometry, const floating[:, :, :, ::1] dy, const floati
                 for xo in range(width):
                     dx[n, c, yo, xo] = 0
             for m in range(multiplier):
-                o = c * multiplier + m
-                for i in range(kh):
-                    y0 = first_inside(ph - i * dh, sh)
-                    y1 = end_inside(ph - i * dh, sh, height, ho)
-                    for j in range(kw):
-                        shift = pw - j * dw
-                        x0 = first_inside(shift, sw)
-                        x1 = end_inside(shift, sw, width, wo)
-                        weight = w[o, i, j]
-                        for yo in range(y0, y1):
-                            hin = yo * sh - ph + i * dh
-                            for xo in range(x0, x1):
-                                dx[n, c, hin, xo * sw - shift] += weight * dy[n, o, yo, xo]
+                correlate(dy, dx, w, &win, n, c * multiplier + m, c, True)
 
 
 def backward_params_planes(geometry, const floating[:, :, :, ::1] x,

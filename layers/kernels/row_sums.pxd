@@ -7,9 +7,28 @@ from cython cimport floating
 cdef enum:
     LANES = 8
 
+# What row_total sums: x[i], x[i] * y[i] or (x[i] - center)^2.
+cdef enum Term:
+    VALUE
+    PRODUCT
+    SQUARE
 
-cdef inline double row_sum(const floating* x, Py_ssize_t n) noexcept nogil:
-    """sum(x[:n])."""
+
+cdef inline double term(Term kind, const floating* x, const floating* y, double center,
+                        Py_ssize_t i) noexcept nogil:
+    cdef double d
+    if kind == VALUE:
+        return x[i]
+    if kind == PRODUCT:
+        return <double>x[i] * y[i]
+    d = x[i] - center
+    return d * d
+
+
+cdef inline double row_total(Term kind, const floating* x, const floating* y, double center,
+                             Py_ssize_t n) noexcept nogil:
+    """The sum over i < n of term(kind, ..., i), in LANES partial sums; kind is a constant
+    at every call, so each call site compiles to its own plain loop."""
     cdef double part[LANES]
     cdef double total = 0
     cdef Py_ssize_t b, i, l, whole = n - n % LANES
@@ -18,47 +37,24 @@ cdef inline double row_sum(const floating* x, Py_ssize_t n) noexcept nogil:
     for b in range(n // LANES):
         i = b * LANES
         for l in range(LANES):
-            part[l] += x[i + l]
+            part[l] += term(kind, x, y, center, i + l)
     for i in range(whole, n):
-        total += x[i]
+        total += term(kind, x, y, center, i)
     for l in range(LANES):
         total += part[l]
     return total
+
+
+cdef inline double row_sum(const floating* x, Py_ssize_t n) noexcept nogil:
+    """sum(x[:n])."""
+    return row_total(VALUE, x, x, 0, n)
 
 
 cdef inline double row_dot(const floating* x, const floating* y, Py_ssize_t n) noexcept nogil:
     """sum(x[:n] * y[:n])."""
-    cdef double part[LANES]
-    cdef double total = 0
-    cdef Py_ssize_t b, i, l, whole = n - n % LANES
-    for l in range(LANES):
-        part[l] = 0
-    for b in range(n // LANES):
-        i = b * LANES
-        for l in range(LANES):
-            part[l] += <double>x[i + l] * y[i + l]
-    for i in range(whole, n):
-        total += <double>x[i] * y[i]
-    for l in range(LANES):
-        total += part[l]
-    return total
+    return row_total(PRODUCT, x, y, 0, n)
 
 
 cdef inline double row_squares(const floating* x, double center, Py_ssize_t n) noexcept nogil:
     """sum((x[:n] - center)^2)."""
-    cdef double part[LANES]
-    cdef double total = 0, d
-    cdef Py_ssize_t b, i, l, whole = n - n % LANES
-    for l in range(LANES):
-        part[l] = 0
-    for b in range(n // LANES):
-        i = b * LANES
-        for l in range(LANES):
-            d = x[i + l] - center
-            part[l] += d * d
-    for i in range(whole, n):
-        d = x[i] - center
-        total += d * d
-    for l in range(LANES):
-        total += part[l]
-    return total
+    return row_total(SQUARE, x, x, center, n)

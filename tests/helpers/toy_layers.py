@@ -4,7 +4,7 @@ They are plain NumPy so graph behaviour is tested apart from the real kernels.
 """
 import numpy as np
 
-from cyffe.layers.base import Layer, NeuronLayer
+from cyffe.layers.base import Layer
 from cyffe.layers.base_loss import LossLayer
 from cyffe.layers import fillers
 
@@ -12,8 +12,8 @@ from cyffe.layers import fillers
 class ToySource(Layer):
     """No bottoms; one top of dummy_data_param.shape[0], left as the user writes it."""
     type = "ToySource"
-    num_bottom = 0
-    num_top = 1
+    bottoms = 0
+    tops = 1
 
     def setup(self, bottom, top):
         top[0].reshape(tuple(self.param.dummy_data_param.shape[0].dim))
@@ -28,9 +28,10 @@ class ToySource(Layer):
         pass
 
 
-class ToyScale(NeuronLayer):
+class ToyScale(Layer):
     """y = w * x with one learnable scalar w (filled from the layer's filler or 1)."""
     type = "ToyScale"
+    bottoms = tops = 1
 
     def setup(self, bottom, top):
         if not self.blobs:
@@ -38,6 +39,9 @@ class ToyScale(NeuronLayer):
             fillers.fill(self.blobs[0].data, self.param.scale_param.filler
                          if self.param.scale_param.HasField("filler") else _one())
         self.forward_calls = 0
+
+    def reshape(self, bottom, top):
+        top[0].reshape(bottom[0].shape)
 
     def forward_cpu(self, bottom, top):
         self.forward_calls += 1
@@ -53,8 +57,8 @@ class ToyScale(NeuronLayer):
 class ToyAdd(Layer):
     """y = sum of the bottoms."""
     type = "ToyAdd"
-    min_bottom = 1
-    num_top = 1
+    bottoms = (1, None)
+    tops = 1
 
     def reshape(self, bottom, top):
         top[0].reshape(bottom[0].shape)
@@ -71,7 +75,7 @@ class ToyAdd(Layer):
 class ToySquareLoss(LossLayer):
     """loss = 0.5 * sum(x^2), weighted by top[0].diff."""
     type = "ToySquareLoss"
-    num_bottom = 1
+    bottoms = 1
 
     def reshape(self, bottom, top):
         top[0].reshape(())
