@@ -25,6 +25,7 @@ class Convolution(BaseConvolution):
     weights shared."""
 
     type = "Convolution"
+    relu = None                 # the negative slope of a fused ReLU (fuse_relu), or None
 
     def setup(self, bottom, top):
         super().setup(bottom, top)
@@ -32,6 +33,11 @@ class Convolution(BaseConvolution):
         # direct kernels there.
         self.depthwise = (self.num_spatial == 2 and not self.force_nd
                           and self.group == self.channels > 1)
+
+    def fuse_relu(self, slope):
+        """Apply a ReLU of negative slope `slope` (or none: None) to the forward's output,
+        in the pass that writes it: an in-place ReLU after this layer, folded in (TEST)."""
+        self.relu = slope
 
     def weight_shape(self):
         """(num_output, C / group, k1, ..., kn), Caffe's order."""
@@ -54,11 +60,11 @@ class Convolution(BaseConvolution):
         for b, t in zip(bottom, top):
             x, y = self.images(b.data), t.data.reshape(self.out_shape)
             if self.depthwise:
-                depthwise.forward(self.geometry, x, weights, self.bias, y)
+                depthwise.forward(self.geometry, x, weights, self.bias, y, self.relu)
             elif self.winograd is not None:
-                self.winograd.run(weights, x, y, self.bias)
+                self.winograd.run(weights, x, y, self.bias, self.relu)
             else:
-                self.pipeline.run(weights, x=x, y=y, bias=self.bias)
+                self.pipeline.run(weights, x=x, y=y, bias=self.bias, relu=self.relu)
 
     def backward_cpu(self, top, propagate_down, bottom):
         weights, weight_diff = self.blobs[0].data, self.blobs[0].diff
@@ -79,6 +85,8 @@ class Convolution(BaseConvolution):
             out = self.conv_xp(xp, b.data.reshape(self.image_shape))
             if self.bias_term:
                 out = out + self.blobs[1].data[:, None]
+            if self.relu is not None:
+                out = out * ((out > 0) + (out <= 0) * self.relu)
             t.data[...] = out.reshape(t.shape)
 
     def backward_gpu(self, top, propagate_down, bottom):

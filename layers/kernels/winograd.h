@@ -93,13 +93,14 @@ CYFFE_CLONES static void cyffe_winograd_input_##S(const T* restrict plane, ptrdi
 }                                                                                             \
                                                                                               \
 /* The 4x4 outputs of tile row `tile_row` of one output plane (ho x wo) from M (element      \
- * (xi, t) at m[xi * step + t]), plus bias, clipped at the plane's edges.            \
+ * (xi, t) at m[xi * step + t]), plus bias, then a ReLU of negative slope `slope` if relu,  \
+ * clipped at the plane's edges.                                                              \
  * scratch: 28 * tiles. Along each tile first (M A), then down the columns, a row of tiles    \
  * at a time, then laid into the plane. */                                                    \
 CYFFE_CLONES static void cyffe_winograd_output_##S(const T* restrict m, ptrdiff_t step, \
-                                      ptrdiff_t tiles, T bias, T* restrict plane,             \
-                                      ptrdiff_t ho, ptrdiff_t wo, ptrdiff_t tile_row,          \
-                                      T* restrict scratch)                                    \
+                                      ptrdiff_t tiles, T bias, int relu, double slope,        \
+                                      T* restrict plane, ptrdiff_t ho, ptrdiff_t wo,          \
+                                      ptrdiff_t tile_row, T* restrict scratch)                \
 {                                                                                             \
     T* restrict out = scratch + 24 * tiles;                                                   \
     for (int i = 0; i < 6; i++) {                                                             \
@@ -129,16 +130,24 @@ CYFFE_CLONES static void cyffe_winograd_output_##S(const T* restrict m, ptrdiff_
                          c3 * c[12 * tiles + t] + c4 * c[16 * tiles + t] +                    \
                          c5 * c[20 * tiles + t];                                              \
         }                                                                                     \
+        if (relu)                                                                             \
+            for (ptrdiff_t t = 0; t < 4 * tiles; t++) {                                       \
+                const T v = out[t] + bias;                                                    \
+                out[t] = v > 0 ? v : (T)(v * slope);                                          \
+            }                                                                                 \
+        else                                                                                  \
+            for (ptrdiff_t t = 0; t < 4 * tiles; t++)                                         \
+                out[t] += bias;                                                               \
         T* restrict dst = plane + (4 * tile_row + y) * wo;                                    \
         const ptrdiff_t whole = wo / 4;                                                       \
         for (ptrdiff_t t = 0; t < whole; t++) {                                               \
-            dst[4 * t] = out[t] + bias;                                                       \
-            dst[4 * t + 1] = out[tiles + t] + bias;                                           \
-            dst[4 * t + 2] = out[2 * tiles + t] + bias;                                       \
-            dst[4 * t + 3] = out[3 * tiles + t] + bias;                                       \
+            dst[4 * t] = out[t];                                                              \
+            dst[4 * t + 1] = out[tiles + t];                                                  \
+            dst[4 * t + 2] = out[2 * tiles + t];                                              \
+            dst[4 * t + 3] = out[3 * tiles + t];                                              \
         }                                                                                     \
         for (ptrdiff_t x = 4 * whole; x < wo; x++)                                            \
-            dst[x] = out[(x % 4) * tiles + x / 4] + bias;                                     \
+            dst[x] = out[(x % 4) * tiles + x / 4];                                            \
     }                                                                                         \
 }
 

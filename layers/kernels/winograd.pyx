@@ -107,12 +107,12 @@ cdef extern from "winograd.h":
         Py_ssize_t pw, Py_ssize_t tile_row, Py_ssize_t tiles, double* v, Py_ssize_t step,
         double* rows) noexcept nogil
     void output_f32 "cyffe_winograd_output_f32" (
-        const float* m, Py_ssize_t step, Py_ssize_t tiles, float bias,
-        float* plane, Py_ssize_t ho, Py_ssize_t wo, Py_ssize_t tile_row,
+        const float* m, Py_ssize_t step, Py_ssize_t tiles, float bias, bint relu,
+        double slope, float* plane, Py_ssize_t ho, Py_ssize_t wo, Py_ssize_t tile_row,
         float* scratch) noexcept nogil
     void output_f64 "cyffe_winograd_output_f64" (
-        const double* m, Py_ssize_t step, Py_ssize_t tiles, double bias,
-        double* plane, Py_ssize_t ho, Py_ssize_t wo, Py_ssize_t tile_row,
+        const double* m, Py_ssize_t step, Py_ssize_t tiles, double bias, bint relu,
+        double slope, double* plane, Py_ssize_t ho, Py_ssize_t wo, Py_ssize_t tile_row,
         double* scratch) noexcept nogil
 
 
@@ -127,20 +127,22 @@ cdef inline void input_transform(const floating* plane, const Window* w, Py_ssiz
 
 
 cdef inline void output_transform(const floating* m, Py_ssize_t step, Py_ssize_t tiles,
-                                  floating bias, floating* plane, const Window* w,
-                                  Py_ssize_t tile_row, floating* scratch) noexcept nogil:
-    """One tile row of one output plane from M (36 rows `step` apart), plus bias."""
+                                  floating bias, bint relu, double slope, floating* plane,
+                                  const Window* w, Py_ssize_t tile_row,
+                                  floating* scratch) noexcept nogil:
+    """One tile row of one output plane from M (36 rows `step` apart), plus bias (and ReLU)."""
     if floating is float:
-        output_f32(m, step, tiles, bias, plane, w.ho, w.wo, tile_row, scratch)
+        output_f32(m, step, tiles, bias, relu, slope, plane, w.ho, w.wo, tile_row, scratch)
     else:
-        output_f64(m, step, tiles, bias, plane, w.ho, w.wo, tile_row, scratch)
+        output_f64(m, step, tiles, bias, relu, slope, plane, w.ho, w.wo, tile_row, scratch)
 
 
 def forward(geometry, Py_ssize_t group, const floating[:, :, ::1] u,
             const floating[:, :, ::1] x, const floating[::1] bias, floating[:, :, ::1] y,
-            floating[::1] scratch):
+            floating[::1] scratch, relu=None):
     """y (N, K, Ho*Wo) = the convolution of the source planes x (N, C, H*W) by the
-    transformed weights u (36, K, C/group), plus bias (K,; empty: none).
+    transformed weights u (36, K, C/group), plus bias (K,; empty: none), then a ReLU of
+    negative slope `relu` unless it is None.
 
     scratch: at least scratch_size(...) elements.
     """
@@ -151,7 +153,8 @@ def forward(geometry, Py_ssize_t group, const floating[:, :, ::1] u,
     cdef Py_ssize_t chunk_rows = chunk_tile_rows(geometry, channels, outputs, num)
     cdef Py_ssize_t rows_total = num * tile_rows, start, count, size, item, c, n, r, k
     cdef Py_ssize_t xi, g, part, work_size = 48 * (tiles + 1)
-    cdef bint has_bias = bias.shape[0] > 0
+    cdef bint has_bias = bias.shape[0] > 0, has_relu = relu is not None
+    cdef double slope = relu if relu is not None else 0
     cdef floating* v
     cdef floating* m
     cdef floating* work
@@ -188,7 +191,8 @@ def forward(geometry, Py_ssize_t group, const floating[:, :, ::1] u,
                 r = start + item % count
                 n = r // tile_rows
                 output_transform(m + k * size + (item % count) * tiles, outputs * size, tiles,
-                                 bias[k] if has_bias else 0, &y[n, k, 0], &w, r % tile_rows,
+                                 bias[k] if has_bias else 0, has_relu, slope, &y[n, k, 0],
+                                 &w, r % tile_rows,
                                  work + threadid() * work_size)
 
 
@@ -212,8 +216,9 @@ class Winograd:
             self._key = key
         return self._u
 
-    def run(self, weights, x, y, bias=None):
-        """y (N, K, *out) = the convolution of the images x (N, C, *in) plus bias."""
+    def run(self, weights, x, y, bias=None, relu=None):
+        """y (N, K, *out) = the convolution of the images x (N, C, *in) plus bias (then a
+        ReLU of negative slope relu, unless None)."""
         source = self.geometry.source(np.ascontiguousarray(x))
         if self._scratch.shape[0] < scratch_size(self.geometry, x.shape[1], self.outputs,
                                                  x.shape[0]):
@@ -221,4 +226,4 @@ class Winograd:
         forward(self.geometry, self.group, self.weights(weights),
                 source.reshape(source.shape[0], source.shape[1], -1),
                 bias if bias is not None else self._no_bias,
-                y.reshape(y.shape[0], self.outputs, -1), self._scratch)
+                y.reshape(y.shape[0], self.outputs, -1), self._scratch, relu)

@@ -271,3 +271,29 @@ def test_bottoms_and_tops_must_pair_up():
     layer = make_conv(num_output=2, kernel_size=[3])
     with pytest.raises(NetError, match="'conv'.*one top per bottom"):
         setup_layer(layer, [Blob((1, 1, 5, 5)), Blob((1, 1, 5, 5))], num_top=1)
+
+
+@pytest.mark.parametrize("fields", [dict(kernel_size=[3], pad=[1]),
+                                    dict(kernel_size=[3], pad=[1], group=4),
+                                    dict(kernel_size=[3], pad=[1], bias_term=False)])
+@pytest.mark.parametrize("phase", [pb.TRAIN, pb.TEST])
+@pytest.mark.parametrize("slope", [0.0, 0.1])
+def test_a_fused_relu_equals_the_relu_layer(monkeypatch, fields, phase, slope):
+    """fuse_relu (the im2col pipeline, Winograd in TEST, the depthwise kernels) gives what a
+    ReLU layer after the convolution gives, to the bit."""
+    from cyffe.layers.kernels import winograd
+    monkeypatch.setattr(winograd, "MIN_CHANNELS", 0)
+    monkeypatch.setattr(winograd, "MIN_TILES", 0)
+    x = np.random.default_rng(12).standard_normal((2, 4, 9, 10)).astype(np.float32)
+    outputs = []
+    for fused in (False, True):
+        set_random_seed(2)
+        layer = make_conv(dtype=np.float32, num_output=8, **fields)
+        layer.phase = phase
+        if fused:
+            layer.fuse_relu(slope)
+        _, top = run_layer(layer, x)
+        y = top[0].data
+        outputs.append(y if fused else np.where(y > 0, y, (y.astype(np.float64) * slope)
+                                                .astype(np.float32)))
+    np.testing.assert_array_equal(outputs[1], outputs[0])
