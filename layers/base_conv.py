@@ -209,9 +209,10 @@ class BaseConvolution(ConvolutionGeometry, Layer):
         """Weights as (group, outputs / group, image channels / group * K)."""
         return array.reshape(self.group, array.shape[0] // self.group, -1)
 
-    def conv_xp(self, xp, images):
-        """The convolution of image-side images (N, C, *in): (N, M, L)."""
-        weights = self._grouped_weights(self.blobs[0].data)
+    def conv_xp(self, xp, images, weights=None):
+        """The convolution of image-side images (N, C, *in) by weights (the blob's by
+        default): (N, M, L)."""
+        weights = self._grouped_weights(self.blobs[0].data if weights is None else weights)
         col = im2col_xp(xp, self.geometry, images)
         out = xp.matmul(weights, col.reshape(self.group, weights.shape[2], -1))
         return out.reshape(-1, images.shape[0], self.geometry.length).transpose(1, 0, 2)

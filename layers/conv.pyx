@@ -25,7 +25,10 @@ class Convolution(BaseConvolution):
     weights shared."""
 
     type = "Convolution"
-    relu = None                 # the negative slope of a fused ReLU (fuse_relu), or None
+    # Set by the net for a folded TEST forward (net/fold.py): an object whose params() gives
+    # the weights and bias to use and whose relu is the negative slope of a ReLU to apply
+    # in the output pass (or None).
+    fold = None
 
     def setup(self, bottom, top):
         super().setup(bottom, top)
@@ -33,11 +36,6 @@ class Convolution(BaseConvolution):
         # direct kernels there.
         self.depthwise = (self.num_spatial == 2 and not self.force_nd
                           and self.group == self.channels > 1)
-
-    def fuse_relu(self, slope):
-        """Apply a ReLU of negative slope `slope` (or none: None) to the forward's output,
-        in the pass that writes it: an in-place ReLU after this layer, folded in (TEST)."""
-        self.relu = slope
 
     def weight_shape(self):
         """(num_output, C / group, k1, ..., kn), Caffe's order."""
@@ -55,16 +53,22 @@ class Convolution(BaseConvolution):
             self.winograd = winograd.Winograd(self.geometry, num, image_channels, out_channels,
                                               self.group, dtype)
 
+    def _forward_params(self):
+        """(weights, bias, relu slope or None) of a forward: the blobs', or the fold's."""
+        if self.fold is None:
+            return self.blobs[0].data, self.bias, None
+        return self.fold.params() + (self.fold.relu,)
+
     def forward_cpu(self, bottom, top):
-        weights = self.blobs[0].data
+        weights, bias, relu = self._forward_params()
         for b, t in zip(bottom, top):
             x, y = self.images(b.data), t.data.reshape(self.out_shape)
             if self.depthwise:
-                depthwise.forward(self.geometry, x, weights, self.bias, y, self.relu)
+                depthwise.forward(self.geometry, x, weights, bias, y, relu)
             elif self.winograd is not None:
-                self.winograd.run(weights, x, y, self.bias, self.relu)
+                self.winograd.run(weights, x, y, bias, relu)
             else:
-                self.pipeline.run(weights, x=x, y=y, bias=self.bias, relu=self.relu)
+                self.pipeline.run(weights, x=x, y=y, bias=bias, relu=relu)
 
     def backward_cpu(self, top, propagate_down, bottom):
         weights, weight_diff = self.blobs[0].data, self.blobs[0].diff
@@ -81,12 +85,13 @@ class Convolution(BaseConvolution):
 
     def forward_gpu(self, bottom, top):
         xp = array_module(bottom[0].data)
+        weights, bias, relu = self._forward_params()
         for b, t in zip(bottom, top):
-            out = self.conv_xp(xp, b.data.reshape(self.image_shape))
-            if self.bias_term:
-                out = out + self.blobs[1].data[:, None]
-            if self.relu is not None:
-                out = out * ((out > 0) + (out <= 0) * self.relu)
+            out = self.conv_xp(xp, b.data.reshape(self.image_shape), xp.asarray(weights))
+            if bias is not None:
+                out = out + xp.asarray(bias)[:, None]
+            if relu is not None:
+                out = out * ((out > 0) + (out <= 0) * relu)
             t.data[...] = out.reshape(t.shape)
 
     def backward_gpu(self, top, propagate_down, bottom):

@@ -279,9 +279,10 @@ def test_bottoms_and_tops_must_pair_up():
 @pytest.mark.parametrize("phase", [pb.TRAIN, pb.TEST])
 @pytest.mark.parametrize("slope", [0.0, 0.1])
 def test_a_fused_relu_equals_the_relu_layer(monkeypatch, fields, phase, slope):
-    """fuse_relu (the im2col pipeline, Winograd in TEST, the depthwise kernels) gives what a
-    ReLU layer after the convolution gives, to the bit."""
+    """A ReLU folded into the output pass (the im2col pipeline, Winograd in TEST, the
+    depthwise kernels) gives what a ReLU layer after the convolution gives, to the bit."""
     from cyffe.layers.kernels import winograd
+    from cyffe.net.fold import Fold
     monkeypatch.setattr(winograd, "MIN_CHANNELS", 0)
     monkeypatch.setattr(winograd, "MIN_TILES", 0)
     x = np.random.default_rng(12).standard_normal((2, 4, 9, 10)).astype(np.float32)
@@ -291,7 +292,7 @@ def test_a_fused_relu_equals_the_relu_layer(monkeypatch, fields, phase, slope):
         layer = make_conv(dtype=np.float32, num_output=8, **fields)
         layer.phase = phase
         if fused:
-            layer.fuse_relu(slope)
+            layer.fold = Fold(layer, [], slope)
         _, top = run_layer(layer, x)
         y = top[0].data
         outputs.append(y if fused else np.where(y > 0, y, (y.astype(np.float64) * slope)
