@@ -38,6 +38,9 @@ from .window cimport Window, window_of
 # channel of one image): 2^17 (512 KiB of float32) keeps them in the core's L2 cache
 # between the im2col that writes them and the GEMMs that read them.
 CHUNK_ELEMENTS = 1 << 17
+# A forward of less work than this (multiply-adds times 2) stays on one thread: waking
+# another costs more than it saves.
+PARALLEL_FLOPS = 1 << 22
 
 
 cdef struct Plan:
@@ -180,10 +183,12 @@ def convolve_chunks(geometry, Py_ssize_t group, Py_ssize_t chunk, Py_ssize_t blo
     cdef const floating* dys = &dy[0, 0, 0] if dy.shape[0] else NULL
     cdef floating* dxs = &dx[0, 0, 0] if p.data_diff else NULL
     cdef Py_ssize_t step, t, g, i, o
+    cdef bint parallel_run = chunks > 1 and 2.0 * p.outputs * p.k * win.length * p.num >= \
+        PARALLEL_FLOPS
     cdef floating* col
     with nogil:
         if not p.weight_diff:
-            with parallel():
+            with parallel(use_threads_if=parallel_run):
                 col = &scratch[threadid(), 0]
                 for step in prange(chunks, schedule="dynamic"):
                     run_chunk(&p, &win, step, xs, &weights[0, 0], bs, ys, dys, dxs, col, NULL)
@@ -191,7 +196,7 @@ def convolve_chunks(geometry, Py_ssize_t group, Py_ssize_t chunk, Py_ssize_t blo
             for t in range(threads):
                 for i in range(sums):
                     scratch[t, columns + i] = 0
-            with parallel():
+            with parallel(use_threads_if=parallel_run):
                 col = &scratch[threadid(), 0]
                 for step in prange(chunks, schedule="static"):
                     run_chunk(&p, &win, step, xs, &weights[0, 0], bs, ys, dys, dxs, col,
@@ -244,7 +249,9 @@ class Pipeline:
                 if bands * weights < blocks * outputs // group * geometry.length * 2:
                     self.bands, self.band_block = bands, per_channels
             chunks = -(-num // self.chunk)
-            if chunks < threads and self.bands < -(-2 * threads // chunks):
+            work = 2 * outputs // group * per_channels * per_image * num
+            if (chunks < threads and self.bands < -(-2 * threads // chunks) and
+                    work >= PARALLEL_FLOPS):
                 self.bands = min(rows, -(-2 * threads // chunks))
                 self.band_block = per_channels if geometry.identity else _even_block(
                     per_channels, CHUNK_ELEMENTS // (-(-rows // self.bands) * row))

@@ -95,6 +95,7 @@ def test_forward_in_bands_of_output_rows(monkeypatch, fields, elements, threads)
     """One image on several threads, or an image whose columns pass CHUNK_ELEMENTS, goes in
     bands of output rows: the same forward as the direct sum."""
     monkeypatch.setattr(pipeline_module, "CHUNK_ELEMENTS", elements)
+    monkeypatch.setattr(pipeline_module, "PARALLEL_FLOPS", 0)
     x = np.random.default_rng(9).standard_normal((1, 4, 30, 27))
     with threadpool_limits(threads, "openmp"):
         layer = make_conv(num_output=6, **fields)
