@@ -26,8 +26,7 @@ class Convolution(BaseConvolution):
 
     type = "Convolution"
     # Set by the net for a folded TEST forward (net/fold.py): an object whose params() gives
-    # the weights and bias to use and whose relu is the negative slope of a ReLU to apply
-    # in the output pass (or None).
+    # the weights, bias and per-output ReLU slopes (or None) to use.
     fold = None
 
     def setup(self, bottom, top):
@@ -54,21 +53,21 @@ class Convolution(BaseConvolution):
                                               self.group, dtype)
 
     def _forward_params(self):
-        """(weights, bias, relu slope or None) of a forward: the blobs', or the fold's."""
+        """(weights, bias, ReLU slopes or None) of a forward: the blobs', or the fold's."""
         if self.fold is None:
             return self.blobs[0].data, self.bias, None
-        return self.fold.params() + (self.fold.relu,)
+        return self.fold.params()
 
     def forward_cpu(self, bottom, top):
-        weights, bias, relu = self._forward_params()
+        weights, bias, slopes = self._forward_params()
         for b, t in zip(bottom, top):
             x, y = self.images(b.data), t.data.reshape(self.out_shape)
             if self.depthwise:
-                depthwise.forward(self.geometry, x, weights, bias, y, relu)
+                depthwise.forward(self.geometry, x, weights, bias, y, slopes)
             elif self.winograd is not None:
-                self.winograd.run(weights, x, y, bias, relu)
+                self.winograd.run(weights, x, y, bias, slopes)
             else:
-                self.pipeline.run(weights, x=x, y=y, bias=bias, relu=relu)
+                self.pipeline.run(weights, x=x, y=y, bias=bias, slopes=slopes)
 
     def backward_cpu(self, top, propagate_down, bottom):
         weights, weight_diff = self.blobs[0].data, self.blobs[0].diff
@@ -85,13 +84,14 @@ class Convolution(BaseConvolution):
 
     def forward_gpu(self, bottom, top):
         xp = array_module(bottom[0].data)
-        weights, bias, relu = self._forward_params()
+        weights, bias, slopes = self._forward_params()
         for b, t in zip(bottom, top):
             out = self.conv_xp(xp, b.data.reshape(self.image_shape), xp.asarray(weights))
             if bias is not None:
                 out = out + xp.asarray(bias)[:, None]
-            if relu is not None:
-                out = out * ((out > 0) + (out <= 0) * relu)
+            if slopes is not None:
+                slope = xp.asarray(slopes.astype(out.dtype))[:, None]
+                out = out * ((out > 0) + (out <= 0) * slope)
             t.data[...] = out.reshape(t.shape)
 
     def backward_gpu(self, top, propagate_down, bottom):

@@ -1,7 +1,8 @@
 """Folding for TEST forwards: BatchNorm, Scale and Bias after a Convolution, and a ReLU
 after them, run inside the convolution (as OpenCV and TensorRT do).
 
-A chain  Convolution -> BatchNorm (global statistics) -> Scale / Bias ... -> ReLU, each
+A chain  Convolution -> BatchNorm (global statistics) -> Scale / Bias ... -> ReLU or
+PReLU (a slope per channel), each
 layer after the convolution in place on its top (so nothing else reads the blob in
 between), computes per output channel o
 
@@ -21,18 +22,21 @@ from ..layers.kernels.fingerprint import fingerprint
 
 
 class Fold:
-    """The folded weights and bias of one convolution, and the ReLU after it (its negative
-    slope, or None)."""
+    """The folded weights and bias of one convolution, and the ReLU or PReLU after it (a
+    layer, or a number: the negative slope; None: none)."""
 
     def __init__(self, conv, norms, relu):
         self.conv, self.norms, self.relu = conv, norms, relu
         self._key, self._params = None, None
 
     def _sources(self):
-        return [self.conv.blobs] + [layer.blobs for layer in self.norms]
+        layers = [self.conv] + self.norms + [self.relu] * (self.relu is not None and
+                                                         not isinstance(self.relu, float))
+        return [layer.blobs for layer in layers]
 
     def params(self):
-        """(weights, bias) as the convolution's dtype, made again when a source changed."""
+        """(weights, bias, ReLU slopes per output as float64 or None), the first two as the
+        convolution's dtype, made again when a source changed."""
         key = tuple(fingerprint(b.data) for blobs in self._sources() for b in blobs)
         if key != self._key:
             self._params, self._key = self._fold(), key
@@ -58,7 +62,15 @@ class Fold:
                 bias = bias + layer.blobs[0].data.astype(np.float64).reshape(-1)
         dtype = self.conv.blobs[0].data.dtype
         folded = weights * scale.reshape((-1,) + (1,) * (weights.ndim - 1))
-        return np.ascontiguousarray(folded, dtype), bias.astype(dtype)
+        return np.ascontiguousarray(folded, dtype), bias.astype(dtype), self._slopes(outputs)
+
+    def _slopes(self, outputs):
+        if self.relu is None:
+            return None
+        if isinstance(self.relu, float):
+            return np.full(outputs, self.relu)
+        slopes = self.relu.blobs[0].data.astype(np.float64).reshape(-1)
+        return np.broadcast_to(slopes, (outputs,)).copy()
 
 
 def _per_channel(layer, channels):
@@ -91,8 +103,10 @@ def find_folds(net):
                 pass
             elif reader.type in ("Scale", "Bias") and _per_channel(reader, channels):
                 pass
-            elif reader.type == "ReLU":
-                relu = reader.slope
+            elif reader.type in ("ReLU", "PReLU"):
+                relu = float(reader.slope) if reader.type == "ReLU" else reader
+                if reader.type == "PReLU" and reader.blobs[0].count not in (1, channels):
+                    break
                 folded.append(ri)
                 continue
             else:

@@ -73,3 +73,31 @@ def test_a_partial_forward_is_not_folded():
     net = chain()
     net.forward(end="scale1")
     assert not net._folded and net.layers[1].fold is None
+
+
+PRELU = """
+name: "prelu"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 2 dim: 3 dim: 12 dim: 12 } } }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+        convolution_param { num_output: 10 kernel_size: 3 } }
+layer { name: "prelu1" type: "PReLU" bottom: "conv1" top: "conv1" }
+layer { name: "conv2" type: "Convolution" bottom: "conv1" top: "conv2"
+        convolution_param { num_output: 16 kernel_size: 3 } }
+layer { name: "prelu2" type: "PReLU" bottom: "conv2" top: "conv2" prelu_param { channel_shared: true } }
+"""
+
+
+def test_prelu_folds_with_a_slope_per_channel():
+    """MTCNN's Convolution + PReLU: the same outputs, to the bit (the same products)."""
+    nets = [cyffe.Net(PRELU, cyffe.TEST), cyffe.Net("force_backward: true " + PRELU, cyffe.TEST)]
+    rng = np.random.default_rng(3)
+    params = {n: [rng.standard_normal(b.shape) for b in blobs] for n, blobs in nets[0].params.items()}
+    x = rng.standard_normal(nets[0].blobs["data"].shape)
+    for net in nets:
+        for name, blobs in net.params.items():
+            for blob, value in zip(blobs, params[name]):
+                blob.data[...] = value
+        net.blobs["data"].data[...] = x
+        net.forward()
+    assert sorted(nets[0]._folds) == [1, 3] and not nets[1]._folds
+    np.testing.assert_array_equal(nets[0].blobs["conv2"].data, nets[1].blobs["conv2"].data)

@@ -46,8 +46,8 @@ PARALLEL_FLOPS = 1 << 22
 cdef struct Plan:
     Py_ssize_t num, channels, outputs, group, per_channels, per_group, k
     Py_ssize_t chunk, block, blocks, bands
-    bint identity, forward, bias, weight_diff, bias_diff, data_diff, relu
-    double slope
+    bint identity, forward, bias, weight_diff, bias_diff, data_diff
+    const double* slopes        # a ReLU's negative slope per output after the bias, or NULL
 
 
 cdef inline const floating* chunk_columns(const floating* x, const Plan* p, Py_ssize_t count,
@@ -127,14 +127,14 @@ cdef void run_chunk(const Plan* p, const Window* win, Py_ssize_t step, const flo
                 for i in range(rows // kv):
                     columns_to_plane(col + i * kv * width + n * length, width,
                                      dx + (plane + n * p.channels + i) * volume, win)
-    for n in range(images if p.forward and (p.bias or p.relu) else 0):
+    for n in range(images if p.forward and (p.bias or p.slopes != NULL) else 0):
         for o in range(p.outputs):
             dst = y + ((n0 + n) * p.outputs + o) * length + offset
             total = bias[o] if p.bias else 0
-            if p.relu:
+            if p.slopes != NULL:
                 for l in range(band.length):
                     value = dst[l] + total
-                    dst[l] = value if value > 0 else <floating>(value * p.slope)
+                    dst[l] = value if value > 0 else <floating>(value * p.slopes[o])
             else:
                 for l in range(band.length):
                     dst[l] = dst[l] + total
@@ -145,12 +145,12 @@ def convolve_chunks(geometry, Py_ssize_t group, Py_ssize_t chunk, Py_ssize_t blo
                     const floating[:, :, ::1] x, const floating[::1] bias,
                     floating[:, :, ::1] y, const floating[:, :, ::1] dy,
                     floating[:, :, ::1] dx, floating[:, ::1] weight_diff,
-                    floating[::1] bias_diff, relu=None):
+                    floating[::1] bias_diff, const double[::1] slopes=None):
     """The jobs whose arrays are not empty (see the module docstring), on the source planes:
     x, dx (N, C, V); y, dy (N, M, L); weights, weight_diff (M, C/group*K); bias, bias_diff
-    (M,); relu: None, or the negative slope of a ReLU applied to y after the bias (a
-    ReLU layer fused into the forward). scratch: a row per thread of Pipeline.scratch_size
-    elements."""
+    (M,); slopes: None, or per output the negative slope of a ReLU (or PReLU) applied to y
+    after the bias (folded into the forward). scratch: a row per thread of the Pipeline's
+    scratch."""
     cdef Window win = window_of(geometry)
     cdef Plan p
     p.num = dy.shape[0] if dy.shape[0] else x.shape[0]
@@ -163,7 +163,9 @@ def convolve_chunks(geometry, Py_ssize_t group, Py_ssize_t chunk, Py_ssize_t blo
     p.forward, p.bias = y.shape[0] > 0, bias.shape[0] > 0
     p.weight_diff, p.bias_diff = weight_diff.shape[0] > 0, bias_diff.shape[0] > 0
     p.data_diff = dx.shape[0] > 0
-    p.relu, p.slope = relu is not None, relu if relu is not None else 0
+    if slopes is not None and slopes.shape[0] != p.outputs:
+        raise ValueError(f"convolve_chunks: {slopes.shape[0]} slopes for {p.outputs} outputs")
+    p.slopes = &slopes[0] if slopes is not None else NULL
     if bands > 1 and (p.weight_diff or p.data_diff or win.nd or bands > win.ho):
         raise ValueError(f"convolve_chunks: {bands} bands of output rows are for a 2-D "
                          f"forward of at least as many rows")
@@ -275,11 +277,11 @@ class Pipeline:
         return images.reshape(images.shape[0], images.shape[1], -1)
 
     def run(self, weights, x=None, y=None, bias=None, dy=None, dx=None, weight_diff=None,
-            bias_diff=None, relu=None):
+            bias_diff=None, slopes=None):
         """The jobs given arrays: x, dx images (N, C, *in); y, dy (N, M, *out) or (N, M, L);
         weights and weight_diff (M, C/group, *kernel) or flat per output; bias, bias_diff
-        (M,). dx is written; weight_diff and bias_diff accumulate. relu: the negative slope of
-        a ReLU fused into the forward, or None."""
+        (M,). dx is written; weight_diff and bias_diff accumulate. slopes: per output the
+        negative slope of a ReLU folded into the forward (float64), or None."""
         empty = self._empty
         geometry = self.geometry
         source = self._planes(geometry.source(np.ascontiguousarray(x))) if x is not None \
@@ -297,6 +299,6 @@ class Pipeline:
             if dy is not None else empty[3],
             self._planes(g) if g is not None else empty[3],
             weight_diff.reshape(self.outputs, -1) if weight_diff is not None else empty[2],
-            bias_diff if bias_diff is not None else empty[1], relu)
+            bias_diff if bias_diff is not None else empty[1], slopes)
         if dx is not None:
             geometry.fold(g, dx)

@@ -139,10 +139,10 @@ cdef inline void output_transform(const floating* m, Py_ssize_t step, Py_ssize_t
 
 def forward(geometry, Py_ssize_t group, const floating[:, :, ::1] u,
             const floating[:, :, ::1] x, const floating[::1] bias, floating[:, :, ::1] y,
-            floating[::1] scratch, relu=None):
+            floating[::1] scratch, const double[::1] slopes=None):
     """y (N, K, Ho*Wo) = the convolution of the source planes x (N, C, H*W) by the
     transformed weights u (36, K, C/group), plus bias (K,; empty: none), then a ReLU of
-    negative slope `relu` unless it is None.
+    negative slope slopes[k] per output unless slopes is None.
 
     scratch: at least scratch_size(...) elements.
     """
@@ -153,8 +153,7 @@ def forward(geometry, Py_ssize_t group, const floating[:, :, ::1] u,
     cdef Py_ssize_t chunk_rows = chunk_tile_rows(geometry, channels, outputs, num)
     cdef Py_ssize_t rows_total = num * tile_rows, start, count, size, item, c, n, r, k
     cdef Py_ssize_t xi, g, part, work_size = 48 * (tiles + 1)
-    cdef bint has_bias = bias.shape[0] > 0, has_relu = relu is not None
-    cdef double slope = relu if relu is not None else 0
+    cdef bint has_bias = bias.shape[0] > 0, has_relu = slopes is not None
     cdef floating* v
     cdef floating* m
     cdef floating* work
@@ -191,7 +190,8 @@ def forward(geometry, Py_ssize_t group, const floating[:, :, ::1] u,
                 r = start + item % count
                 n = r // tile_rows
                 output_transform(m + k * size + (item % count) * tiles, outputs * size, tiles,
-                                 bias[k] if has_bias else 0, has_relu, slope, &y[n, k, 0],
+                                 bias[k] if has_bias else 0, has_relu,
+                                 slopes[k] if has_relu else 0, &y[n, k, 0],
                                  &w, r % tile_rows,
                                  work + threadid() * work_size)
 
@@ -216,9 +216,9 @@ class Winograd:
             self._key = key
         return self._u
 
-    def run(self, weights, x, y, bias=None, relu=None):
+    def run(self, weights, x, y, bias=None, slopes=None):
         """y (N, K, *out) = the convolution of the images x (N, C, *in) plus bias (then a
-        ReLU of negative slope relu, unless None)."""
+        ReLU of negative slope slopes[k] per output, unless None)."""
         source = self.geometry.source(np.ascontiguousarray(x))
         if self._scratch.shape[0] < scratch_size(self.geometry, x.shape[1], self.outputs,
                                                  x.shape[0]):
@@ -226,4 +226,4 @@ class Winograd:
         forward(self.geometry, self.group, self.weights(weights),
                 source.reshape(source.shape[0], source.shape[1], -1),
                 bias if bias is not None else self._no_bias,
-                y.reshape(y.shape[0], self.outputs, -1), self._scratch, relu)
+                y.reshape(y.shape[0], self.outputs, -1), self._scratch, slopes)
