@@ -90,7 +90,7 @@ class Convolution(BaseConvolution):
             if bias is not None:
                 out = out + xp.asarray(bias)[:, None]
             if slopes is not None:
-                slope = xp.asarray(slopes.astype(out.dtype))[:, None]
+                slope = xp.asarray(slopes)[:, None]
                 out = out * ((out > 0) + (out <= 0) * slope)
             t.data[...] = out.reshape(t.shape)
 
