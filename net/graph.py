@@ -11,13 +11,14 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..layers.backend import array_module, device_side, one_blas_thread
+from ..layers.backend import array_module, device_side, gpu_mode, one_blas_thread
 from ..layers.blob import Blob
 from ..layers.registry import layer_class
 from ..proto import cyffe_pb2 as pb
 from ..proto.errors import NetError, NonFiniteError, ShapeError
 from ..proto.io import read_net
 from ..proto.upgrade import upgrade_net
+from .fold import find_folds
 from .weights import load_weights, save_weights, weights_to_proto
 
 
@@ -70,6 +71,8 @@ class Net:
         self._wire(layer_params)
         self._setup_layers()
         self._decide_backward(param.force_backward)
+        self._folds = find_folds(self) if phase == pb.TEST and not param.force_backward else {}
+        self._folded = False            # whether the blobs hold a folded forward's values
         if weights is not None:
             self.copy_from(weights)
 
@@ -420,12 +423,13 @@ class Net:
     def forward_from_to(self, first, last):
         """Forward through the layers first..last (run-order indices, both included).
 
+        A whole pass of a TEST net on the CPU (without force_backward) folds BatchNorm,
+        Scale, Bias and ReLU chains into the convolutions before them (net/fold.py).
         Returns the weighted loss of the loss tops among them.
         """
-        with one_blas_thread():
-            for li in range(first, last + 1):
-                self._reshape_layer(li)
-                self.layers[li].forward(self._bottom[li], self._top[li])
+        folding = (self._folds and first == 0 and last == len(self.layers) - 1 and
+                   not gpu_mode())
+        self._run(range(first, last + 1), folding)
         with device_side():             # summed where the tops are: one number comes back
             return float(sum(float(array_module(b.data).sum(b.data * b.diff))
                              for b, li in self._loss_tops if first <= li <= last))
@@ -454,8 +458,29 @@ class Net:
         """Backward through the layers that need it, last to first."""
         self.backward_from_to(len(self.layers) - 1, 0)
 
+    def _run(self, indices, folding):
+        """Forward the layers of `indices`, folded or each as written (net/fold.py)."""
+        skipped = set()
+        for li, (fold, folded) in self._folds.items():
+            self.layers[li].fold = fold if folding else None
+            if folding:
+                skipped.update(folded)
+        self._folded = folding
+        with one_blas_thread():
+            for li in indices:
+                if li not in skipped:
+                    self._reshape_layer(li)
+                    self.layers[li].forward(self._bottom[li], self._top[li])
+
     def backward_from_to(self, first, last):
-        """Backward through the layers first down to last (run-order indices, both included)."""
+        """Backward through the layers first down to last (run-order indices, both included).
+
+        After a folded forward (see forward_from_to) the folded layers hold no state for a
+        backward: every layer but the data sources (whose batch stays) runs again first,
+        each as written.
+        """
+        if self._folded:
+            self._run([li for li in range(len(self.layers)) if self._bottom[li]], False)
         with one_blas_thread():
             for li in range(first, last - 1, -1):
                 if self._layer_needs_backward[li]:
