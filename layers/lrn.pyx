@@ -11,7 +11,7 @@ same window sum (the windows are symmetric). Does not run in place.
 """
 from cython.parallel import prange
 from cython cimport floating
-from libc.math cimport pow
+from libc.math cimport pow, powf, sqrt, sqrtf
 
 from ..proto import cyffe_pb2 as pb
 from ..proto.errors import NetError
@@ -64,34 +64,46 @@ def row_window_sum(const floating[:, :, ::1] src, floating[:, :, ::1] out, int h
                     out[p, h, w] = acc
 
 
-def lrn_output(const floating[::1] x, floating[::1] scale, floating[::1] power,
-               floating[::1] y, double shift, double a, double beta):
-    """scale = shift + a * scale (scale holds the window sums on entry), power = scale^-beta,
-    y = x * power."""
+cdef inline floating power(floating s, double beta) noexcept nogil:
+    """s^-beta; beta = 0.75 (AlexNet's, GoogLeNet's) as 1 / sqrt(s sqrt(s)), without pow."""
+    if beta == 0.75:
+        if floating is float:
+            return 1 / sqrtf(s * sqrtf(s))
+        return 1 / sqrt(s * sqrt(s))
+    if floating is float:
+        return powf(s, <float>-beta)
+    return pow(s, -beta)
+
+
+def lrn_output(const floating[::1] x, floating[::1] scale, floating[::1] y, double shift,
+               double a, double beta):
+    """scale = shift + a * scale (scale holds the window sums on entry), y = x scale^-beta."""
     cdef Py_ssize_t i, n = x.shape[0]
+    cdef floating s, k = <floating>shift, alpha = <floating>a
     with nogil:
         for i in prange(n, schedule="static", use_threads_if=n * TRANSCENDENTAL >= PARALLEL_WORK):
-            scale[i] = <floating>(shift + a * scale[i])
-            power[i] = <floating>pow(scale[i], -beta)
-            y[i] = x[i] * power[i]
+            s = k + alpha * scale[i]
+            scale[i] = s
+            y[i] = x[i] * power(s, beta)
 
 
 def lrn_ratio(const floating[::1] dy, const floating[::1] x, const floating[::1] scale,
-              const floating[::1] power, floating[::1] ratio):
-    """ratio = dy * y / scale = dy * x * power / scale."""
+              floating[::1] ratio, double beta):
+    """ratio = dy * y / scale = dy * x * scale^-beta / scale."""
     cdef Py_ssize_t i, n = dy.shape[0]
     with nogil:
-        for i in prange(n, schedule="static", use_threads_if=n >= PARALLEL_WORK):
-            ratio[i] = dy[i] * x[i] * power[i] / scale[i]
+        for i in prange(n, schedule="static", use_threads_if=n * TRANSCENDENTAL >= PARALLEL_WORK):
+            ratio[i] = dy[i] * x[i] * power(scale[i], beta) / scale[i]
 
 
-def lrn_input_grad(const floating[::1] dy, const floating[::1] x, const floating[::1] power,
-                   const floating[::1] window, floating[::1] dx, double coef):
-    """dx = dy * power - coef * x * window."""
+def lrn_input_grad(const floating[::1] dy, const floating[::1] x, const floating[::1] scale,
+                   const floating[::1] window, floating[::1] dx, double beta, double coef):
+    """dx = dy * scale^-beta - coef * x * window."""
     cdef Py_ssize_t i, n = dy.shape[0]
+    cdef floating c = <floating>coef
     with nogil:
-        for i in prange(n, schedule="static", use_threads_if=n >= PARALLEL_WORK):
-            dx[i] = <floating>(dy[i] * power[i] - coef * x[i] * window[i])
+        for i in prange(n, schedule="static", use_threads_if=n * TRANSCENDENTAL >= PARALLEL_WORK):
+            dx[i] = dy[i] * power(scale[i], beta) - c * x[i] * window[i]
 
 
 class LRN(Layer):
@@ -119,7 +131,7 @@ class LRN(Layer):
             self.shift, self.a = p.k, p.alpha / p.local_size
         else:
             self.shift, self.a = 1.0, p.alpha / (p.local_size * p.local_size)
-        self.scale = self.power = None
+        self.scale = None
 
     def reshape(self, bottom, top):
         shape = bottom[0].shape
@@ -143,15 +155,12 @@ class LRN(Layer):
         x = bottom[0].data
         with arena.scratch() as take:
             if self.forward_only:
-                # One scratch buffer: lrn_output turns each sum into its power in place.
-                scale = power = take(x.shape, x.dtype)
+                scale = take(x.shape, x.dtype)
             else:
-                # Kept for backward.
-                scale = self.scale = scratch_like(self.scale, x)
-                power = self.power = scratch_like(self.power, x)
+                scale = self.scale = scratch_like(self.scale, x)      # kept for backward
             self._window_sum_cpu(x, scale, True, take)
-            lrn_output(x.reshape(-1), scale.reshape(-1), power.reshape(-1),
-                       top[0].data.reshape(-1), self.shift, self.a, self.beta)
+            lrn_output(x.reshape(-1), scale.reshape(-1), top[0].data.reshape(-1), self.shift,
+                       self.a, self.beta)
 
     def backward_cpu(self, top, propagate_down, bottom):
         if not propagate_down[0]:
@@ -161,10 +170,10 @@ class LRN(Layer):
         dy, x = top[0].diff.reshape(-1), bottom[0].data.reshape(-1)
         with arena.scratch() as take:
             ratio, window = take(x.shape, x.dtype), take(x.shape, x.dtype)
-            lrn_ratio(dy, x, self.scale.reshape(-1), self.power.reshape(-1), ratio)
+            lrn_ratio(dy, x, self.scale.reshape(-1), ratio.reshape(-1), self.beta)
             self._window_sum_cpu(ratio, window, False, take)
-            lrn_input_grad(dy, x, self.power.reshape(-1), window, bottom[0].diff.reshape(-1),
-                           2.0 * self.a * self.beta)
+            lrn_input_grad(dy, x, self.scale.reshape(-1), window.reshape(-1),
+                           bottom[0].diff.reshape(-1), self.beta, 2.0 * self.a * self.beta)
 
     def _window_sum_gpu(self, src):
         """Zero-padded window sums with array ops (runs on numpy and cupy)."""

@@ -11,13 +11,14 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..layers.backend import array_module, device_side, mode, one_blas_thread
+from ..layers.backend import array_module, device_side, gpu_mode, mode, one_blas_thread
 from ..layers.blob import Blob, generation
 from ..layers.registry import layer_class
 from ..proto import cyffe_pb2 as pb
 from ..proto.errors import NetError, NonFiniteError, ShapeError
 from ..proto.io import read_net
 from ..proto.upgrade import upgrade_net
+from .fold import find_folds
 from .memory import BlobSharing
 from .weights import load_weights, save_weights, weights_to_proto
 
@@ -75,6 +76,8 @@ class Net:
         self._wire(layer_params)
         self._setup_layers()
         self._decide_backward(param.force_backward)
+        self._folds = find_folds(self) if phase == pb.TEST and not param.force_backward else {}
+        self._folded = False            # whether the blobs hold a folded forward's values
         if weights is not None:
             self.copy_from(weights)
         for layer, needed in zip(self.layers, self._layer_needs_backward):
@@ -484,8 +487,11 @@ class Net:
 
         Each layer reshapes first, as in Caffe, but only if one of its blobs changed shape
         or memory since its last reshape (always, where Layer.reshape_by_shapes is False).
+        A whole pass of a TEST net on the CPU (without force_backward) folds BatchNorm,
+        Scale, Bias and ReLU chains into the convolutions before them (net/fold.py).
         Returns the weighted loss of the loss tops among them.
         """
+        whole = first == 0 and last == len(self.layers) - 1
         self._follow_mode()
         if self._sharing is not None and generation() != self._settled:
             # Shapes first, then the pool follows them: a forward never runs on memory the
@@ -495,13 +501,8 @@ class Net:
                     self._reshape_if_changed(li)
             self._sharing.follow()
         start = generation()
-        layers, bottoms, tops = self.layers, self._bottom, self._top
-        with one_blas_thread():
-            for li in range(first, last + 1):
-                if generation() != self._settled or not layers[li].reshape_by_shapes:
-                    self._reshape_if_changed(li)
-                layers[li].forward(bottoms[li], tops[li])
-        self._after_run(start, first == 0 and last == len(layers) - 1)
+        self._run(range(first, last + 1), bool(self._folds) and whole and not gpu_mode())
+        self._after_run(start, whole)
         losses = [b for b, li in self._loss_tops if first <= li <= last]
         if not losses:
             return 0.0
@@ -532,8 +533,32 @@ class Net:
         """Backward through the layers that need it, last to first."""
         self.backward_from_to(len(self.layers) - 1, 0)
 
+    def _run(self, indices, folding):
+        """Forward the layers of `indices`, folded or each as written (net/fold.py)."""
+        skipped = set()
+        for li, (fold, folded) in self._folds.items():
+            self.layers[li].fold = fold if folding else None
+            if folding:
+                skipped.update(folded)
+        self._folded = folding
+        layers, bottoms, tops = self.layers, self._bottom, self._top
+        with one_blas_thread():
+            for li in indices:
+                if li in skipped:
+                    continue
+                if generation() != self._settled or not layers[li].reshape_by_shapes:
+                    self._reshape_if_changed(li)
+                layers[li].forward(bottoms[li], tops[li])
+
     def backward_from_to(self, first, last):
-        """Backward through the layers first down to last (run-order indices, both included)."""
+        """Backward through the layers first down to last (run-order indices, both included).
+
+        After a folded forward (see forward_from_to) the folded layers hold no state for a
+        backward: every layer but the data sources (whose batch stays) runs again first,
+        each as written.
+        """
+        if self._folded:
+            self._run([li for li in range(len(self.layers)) if self._bottom[li]], False)
         with one_blas_thread():
             for li in range(first, last - 1, -1):
                 if self._layer_needs_backward[li]:

@@ -1,5 +1,5 @@
 """forward_only: the layers whose backward a net will never run compute the same outputs, but
-keep nothing for backward (max masks, LRN's scale and power, BatchNorm's normalized output, an
+keep nothing for backward (max masks, LRN's scale, BatchNorm's normalized output, an
 in-place layer's input)."""
 import numpy as np
 import pytest
@@ -58,7 +58,7 @@ def test_forward_only_layers_keep_nothing_for_backward(mode):
     for net, keeps in ((lean, False), (kept, True)):
         layers = net.layer_dict
         held = {"pool": layers["pool"]._mask, "max": layers["max"].mask,
-                "lrn scale": layers["lrn"].scale, "lrn power": layers["lrn"].power,
+                "lrn": layers["lrn"].scale,
                 "bn": layers["bn"].x_norm, "scale": getattr(layers["scale"], "_kept_input", None)}
         assert all((value is not None) == keeps for value in held.values()), held
 

@@ -128,7 +128,10 @@ def test_switching_mode_reshapes_every_layer(mode):
     assert set(calls) == {l.name for l in net.layers}
     mode.set_mode_cpu()
     np.testing.assert_allclose(net.forward()["prob"], gpu, rtol=1e-5)
-    assert all(n == 2 for n in calls.values())
+    # Layers folded into a convolution (net/fold.py) don't run in a CPU forward.
+    folded = {net.layers[li].name for _, skipped in net._folds.values() for li in skipped}
+    assert folded
+    assert calls == {name: 1 if name in folded else 2 for name in calls}
 
 
 FILTER_NET = """

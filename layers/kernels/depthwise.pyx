@@ -15,13 +15,14 @@ from .window cimport Window, end_inside, first_inside, window_of
 from .parallel cimport PARALLEL_WORK
 
 
-def forward(geometry, x, weights, bias, y):
+def forward(geometry, x, weights, bias, y, slopes=None):
     """y (N, M, *out) = the depthwise convolution of the images x (N, C, H, W) by weights
-    (M, 1, kh, kw) plus bias (M,; None: none)."""
+    (M, 1, kh, kw) plus bias (M,; None: none), then a ReLU of negative slope slopes[o] per
+    output unless slopes is None."""
     kernel_shape = (weights.shape[0],) + geometry.kernel
     with arena.scratch() as take:
         forward_planes(geometry, geometry.source(x, take), weights.reshape(kernel_shape),
-                       bias if bias is not None else np.empty(0, x.dtype), y)
+                       bias if bias is not None else np.empty(0, x.dtype), y, slopes)
 
 
 def backward(geometry, x, weights, dy, dx, weight_diff, bias_diff):
@@ -72,14 +73,16 @@ cdef inline void correlate(const floating[:, :, :, ::1] src, floating[:, :, :, :
 
 
 def forward_planes(geometry, const floating[:, :, :, ::1] x, const floating[:, :, ::1] w,
-                   const floating[::1] bias, floating[:, :, :, ::1] y):
-    """y[n, o] = sum_ij w[o, i, j] x[n, o // M, y*sh - ph + i*dh, x*sw - pw + j*dw] + b[o]."""
+                   const floating[::1] bias, floating[:, :, :, ::1] y,
+                   const double[::1] slopes=None):
+    """y[n, o] = sum_ij w[o, i, j] x[n, o // M, y*sh - ph + i*dh, x*sw - pw + j*dw] + b[o],
+    then (slopes) y if y > 0 else slopes[o] * y."""
     cdef Window win = window_of(geometry)
     cdef Py_ssize_t num = y.shape[0], outputs = y.shape[1], ho = y.shape[2], wo = y.shape[3]
     cdef Py_ssize_t multiplier = outputs // x.shape[1]
     cdef Py_ssize_t plane, n, o, yo, xo
-    cdef bint has_bias = bias.shape[0] > 0
-    cdef floating b
+    cdef bint has_bias = bias.shape[0] > 0, relu = slopes is not None
+    cdef floating b, v
     with nogil:
         for plane in prange(num * outputs, schedule="static",
                             use_threads_if=num * outputs * ho * wo * win.kh * win.kw
@@ -91,6 +94,10 @@ def forward_planes(geometry, const floating[:, :, :, ::1] x, const floating[:, :
                 for xo in range(wo):
                     y[n, o, yo, xo] = b
             correlate(x, y, w, &win, n, o, o // multiplier, False)
+            for yo in range(ho if relu else 0):
+                for xo in range(wo):
+                    v = y[n, o, yo, xo]
+                    y[n, o, yo, xo] = v if v > 0 else <floating>(v * slopes[o])
 
 
 def backward_data_planes(geometry, const floating[:, :, :, ::1] dy, const floating[:, :, ::1] w,

@@ -144,32 +144,36 @@ def backward(str method, geometry, const floating[:, :, ::1] dy, floating[:, :, 
     if (routed and mask is None) or (m == L2 and (x is None or y is None)):
         raise ValueError(f"pooling.backward: {method} needs " +
                          ("the mask" if routed else "x and y"))
+    cdef Py_ssize_t height = w.height, width = w.width, ho = w.ho, wo = w.wo
     with nogil:
         for p in prange(planes, schedule="static",
-                        use_threads_if=planes * (w.height * w.width + w.ho * w.wo * w.kh * w.kw)
+                        use_threads_if=planes * (height * width + ho * wo * w.kh * w.kw)
                         >= PARALLEL_WORK):
-            for h in range(w.height):
-                for k in range(w.width):
+            for h in range(height):
+                for k in range(width):
                     dx[p, h, k] = 0
-            for i in range(w.ho):
-                for j in range(w.wo):
-                    if routed:
+            if routed:
+                for i in range(ho):
+                    for j in range(wo):
                         k = mask[p, i, j]
                         if k >= 0:
-                            dx[p, k // w.width, k % w.width] += dy[p, i, j]
-                        continue
+                            dx[p, k // width, k % width] += dy[p, i, j]
+                continue
+            for i in range(ho):
+                for j in range(wo):
                     s = window_span(&w, i, j)
                     if m == AVE:
                         if s.size <= 0:
                             continue
                         share = dy[p, i, j] / s.size
-                    else:
-                        if y[p, i, j] == 0:
-                            continue
+                        for h in range(s.h0, s.h1):
+                            for k in range(s.w0, s.w1):
+                                dx[p, h, k] += share
+                    elif y[p, i, j] != 0:
                         share = dy[p, i, j] / y[p, i, j]
-                    for h in range(s.h0, s.h1):
-                        for k in range(s.w0, s.w1):
-                            dx[p, h, k] += share * (x[p, h, k] if m == L2 else 1)
+                        for h in range(s.h0, s.h1):
+                            for k in range(s.w0, s.w1):
+                                dx[p, h, k] += share * x[p, h, k]
 
 
 def image_index(xp, geometry, index):
