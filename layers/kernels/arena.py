@@ -52,16 +52,15 @@ class Arena:
         if not self.marks:
             raise RuntimeError("arena.take outside a frame: use `with arena.scratch() as take`")
         dtype = np.dtype(dtype)
-        if isinstance(shape, int):
-            shape = (shape,)
         start = -(-self.used // ALIGN) * ALIGN
-        end = start + math.prod(shape) * dtype.itemsize
+        end = start + math.prod(shape if type(shape) is tuple else (shape,)) * dtype.itemsize
         self.used = end
         if end > self.needed:
             self.needed = end
         if end > self.block.size:
-            return _aligned(end - start).view(dtype).reshape(shape)
-        return self.block[start:end].view(dtype).reshape(shape)
+            return np.ndarray(shape, dtype, _aligned(end - start))
+        # One constructor call: taking scratch is on every small layer's path.
+        return np.ndarray(shape, dtype, self.block, start)
 
     @property
     def capacity(self):

@@ -76,3 +76,44 @@ def test_an_exception_closes_the_frame():
             take(10, np.float32)
             raise ValueError
     assert own.used == 0 and own.marks == []
+
+
+def conv_net(*layers):
+    """Convolutions in a chain on a (2, 8, 12, 12) input: (outputs, kernel, pad, stride) each."""
+    text = 'input: "x" input_shape { dim: 2 dim: 8 dim: 12 dim: 12 }\n'
+    bottom = "x"
+    for i, (outputs, kernel, pad, stride) in enumerate(layers):
+        text += (f'layer {{ name: "c{i}" type: "Convolution" bottom: "{bottom}" top: "c{i}" '
+                 f'convolution_param {{ num_output: {outputs} kernel_size: {kernel} '
+                 f'pad: {pad} stride: {stride} }} }}\n')
+        bottom = f"c{i}"
+    return text
+
+
+def arena_after_forward(text, x):
+    """The arena capacity one forward of the net grows, in a fresh thread (a fresh arena)."""
+    import cyffe
+    net = cyffe.Net(text, cyffe.TEST)
+    capacity = []
+    thread = threading.Thread(target=lambda: (net.forward(x=x),
+                                              capacity.append(arena.scratch().capacity)))
+    thread.start()
+    thread.join()
+    return capacity[0]
+
+
+def test_convolutions_share_one_arena_block_the_size_of_the_largest_need():
+    from cyffe.layers.backend import gpu_mode
+    if gpu_mode():
+        pytest.skip("the arena serves the CPU kernels")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 8, 12, 12)).astype(np.float32)
+    layers = [(16, 3, 1, 1), (16, 5, 2, 1), (4, 3, 1, 2)]
+    whole = arena_after_forward(conv_net(*layers), x)
+    alone, shapes = [], [x.shape, (2, 16, 12, 12), (2, 16, 12, 12)]
+    for layer, shape in zip(layers, shapes):
+        text = conv_net(layer).replace("dim: 8 dim: 12 dim: 12",
+                                       f"dim: {shape[1]} dim: 12 dim: 12")
+        alone.append(arena_after_forward(text, np.zeros(shape, np.float32)))
+    assert min(alone) > 0
+    assert whole == max(alone)
