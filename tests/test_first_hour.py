@@ -1,16 +1,30 @@
-"""What a new user meets in the first hour: typo hints, the net summary, a net that cannot
-train."""
+"""What a new user meets in the first hour: typo hints, the net summary, the tools' manners
+(a closed pipe, one pass of test data, where files went, consistent --help)."""
+import importlib.util
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 import cyffe
+from cyffe.net.analysis.evaluation import batches_per_pass
+from cyffe.tools import train_net
 
 REPO = Path(__file__).resolve().parents[1]
-NET = REPO / "examples" / "digits" / "lenet_train_test.prototxt"
+DIGITS = REPO / "examples" / "digits"
+NET = DIGITS / "lenet_train_test.prototxt"
+TOOLS = ("train_net", "test_net", "time_net", "draw_net", "check_grad", "upgrade_net",
+         "convert_mnist", "convert_imageset", "compute_image_mean", "plot_training_log",
+         "caffe")
 
 INPUT = 'layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 } } }\n'
+
+
+def tool(name, *args, cwd, **kwargs):
+    return subprocess.run([sys.executable, "-m", f"cyffe.tools.{name}", *map(str, args)],
+                          cwd=cwd, capture_output=True, text=True, timeout=300, **kwargs)
 
 
 # -- did you mean ------------------------------------------------------------------------------
@@ -70,10 +84,91 @@ def test_summary_lists_every_top_of_a_layer_with_two():
     assert re.match(r"\s+b 2$", lines[3])
 
 
-# -- training a net -------------------------------------------------------------------------
+# -- the tools' manners -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, args", [
+    ("time_net", ["--proto", NET, "--iterations", 1]),
+    ("train_net", ["--proto", NET, "--max_iter", 2, "--test_interval", 0, "--display", 1,
+                   "--out", "w.caffemodel"]),
+])
+def test_a_closed_pipe_ends_quietly(name, args, tmp_path):
+    process = subprocess.Popen([sys.executable, "-m", f"cyffe.tools.{name}", *map(str, args)],
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    process.stdout.close()                  # `tool | head -0`: the reader is gone at once
+    err = process.stderr.read()
+    assert process.wait(timeout=300) == 128 + 13
+    assert "Broken pipe" not in err and "Traceback" not in err, err
+
+
+def test_test_net_runs_one_pass_over_the_test_data_by_default(tmp_path):
+    solver = cyffe.SGDSolver(f'net: "{NET}"\nbase_lr: 0.05\nlr_policy: "fixed"\nmax_iter: 5\n',
+                             log=lambda line: None)
+    solver.solve()
+    solver.net.save(tmp_path / "w.caffemodel")
+    r = tool("test_net", "--proto", NET, "--weights", "w.caffemodel", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    net = cyffe.Net(str(NET), cyffe.TEST)
+    batches = batches_per_pass(net)
+    assert batches * net.blobs["data"].shape[0] >= 360 > (batches - 1) * net.blobs["data"].shape[0]
+    assert f"Batch {batches - 1}, accuracy" in r.stdout and f"Batch {batches}," not in r.stdout
+
 
 def test_a_net_without_a_loss_does_not_train():
     with pytest.raises(cyffe.NetError, match="no loss to minimize"):
         cyffe.SGDSolver(f'net_param {{ {INPUT} layer {{ name: "ip" type: "InnerProduct" '
                         'bottom: "x" top: "ip" inner_product_param { num_output: 2 } } }\n'
                         'base_lr: 0.1\nmax_iter: 1\n', log=lambda line: None)
+
+
+def test_upgrade_net_does_not_create_folders(tmp_path):
+    r = tool("upgrade_net", NET, "missing/out.prototxt", cwd=tmp_path)
+    assert r.returncode == 1 and "missing" in r.stderr and "does not exist" in r.stderr
+    assert not (tmp_path / "missing").exists()
+
+
+def test_diagnose_without_matplotlib_fails_before_training(monkeypatch, capsys):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    assert train_net.main(["--proto", str(NET), "--diagnose"]) == 1
+    captured = capsys.readouterr()
+    assert "matplotlib" in captured.err and "Iteration" not in captured.out
+
+
+def test_the_progress_bar_shows_images_per_second_as_a_plain_number():
+    class Bar:
+        format_dict = {"rate": 197.2}
+
+        def update(self, n):
+            self.n = n
+
+        def set_postfix(self, postfix, refresh):
+            self.postfix = postfix
+
+    class Solver:
+        net = type("N", (), {"batch_size": 64})()
+        param = type("P", (), {"iter_size": 1})()
+        smoothed_loss = 0.123456
+
+        def add_callback(self, callback):
+            self.callback = callback
+
+    bar, solver = Bar(), Solver()
+    train_net.follow(solver, bar)
+    solver.callback(solver)
+    assert bar.postfix == {"loss": "0.1235", "img/s": "12,621"}
+
+
+@pytest.mark.parametrize("name", TOOLS)
+def test_help_is_alike_in_every_tool(name, tmp_path):
+    r = tool(name, "--help", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    prog = "cyffe" if name == "caffe" else name
+    assert r.stdout.startswith(f"usage: {prog}")
+    assert "--debug" in r.stdout and "--version" in r.stdout
+    assert "(default: None)" not in r.stdout and "(default: False)" not in r.stdout
+    long_flags = re.findall(r"(?<![\w-])--\w[\w-]*", r.stdout)
+    assert not [f for f in long_flags if "-" in f[2:]], "Caffe's spelling is --flag_name"
+    v = tool(name, "--version", cwd=tmp_path)
+    assert v.returncode == 0 and cyffe.__version__ in v.stdout
