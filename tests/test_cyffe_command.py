@@ -65,6 +65,7 @@ def test_version_is_the_packages(tmp_path):
 def test_console_script_is_registered():
     text = (REPO / "pyproject.toml").read_text()
     assert 'cyffe = "cyffe.tools.caffe:main"' in text
+    assert 'classify = "cyffe.tools.classify:main"' in text
 
 
 @pytest.mark.parametrize("argv", [

@@ -1,11 +1,12 @@
 """What a new user meets in the first hour: typo hints, the net summary, the tools' manners
-(a closed pipe, one pass of test data, where files went, consistent --help)."""
+(a closed pipe, one pass of test data, where files went, consistent --help), classify."""
 import importlib.util
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import cyffe
@@ -17,7 +18,7 @@ DIGITS = REPO / "examples" / "digits"
 NET = DIGITS / "lenet_train_test.prototxt"
 TOOLS = ("train_net", "test_net", "time_net", "draw_net", "check_grad", "upgrade_net",
          "convert_mnist", "convert_imageset", "compute_image_mean", "plot_training_log",
-         "caffe")
+         "classify", "caffe")
 
 INPUT = 'layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 } } }\n'
 
@@ -172,3 +173,72 @@ def test_help_is_alike_in_every_tool(name, tmp_path):
     assert not [f for f in long_flags if "-" in f[2:]], "Caffe's spelling is --flag_name"
     v = tool(name, "--version", cwd=tmp_path)
     assert v.returncode == 0 and cyffe.__version__ in v.stdout
+
+
+# -- classify -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def digits_weights(tmp_path_factory):
+    out = tmp_path_factory.mktemp("weights") / "digits.caffemodel"
+    solver = cyffe.SGDSolver(f'net: "{NET}"\nbase_lr: 0.05\nmomentum: 0.9\n'
+                             'lr_policy: "fixed"\nmax_iter: 150\nrandom_seed: 3\n',
+                             log=lambda line: None)
+    solver.solve()
+    solver.net.save(out)
+    return out
+
+
+def test_the_deploy_net_loads_the_trained_weights_and_gives_probabilities(digits_weights):
+    net = cyffe.Net(str(DIGITS / "deploy.prototxt"), cyffe.TEST, weights=str(digits_weights))
+    samples = np.load(DIGITS / "samples.npy")
+    net.blobs["data"].reshape(10, 1, 8, 8)
+    net.reshape()
+    net.blobs["data"].data[...] = samples[:, None]
+    prob = net.forward()["prob"]
+    np.testing.assert_allclose(prob.sum(axis=1), 1, rtol=1e-5)
+    assert (prob.argmax(axis=1) == np.arange(10)).sum() >= 8
+
+
+def test_classify_prints_the_top_classes_of_each_sample(digits_weights, tmp_path):
+    r = tool("classify", DIGITS / "deploy.prototxt", digits_weights, DIGITS / "samples.npy",
+             "--top", 3, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 10
+    right = 0
+    for digit, line in enumerate(lines):
+        found = re.fullmatch(rf"samples\.npy\[{digit}\]: (\d) \(([\d.]+)\), \d \([\d.]+\), "
+                             r"\d \([\d.]+\)", line)
+        assert found, line
+        right += int(found.group(1)) == digit
+    assert right >= 8
+
+
+def test_classify_with_labels_and_an_image_file(digits_weights, tmp_path):
+    image = pytest.importorskip("PIL.Image")
+    pixels = (np.load(DIGITS / "samples.npy")[3] * 255).astype(np.uint8)
+    image.fromarray(pixels).save(tmp_path / "three.png")
+    (tmp_path / "labels.txt").write_text("".join(f"digit {d}\n" for d in range(10)))
+    r = tool("classify", DIGITS / "deploy.prototxt", digits_weights, "three.png",
+             "--labels", "labels.txt", "--top", 1, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert re.fullmatch(r"three\.png: digit \d \([\d.]+\)", r.stdout.strip())
+
+
+def test_classify_needs_a_deploy_net(digits_weights, tmp_path):
+    r = tool("classify", NET, digits_weights, DIGITS / "samples.npy", cwd=tmp_path)
+    assert r.returncode == 1 and "Input layer" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_the_mnist_deploy_net_classifies_with_caffes_lenet_weights():
+    from helpers import mnist
+    from helpers.shared import shared_path
+    weights = shared_path("data", "caffe-models", "lenet", "lenet_iter_10000.caffemodel")
+    net = cyffe.Net(str(REPO / "examples" / "mnist" / "deploy.prototxt"), cyffe.TEST,
+                    weights=str(weights))
+    images, labels = mnist.load("t10k", 64)
+    net.blobs["data"].data[...] = images.reshape(64, 1, 28, 28) * np.float32(0.00390625)
+    prob = net.forward()["prob"]
+    np.testing.assert_allclose(prob.sum(axis=1), 1, rtol=1e-5)
+    assert (prob.argmax(axis=1) == labels).mean() >= 0.95
