@@ -1,5 +1,6 @@
 """Seeing training: per-layer norms, vanishing/exploding/dead-ReLU warnings, the plot, --diagnose."""
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -195,3 +196,19 @@ def test_train_net_diagnose_puts_the_png_beside_the_weights(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "Warning" not in r.stdout
     assert (tmp_path / "w_gradients.png").exists()
+
+
+def test_the_relu_example_gives_what_its_readme_says(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)             # its snapshot goes to the working directory
+    text = (EXAMPLE / "README.md").read_text()
+    loss, test_loss, accuracy = re.search(
+        r"training loss falls to about ([\d.]+) \(test loss ([\d.]+)\) and test accuracy\s+"
+        r"reaches about (\d+)%", text).groups()
+    lines = []
+    solver = cyffe.get_solver(str(EXAMPLE / "relu_solver.prototxt"), log=lines.append)
+    solver.solve()
+    final = float(re.search(r"Iteration 500, loss = ([\d.]+)", "\n".join(lines)).group(1))
+    scores = solver.test()
+    assert abs(final - float(loss)) < 0.01, final
+    assert abs(float(scores["loss"]) - float(test_loss)) < 0.01, scores
+    assert abs(100 * float(scores["accuracy"]) - int(accuracy)) < 1, scores
