@@ -1,4 +1,6 @@
 """cyffe: a small Cython CNN framework with Caffe's layers, files and semantics."""
+__version__ = "0.1.0"       # pyproject.toml's version: tests/test_cli.py holds them together
+
 # Absolute imports: test runners may import this file under another name.
 import os
 import sys

@@ -203,6 +203,75 @@ def to_host(array):
     return np.array(array, copy=True)
 
 
+def environment_mode():
+    """The mode $CYFFE_BACKEND names explicitly, or None when it is unset (or not a mode)."""
+    value = os.environ.get(BACKEND_VARIABLE, "").strip().lower()
+    return value if value in MODES else None
+
+
+def gpu_problem(device_id=0):
+    """Why GPU `device_id` cannot be used, as a phrase; None when it can (or is emulated)."""
+    if environment_mode() == "gpu-emulated":
+        return None
+    try:
+        cupy = _import_cupy()
+    except CyffeError as e:
+        return f"no GPU is usable ({e})"
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as e:          # no driver, no device: CuPy's own error types
+        return f"no GPU is usable ({e})"
+    if not 0 <= device_id < count:
+        return f"there is no GPU {device_id} ({count} found)"
+    return None
+
+
+def gpu_count():
+    """How many GPUs can be used: 0 without CuPy or a device; 1 when emulated."""
+    if environment_mode() == "gpu-emulated":
+        return 1
+    try:
+        return int(_import_cupy().cuda.runtime.getDeviceCount())
+    except Exception:               # CuPy missing, no driver, no device
+        return 0
+
+
+# Caffe's DeviceQuery lines: label -> the cudaDeviceProp field it prints.
+DEVICE_PROPERTIES = (
+    ("Major revision number", "major"), ("Minor revision number", "minor"), ("Name", "name"),
+    ("Total global memory", "totalGlobalMem"),
+    ("Total shared memory per block", "sharedMemPerBlock"),
+    ("Total registers per block", "regsPerBlock"), ("Warp size", "warpSize"),
+    ("Maximum memory pitch", "memPitch"),
+    ("Maximum threads per block", "maxThreadsPerBlock"),
+    ("Maximum dimension of block", "maxThreadsDim"),
+    ("Maximum dimension of grid", "maxGridSize"), ("Clock rate", "clockRate"),
+    ("Total constant memory", "totalConstMem"), ("Texture alignment", "textureAlignment"),
+    ("Concurrent copy and execution", "deviceOverlap"),
+    ("Number of multiprocessors", "multiProcessorCount"),
+    ("Kernel execution timeout", "kernelExecTimeoutEnabled"))
+
+
+def device_properties(device_id):
+    """[(label, value)] of GPU device_id, as Caffe's DeviceQuery prints them."""
+    problem = gpu_problem(device_id) if environment_mode() != "gpu-emulated" else (
+        "no GPU is usable (CYFFE_BACKEND=gpu-emulated emulates one)")
+    if problem is not None:
+        raise CyffeError(f"cannot query GPU {device_id}: {problem}")
+    props = _import_cupy().cuda.runtime.getDeviceProperties(device_id)
+    rows = [("Device id", device_id)]
+    for label, field in DEVICE_PROPERTIES:
+        value = props.get(field, "?")
+        if isinstance(value, bytes):
+            value = value.decode(errors="replace")
+        elif isinstance(value, (tuple, list)):
+            value = ", ".join(map(str, value))
+        elif field in ("deviceOverlap", "kernelExecTimeoutEnabled"):
+            value = "Yes" if value else "No"
+        rows.append((label, value))
+    return rows
+
+
 def _env_mode():
     value = os.environ.get(BACKEND_VARIABLE, "").strip().lower() or "cpu"
     if value not in MODES:

@@ -13,19 +13,19 @@ import os
 
 import numpy as np
 
-from ..proto.errors import DataError, NetError
+from ..proto.errors import DataError, NetError, at
 from ..proto.paths import resolve_path
 from .base_data import PrefetchingDataLayer, record_order
 from .pipeline.images import read_image
 
 
-def read_image_list(path, where):
+def read_image_list(path, where=None):
     """[(path, label)] from a list file of ``path label`` lines."""
     try:
         with open(path, encoding="utf-8") as f:
             lines = f.read().splitlines()
     except (OSError, UnicodeDecodeError) as err:
-        raise DataError(f"{where}: cannot read list file {path!r}: {err}") from None
+        raise DataError(f"{at(where)}cannot read list file {path!r}: {err}") from None
     entries = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -39,7 +39,7 @@ def read_image_list(path, where):
         if not name:
             raise DataError(f"{path}:{number}: expected 'path label', got {line!r}")
     if not entries:
-        raise DataError(f"{where}: list file {path!r} names no images")
+        raise DataError(f"{at(where)}list file {path!r} names no images")
     return entries
 
 

@@ -7,7 +7,7 @@ file; there is no list to keep.
 import importlib
 import pkgutil
 
-from ..proto.errors import NetError
+from ..proto.errors import NetError, did_you_mean
 
 _classes = {}
 _loaded = False
@@ -46,5 +46,8 @@ def layer_class(type_name, where=""):
         return _classes[type_name]
     except KeyError:
         prefix = f"{where}: " if where else ""
-        raise NetError(f"{prefix}unknown layer type {type_name!r}; known types: "
-                       f"{', '.join(layer_types())}") from None
+        known = layer_types()
+        hint = did_you_mean(type_name, known)
+        listed = (f" ({len(known)} known types: cyffe.layer_type_list())" if hint
+                  else f"; known types: {', '.join(known)}")
+        raise NetError(f"{prefix}unknown layer type {type_name!r}{hint}{listed}") from None

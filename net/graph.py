@@ -15,9 +15,10 @@ from ..layers.backend import array_module, device_side, gpu_mode, mode, one_blas
 from ..layers.blob import Blob, generation
 from ..layers.registry import layer_class
 from ..proto import cyffe_pb2 as pb
-from ..proto.errors import NetError, NonFiniteError, ShapeError
+from ..proto.errors import NetError, NonFiniteError, ShapeError, did_you_mean
 from ..proto.io import read_net
 from ..proto.upgrade import upgrade_net
+from .analysis import summary as tables
 from .fold import find_folds
 from .memory import BlobSharing
 from .weights import load_weights, save_weights, weights_to_proto
@@ -114,7 +115,7 @@ class Net:
             for b in lp.bottom:
                 if b not in producer:
                     raise NetError(f"{self._where(lp)}: bottom blob '{b}' is not produced by "
-                                   "any layer")
+                                   f"any layer{did_you_mean(b, producer)}")
         writers = {b: [p] + modifiers.get(b, []) for b, p in producer.items()}
 
         consumers = {}                   # (blob name, version) -> [(layer, bottom index)]
@@ -654,3 +655,14 @@ class Net:
         write_diff also stores the param diffs (the solver's snapshot_diff).
         """
         save_weights(self, path, write_diff)
+
+    # -- description (net/analysis/summary.py) -------------------------------------------
+
+    def summary(self):
+        """A table of each layer's type, top shapes, params and memory (what print(net) shows)."""
+        return tables.summary(self)
+
+    __str__ = summary
+
+    def __repr__(self):
+        return tables.describe(self)

@@ -123,6 +123,9 @@ class SGDSolver:
         if self.param.random_seed >= 0:
             set_random_seed(self.param.random_seed)
         self.net = Net(train_spec, pb.TRAIN, dtype=dtype, **self._state(self.param.train_state))
+        if not self.net._loss_tops:
+            raise NetError(f"{self.net.where}: the train net has no loss to minimize (no loss "
+                           "layer, and no top with a loss_weight): training would not change it")
         self.test_nets = [self._test_net(p, s, dtype) for p, s in test_specs]
         for t in self.test_nets:
             t.share_with(self.net)

@@ -6,6 +6,19 @@ at fault, so a tool can print it as one line.
 """
 
 
+def did_you_mean(word, known):
+    """"; did you mean 'x'?" when one of `known` is close to `word` (a typo), else ""."""
+    import difflib
+    by_case = {k.lower(): k for k in known}
+    close = difflib.get_close_matches(word.lower(), list(by_case), n=1, cutoff=0.75)
+    return f"; did you mean '{by_case[close[0]]}'?" if close else ""
+
+
+def at(where):
+    """The "where: " that begins a message about something read in `where` (nothing for None)."""
+    return f"{where}: " if where else ""
+
+
 class CyffeError(Exception):
     """Base class of every error cyffe raises on bad input."""
 

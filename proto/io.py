@@ -1,12 +1,13 @@
 """Reading and writing Caffe's files: prototxt (text format) and binary protos."""
 import os
+import re
 
 import numpy as np
 from google.protobuf import message, text_format
 
 from . import cyffe_pb2 as pb
 from .atomic import write_bytes
-from .errors import DataError, ProtoError
+from .errors import DataError, ProtoError, did_you_mean
 from .upgrade import upgrade_net
 
 
@@ -15,10 +16,32 @@ def _parse_text(text, msg, where):
         text_format.Parse(text, msg)
     except text_format.ParseError as e:
         # ParseError carries line and column; say them in the compiler's way.
+        hint = _suggestion(str(e))
         if e.GetLine() is not None:
-            raise ProtoError(f"{where}:{e.GetLine()}:{e.GetColumn()}: {_strip_position(e)}") from None
-        raise ProtoError(f"{where}: {e}") from None
+            raise ProtoError(f"{where}:{e.GetLine()}:{e.GetColumn()}: {_strip_position(e)}"
+                             f"{hint}") from None
+        raise ProtoError(f"{where}: {e}{hint}") from None
     return msg
+
+
+_UNKNOWN_NAME = re.compile(r'(Message|Enum) type "([\w.]+)" has no (?:field|value) named "?(\w+)')
+
+
+def _suggestion(message):
+    """"; did you mean 'x'?" for a misspelt field or enum value a ParseError names."""
+    found = _UNKNOWN_NAME.search(message)
+    if not found:
+        return ""
+    kind, full_name, word = found.groups()
+    pool = pb.DESCRIPTOR.pool
+    try:
+        if kind == "Message":
+            known = [f.name for f in pool.FindMessageTypeByName(full_name).fields]
+        else:
+            known = [v.name for v in pool.FindEnumTypeByName(full_name).values]
+    except KeyError:
+        return ""
+    return did_you_mean(word, known)
 
 
 def _strip_position(err):

@@ -66,6 +66,16 @@ def test_committed_files_are_what_the_converter_makes(committed, tmp_path):
         data, label = read(tmp_path / f"{name}.h5")
         np.testing.assert_array_equal(data, committed[name][0])
         np.testing.assert_array_equal(label, committed[name][1])
+    np.testing.assert_array_equal(np.load(tmp_path / "samples.npy"),
+                                  np.load(DIGITS / "samples.npy"))
+
+
+def test_committed_samples_are_the_first_test_image_of_each_digit(committed):
+    data, label = committed["test"]
+    samples = np.load(DIGITS / "samples.npy")
+    assert samples.shape == (10, 8, 8) and samples.dtype == np.float32
+    for digit in range(10):
+        np.testing.assert_array_equal(samples[digit], data[np.flatnonzero(label == digit)[0], 0])
 
 
 def test_hdf5_data_layer_reads_the_committed_set():
@@ -111,8 +121,8 @@ def test_converter_on_a_tiny_csv(tmp_path, compress):
     assert sorted(zip(values, labels)) == sorted((i % 17, i % 10) for i in range(50))
     assert (out / "train.txt").read_text() == "train.h5\n"
     assert (out / "test.txt").read_text() == "test.h5\n"
-    assert sorted(p.name for p in out.iterdir()) == ["test.h5", "test.txt", "train.h5",
-                                                     "train.txt"]   # no temporaries left
+    assert sorted(p.name for p in out.iterdir()) == ["samples.npy", "test.h5", "test.txt",
+                                                     "train.h5", "train.txt"]   # no temporaries
 
 
 def test_split_is_stratified_and_deterministic():

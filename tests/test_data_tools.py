@@ -146,10 +146,36 @@ def test_compute_image_mean(tmp_path, capsys):
     blob.ParseFromString(out.read_bytes())
     np.testing.assert_allclose(blobproto_to_array(blob), items.mean(axis=0, keepdims=True),
                                rtol=1e-6)
-    assert "mean_value channel [2]" in capsys.readouterr().out
+    out_text = capsys.readouterr().out
+    assert "mean_value channel [2]" in out_text
+    assert f"Wrote the mean image (3x2x2) to {out}" in out_text
 
 
 def test_compute_image_mean_bad_database(tmp_path, capsys):
     assert compute_image_mean.main([str(tmp_path / "nope"), str(tmp_path / "m")]) == 1
-    assert "not found" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "not found" in err
+    assert err.startswith("compute_image_mean: error: LMDB "), err   # the tool's name once
     assert not os.path.exists(tmp_path / "m")
+
+
+def test_convert_mnist_takes_caffes_backend_flag(mnist_like, tmp_path, capsys):
+    images_path, labels_path, _, _ = mnist_like
+    assert convert_mnist.main([images_path, labels_path, str(tmp_path / "db"),
+                               "--backend=lmdb"]) == 0
+    assert len(read_db(tmp_path / "db")) == 5
+    assert convert_mnist.main(["-backend", "leveldb", images_path, labels_path,
+                               str(tmp_path / "ldb")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "leveldb" in err and "--backend=lmdb" in err
+    assert not os.path.exists(tmp_path / "ldb")
+
+
+def test_convert_imageset_takes_caffes_flags(image_list):
+    folder, _ = image_list
+    db = str(folder / "db")
+    assert convert_imageset.main([f"{folder}/img/", str(folder / "list.txt"), db, "-gray", "--shuffle=true",
+                                  "-resize_height=3", "--resize_width", "2",
+                                  "--backend=LMDB"]) == 0
+    records = read_db(db)
+    assert records and all((d.channels, d.height, d.width) == (1, 3, 2) for _, d in records)

@@ -1,5 +1,6 @@
 """Seeing training: per-layer norms, vanishing/exploding/dead-ReLU warnings, the plot, --diagnose."""
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -174,8 +175,9 @@ def test_train_net_diagnose_prints_table_and_warnings_and_writes_the_png(tmp_pat
                         "--max-iter", "20", "--display", "10", "--test-interval", "0",
                         "--diagnose", str(png)],
                        cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    if not HAS_MATPLOTLIB:
-        assert r.returncode == 1 and "pip install matplotlib" in r.stderr
+    if not HAS_MATPLOTLIB:        # said before training, not after it
+        assert r.returncode == 1 and 'pip install "cyffe[plot]"' in r.stderr
+        assert "Iteration" not in r.stdout
         return
     assert r.returncode == 0, r.stderr
     assert "Diagnostics at iteration 10:" in r.stdout
@@ -194,3 +196,19 @@ def test_train_net_diagnose_puts_the_png_beside_the_weights(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "Warning" not in r.stdout
     assert (tmp_path / "w_gradients.png").exists()
+
+
+def test_the_relu_example_gives_what_its_readme_says(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)             # its snapshot goes to the working directory
+    text = (EXAMPLE / "README.md").read_text()
+    low, high, test_loss, accuracy = re.search(
+        r"training loss falls to ([\d.]+)-([\d.]+) \(test loss about ([\d.]+)\) and test\s+"
+        r"accuracy reaches about (\d+)%", text).groups()
+    lines = []
+    solver = cyffe.get_solver(str(EXAMPLE / "relu_solver.prototxt"), log=lines.append)
+    solver.solve()
+    final = float(re.search(r"Iteration 500, loss = ([\d.]+)", "\n".join(lines)).group(1))
+    scores = solver.test()
+    assert float(low) - 0.03 <= final <= float(high), final
+    assert abs(float(scores["loss"]) - float(test_loss)) < 0.03, scores
+    assert abs(100 * float(scores["accuracy"]) - int(accuracy)) < 1.5, scores

@@ -264,10 +264,21 @@ def test_train_net_gpu_without_cupy_is_one_clear_line(mode, no_cupy, tmp_path, c
     assert not (tmp_path / "w.caffemodel").exists()
 
 
-def test_a_solver_file_asking_for_the_gpu_without_cupy(mode, no_cupy, tmp_path, capsys):
+def test_a_solver_file_asking_for_the_gpu_without_cupy_trains_on_the_cpu(mode, no_cupy, tmp_path,
+                                                                         capsys):
     solver = tmp_path / "solver.prototxt"
-    solver.write_text(f'net: "{DIGITS}" base_lr: 0.01 max_iter: 1 solver_mode: GPU\n')
-    assert train_net.main(["--solver", str(solver)]) != 0
+    solver.write_text(f'net: "{DIGITS}" base_lr: 0.01 max_iter: 1 test_iter: 1 '
+                      'test_interval: 100 solver_mode: GPU\n')
+    assert train_net.main(["--solver", str(solver), "--out", str(tmp_path / "w.caffemodel")]) == 0
+    assert capsys.readouterr().err.strip() == (
+        f"train_net: warning: the solver asks for GPU 0 (solver_mode: GPU) but no GPU is usable "
+        f"({CUPY_MISSING}); running on the CPU")
+    assert mode.mode() == "cpu" and (tmp_path / "w.caffemodel").is_file()
+
+
+def test_the_gpu_flag_without_cupy_is_an_error(mode, no_cupy, tmp_path, capsys):
+    assert train_net.main(["--proto", str(DIGITS), "--max_iter", "1", "--gpu", "0",
+                           "--out", str(tmp_path / "w.caffemodel")]) == 1
     assert capsys.readouterr().err.strip() == f"train_net: error: {CUPY_MISSING}"
 
 

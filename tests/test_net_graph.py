@@ -59,8 +59,8 @@ def test_missing_bottom_names_the_layer_and_blob():
 
 
 def test_unknown_type_names_it_and_lists_known_types():
-    text = source("x") + 'layer { name: "u" type: "Convolutoin" bottom: "x" top: "u" }'
-    with pytest.raises(cyffe.NetError, match=r"unknown layer type 'Convolutoin'.*known types:.*ToyScale"):
+    text = source("x") + 'layer { name: "u" type: "Frobnicate" bottom: "x" top: "u" }'
+    with pytest.raises(cyffe.NetError, match=r"unknown layer type 'Frobnicate'.*known types:.*ToyScale"):
         cyffe.Net(text)
 
 

@@ -91,8 +91,8 @@ def digits_weights(tmp_path_factory):
     ("test_net", ["--proto", "--weights", "--iterations", "--output", "--phase", "--debug"]),
     ("time_net", ["--proto", "--iterations", "--phase", "--debug"]),
     ("draw_net", ["NET", "OUT", "--rankdir", "--phase", "--debug", "Graphviz"]),
-    ("check_grad", ["--proto", "--eps", "--threshold", "--max-checks", "--seed", "--phase",
-                    "--debug"]),
+    ("check_grad", ["--proto", "--eps", "--threshold", "--max_checks", "--seed", "--phase",
+                    "--level", "--stage", "--debug", "--version"]),
 ])
 def test_help_documents_the_flags(name, flags, tmp_path):
     r = tool(name, "--help", cwd=tmp_path)

@@ -60,10 +60,31 @@ def test_out_flag_and_solver_file_with_relative_net(tmp_path):
 
 def test_help_documents_the_flags(tmp_path):
     r = train_net("--help", cwd=tmp_path)
-    for flag in ("--proto", "--solver", "--base-lr", "--momentum", "--weight-decay", "--lr-policy",
-                 "--gamma", "--power", "--stepsize", "--stepvalue", "--max-iter",
-                 "--test-interval", "--test-iter", "--display", "--seed", "--out", "--debug"):
+    for flag in ("--proto", "--solver", "--base_lr", "--momentum", "--weight_decay", "--lr_policy",
+                 "--gamma", "--power", "--stepsize", "--stepvalue", "--max_iter",
+                 "--test_interval", "--test_iter", "--display", "--seed", "--out", "--debug",
+                 "--level", "--stage", "--gpu", "--cpu", "--version"):
         assert flag in r.stdout
+    assert "(default: None)" not in r.stdout
+
+
+@pytest.mark.parametrize("spelling", [
+    ["--max_iter", "7"], ["--max-iter", "7"], ["-max_iter", "7"], ["--max_iter=7"],
+    ["-max_iter=7"]])
+def test_caffe_and_dash_spellings_of_a_flag_are_one(spelling):
+    from cyffe.tools import cli
+    parser = build_parser()
+    args = parser.parse_args(cli.caffe_spellings(parser, ["--proto", "n"] + spelling))
+    assert args.max_iter == 7
+
+
+def test_gflags_booleans():
+    from cyffe.tools import cli
+    parser = build_parser()
+    for argv, expected in ((["--no_progress=true"], True), (["-no_progress=false"], False),
+                           (["--nono_progress"], False), (["--no_progress"], True)):
+        args = parser.parse_args(cli.caffe_spellings(parser, ["--proto", "n"] + argv))
+        assert args.no_progress is expected, argv
 
 
 def test_console_script_is_installed():
@@ -124,7 +145,7 @@ def test_debug_shows_the_traceback(tmp_path):
 
 def test_lr_policy_flag_takes_every_policy_the_solver_knows(tmp_path):
     for policy in LR_POLICIES:
-        args = build_parser().parse_args(["--proto", "n", "--lr-policy", policy])
+        args = build_parser().parse_args(["--proto", "n", "--lr_policy", policy])
         assert args.lr_policy == policy
     r = train_net("--proto", DIGITS, "--lr-policy", "cosine", cwd=tmp_path)
     assert r.returncode == 2 and "invalid choice: 'cosine'" in r.stderr

@@ -8,44 +8,42 @@ backward is checked alone at the values it saw: its analytic bottom and param
 gradients against central differences. Exits 1 if a layer's worst relative
 error is over the threshold.
 """
-import argparse
 import sys
 
 import numpy as np
 
 import cyffe
 from cyffe.net.analysis.gradcheck import check_net_gradients, random_inputs
-from cyffe.tools.cli import add_common, run
+from cyffe.tools import cli
 
 
 def build_parser():
-    p = argparse.ArgumentParser(
-        prog="check_grad",
-        description="Check every layer's analytic gradients against central differences, in "
-                    "float64, and print the worst relative error per layer.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = cli.parser("check_grad", "Check every layer's analytic gradients against central "
+                                 "differences, in float64, and print the worst relative error "
+                                 "per layer.")
     p.add_argument("--proto", metavar="NET", required=True, help="net prototxt")
     p.add_argument("--eps", type=float, default=1e-3, help="finite-difference step (times the RMS of arrays whose RMS is below 1)")
     p.add_argument("--threshold", type=float, default=1e-3,
                    help="largest relative error that passes")
-    p.add_argument("--max-checks", metavar="N", type=int, default=100,
+    p.add_argument("--max_checks", metavar="N", type=int, default=100,
                    help="random elements checked per bottom and param (0: all)")
     p.add_argument("--seed", type=int, default=1701,
                    help="seed of the random inputs, top weights and layer randomness")
-    add_common(p, "TRAIN")
+    cli.add_net_state(p, "TRAIN")
+    cli.add_common(p)
     return p
 
 
 def main(argv=None):
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    return run("check_grad", check, args)
+    return cli.run("check_grad", check, cli.parse_args(build_parser(), argv))
 
 
 def check(args):
     if args.eps <= 0 or args.max_checks < 0:
-        raise cyffe.NetError("--eps must be positive and --max-checks at least 0")
+        raise cyffe.NetError("--eps must be positive and --max_checks at least 0")
     cyffe.set_random_seed(args.seed)
-    net = cyffe.Net(args.proto, getattr(cyffe, args.phase), dtype=np.float64)
+    net = cyffe.Net(args.proto, getattr(cyffe, args.phase), level=args.level,
+                    stages=cli.stages(args), dtype=np.float64)
     random_inputs(net, args.seed)
     reports = check_net_gradients(net, args.eps, args.threshold, args.max_checks or None,
                                   args.seed)

@@ -10,7 +10,8 @@ importing it). Writes OUT_DIR/train.h5 and OUT_DIR/test.h5, each with
 ``data`` (N, 1, 8, 8) float32 in [0, 1] (pixels / 16) and ``label`` (N,) float32,
 split 80/20 by a fixed-seed stratified split (1797 images -> 1437 train, 360 test;
 rows keep the source order), plus OUT_DIR/train.txt and OUT_DIR/test.txt, the
-list files an HDF5Data layer reads. Every file is written to a temporary name
+list files an HDF5Data layer reads, and OUT_DIR/samples.npy: the first test image
+of each digit, 0 to 9, (10, 8, 8) float32, for classify. Every file is written to a temporary name
 and renamed, so nothing half-written is left behind.
 """
 import argparse
@@ -107,6 +108,11 @@ def write_h5(path, data, label):
         f.create_dataset("label", data=label, compression="gzip")
 
 
+def samples(data, label):
+    """The first image of each digit 0..9 in (data, label), as (10, 8, 8)."""
+    return np.stack([data[np.flatnonzero(label == d)[0], 0] for d in range(10)])
+
+
 def convert(out_dir, source=None):
     """Write train/test .h5 and list files into out_dir; returns {name: (N, per-class counts)}."""
     if source is None:
@@ -118,10 +124,13 @@ def convert(out_dir, source=None):
     label = labels.astype(np.float32)
     os.makedirs(out_dir, exist_ok=True)
     summary = {}
-    for name, rows in zip(("train", "test"), stratified_split(labels)):
+    split = stratified_split(labels)
+    for name, rows in zip(("train", "test"), split):
         write_h5(os.path.join(out_dir, f"{name}.h5"), data[rows], label[rows])
         write_bytes(os.path.join(out_dir, f"{name}.txt"), f"{name}.h5\n".encode())
         summary[name] = (len(rows), np.bincount(labels[rows], minlength=10).tolist())
+    with atomic_path(os.path.join(out_dir, "samples.npy")) as tmp, open(tmp, "xb") as f:
+        np.save(f, samples(data[split[1]], label[split[1]]))
     return summary
 
 

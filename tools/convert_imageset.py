@@ -11,19 +11,18 @@ given; with --encoded it holds the image file itself when nothing needs changing
 "%08d_path". An image that cannot be read is an error naming it, and the
 database is built in a temporary folder and renamed only when complete.
 """
-import argparse
 import io
 import os
 import sys
 
 import numpy as np
 
-from cyffe.layers.pipeline.databases import write_lmdb
+from cyffe.layers.pipeline.databases import write_database
 from cyffe.layers.pipeline.images import read_image
 from cyffe.layers.image_data import read_image_list
 from cyffe.proto import cyffe_pb2 as pb
 from cyffe.proto.errors import DataError
-from cyffe.tools.cli import run
+from cyffe.tools import cli
 
 PIL_FORMATS = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "bmp": "BMP", "ppm": "PPM",
                "tif": "TIFF", "tiff": "TIFF", "webp": "WEBP"}
@@ -44,7 +43,7 @@ def encode(pixels, encode_type, where):
 
 def image_datum(path, label, height, width, color, encode_type=None):
     """A Datum for one image file, as Caffe's ReadImageToDatum."""
-    pixels = read_image(path, height, width, color, where="convert_imageset")
+    pixels = read_image(path, height, width, color, where=None)
     if encode_type is None:
         c, h, w = pixels.shape
         return pb.Datum(channels=c, height=h, width=w, data=pixels.tobytes(), label=label)
@@ -79,10 +78,7 @@ def imageset_records(args, entries):
 
 
 def convert(args):
-    if args.backend != "lmdb":
-        raise DataError("only the lmdb backend is supported (LevelDB has no maintained "
-                        "Python binding)")
-    entries = read_image_list(args.list, "convert_imageset")
+    entries = read_image_list(args.list)
     if args.shuffle:
         order = np.random.default_rng(args.seed).permutation(len(entries))
         entries = [entries[i] for i in order]
@@ -95,36 +91,37 @@ def convert(args):
     size = sum(os.path.getsize(os.path.join(args.root, n)) for n, _ in entries
                if os.path.isfile(os.path.join(args.root, n)))
     pixels = len(entries) * 3 * max(args.resize_height * args.resize_width, 1)
-    write_lmdb(args.db, counted(), map_size=64 * size + 4 * pixels + (256 << 20))
+    write_database(args.db, counted(), 64 * size + 4 * pixels + (256 << 20), args.backend)
     print(f"convert_imageset: wrote {count[0]} images to {args.db}")
     return 0
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="convert_imageset", description=__doc__.split("\n")[0])
-    p.add_argument("root", help="folder the listed paths are relative to (include the /)")
-    p.add_argument("list", help="list file of 'path label' lines")
-    p.add_argument("db", help="the LMDB folder to create")
-    p.add_argument("--resize_height", "--resize-height", type=int, default=0,
-                   help="resize to this height (with --resize_width)")
-    p.add_argument("--resize_width", "--resize-width", type=int, default=0,
-                   help="resize to this width (with --resize_height)")
+    p = cli.parser("convert_imageset", "Images named in a list file -> an LMDB of Datums, as "
+                                       "Caffe's convert_imageset.")
+    p.add_argument("root", metavar="ROOT", help="folder the listed paths are relative to "
+                                                "(include the /)")
+    p.add_argument("list", metavar="LIST", help="list file of 'path label' lines")
+    p.add_argument("db", metavar="DB", help="the LMDB folder to create")
+    p.add_argument("--resize_height", type=int, default=0, metavar="H",
+                   help="resize to this height (with --resize_width; 0: keep)")
+    p.add_argument("--resize_width", type=int, default=0, metavar="W",
+                   help="resize to this width (with --resize_height; 0: keep)")
     p.add_argument("--gray", action="store_true", help="store 1-channel gray images")
     p.add_argument("--shuffle", action="store_true", help="shuffle the list first")
-    p.add_argument("--seed", type=int, default=None, help="random seed for --shuffle")
+    p.add_argument("--seed", type=int, help="random seed for --shuffle")
     p.add_argument("--encoded", action="store_true", help="store encoded images")
-    p.add_argument("--encode_type", "--encode-type", default="",
+    p.add_argument("--encode_type", default="", metavar="TYPE",
                    help="format of --encoded images (png, jpg, ...; default: the file's own)")
-    p.add_argument("--check_size", "--check-size", action="store_true",
+    p.add_argument("--check_size", action="store_true",
                    help="check that all images have the same size")
-    p.add_argument("--backend", default="lmdb", help="database type (lmdb only)")
-    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    cli.add_backend(p)
+    cli.add_common(p)
     return p
 
 
 def main(argv=None):
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    return run("convert_imageset", convert, args)
+    return cli.run("convert_imageset", convert, cli.parse_args(build_parser(), argv))
 
 
 if __name__ == "__main__":

@@ -6,17 +6,16 @@ The IDX files may be gzipped. Each image becomes a Datum (1 channel, raw uint8
 pixels, its label) under the key "%08d" of its index, as Caffe writes them. The
 database is built in a temporary folder and renamed when complete.
 """
-import argparse
 import gzip
 import struct
 import sys
 
 import numpy as np
 
-from cyffe.layers.pipeline.databases import write_lmdb
+from cyffe.layers.pipeline.databases import write_database
 from cyffe.proto import cyffe_pb2 as pb
 from cyffe.proto.errors import DataError
-from cyffe.tools.cli import run
+from cyffe.tools import cli
 
 IMAGES_MAGIC, LABELS_MAGIC = 0x803, 0x801
 
@@ -68,23 +67,24 @@ def mnist_records(images, labels):
 def convert(args):
     images, labels = read_mnist(args.images, args.labels)
     size = images.size + 64 * len(images)
-    write_lmdb(args.db, mnist_records(images, labels), map_size=4 * size + (64 << 20))
+    write_database(args.db, mnist_records(images, labels), 4 * size + (64 << 20), args.backend)
     print(f"convert_mnist: wrote {len(images)} items to {args.db}")
     return 0
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="convert_mnist", description=__doc__.split("\n")[0])
-    p.add_argument("images", help="IDX images file (idx3-ubyte, may be .gz)")
-    p.add_argument("labels", help="IDX labels file (idx1-ubyte, may be .gz)")
-    p.add_argument("db", help="the LMDB folder to create")
-    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    p = cli.parser("convert_mnist", "MNIST IDX files -> an LMDB of Datums, as Caffe's "
+                                    "convert_mnist_data.")
+    p.add_argument("images", metavar="IMAGES", help="IDX images file (idx3-ubyte, may be .gz)")
+    p.add_argument("labels", metavar="LABELS", help="IDX labels file (idx1-ubyte, may be .gz)")
+    p.add_argument("db", metavar="DB", help="the database folder to create")
+    cli.add_backend(p)
+    cli.add_common(p)
     return p
 
 
 def main(argv=None):
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    return run("convert_mnist", convert, args)
+    return cli.run("convert_mnist", convert, cli.parse_args(build_parser(), argv))
 
 
 if __name__ == "__main__":

@@ -5,33 +5,36 @@
 The format follows OUT's extension: .dot is always written; .png and .svg are
 rendered by Graphviz's `dot` program.
 """
-import argparse
 import sys
 
 import cyffe
 from cyffe.net.analysis.drawing import blob_shapes, draw_net_to_file
 from cyffe.proto.io import read_net
-from cyffe.tools.cli import add_common, run
+from cyffe.tools import cli
 
 
 def build_parser():
-    p = argparse.ArgumentParser(
-        prog="draw_net",
-        description="Draw a net as a graph: layers as boxes (type and key parameters), blobs "
-                    "as ellipses (with shapes when the net builds). OUT's extension picks the "
-                    "format: .dot (always), .png or .svg (need Graphviz's dot program).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("net", metavar="NET", help="net prototxt")
-    p.add_argument("out", metavar="OUT", help="output file: .dot, .png or .svg")
+    p = cli.parser("draw_net", "Draw a net as a graph: layers as boxes (type and key "
+                               "parameters), blobs as ellipses (with shapes when the net builds). "
+                               "OUT's extension picks the format: .dot (always), .png or .svg "
+                               "(need Graphviz's dot program).")
+    p.add_argument("--proto", metavar="NET", help="net prototxt (or give it first, as NET)")
+    p.add_argument("files", nargs="+", metavar="[NET] OUT", help="output file: .dot, .png or .svg")
     p.add_argument("--rankdir", type=str.upper, choices=("LR", "RL", "TB", "BT"), default="LR",
                    help="direction of the graph (left-right, top-bottom, ...)")
-    add_common(p, "TRAIN")
+    cli.add_net_state(p, "TRAIN", stages=False)
+    cli.add_common(p)
     return p
 
 
 def main(argv=None):
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    return run("draw_net", draw, args)
+    parser = build_parser()
+    args = cli.parse_args(parser, argv)
+    given = ([args.proto] if args.proto else []) + args.files
+    if len(given) != 2:
+        parser.error("give the net and the output file: draw_net NET OUT (or --proto NET OUT)")
+    args.net, args.out = given
+    return cli.run("draw_net", draw, args)
 
 
 def draw(args):

@@ -6,29 +6,26 @@
 Reads the JSON-lines or CSV log (a name ending in .csv) that train_net --log
 writes; needs matplotlib (pip install "cyffe[plot]").
 """
-import argparse
 import sys
 
 from cyffe.net.analysis.training_log import plot_training_log
-from cyffe.tools.cli import run
+from cyffe.tools import cli
 
 
 def build_parser():
-    p = argparse.ArgumentParser(
-        prog="plot_training_log",
-        description="Plot the training loss, the learning rate and every test output over "
-                    "iterations from a train_net --log file (JSON lines, or CSV when its name "
-                    "ends in .csv) to a PNG. Needs matplotlib: pip install \"cyffe[plot]\".")
+    p = cli.parser("plot_training_log",
+                   "Plot the training loss, the learning rate and every test output over "
+                   "iterations from a train_net --log file (JSON lines, or CSV when its name "
+                   "ends in .csv) to a PNG. Needs matplotlib: pip install \"cyffe[plot]\".")
     p.add_argument("log", metavar="LOG", help="the log train_net --log wrote")
     p.add_argument("out", metavar="OUT.png", help="the image to write (replaced atomically)")
     p.add_argument("--title", help="a title over the plots")
-    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    cli.add_common(p)
     return p
 
 
 def main(argv=None):
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    return run("plot_training_log", plot, args)
+    return cli.run("plot_training_log", plot, cli.parse_args(build_parser(), argv))
 
 
 def plot(args):

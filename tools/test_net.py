@@ -1,38 +1,41 @@
-"""test_net: score a trained net over N batches, as `caffe test`.
+"""test_net: score a trained net over its test data, as `caffe test`.
 
     test_net --proto examples/digits/lenet_train_test.prototxt \\
-             --weights LeNet-digits_iter_2000.caffemodel --iterations 3
+             --weights LeNet-digits_iter_2000.caffemodel
 
 Prints every output of every batch, then each output averaged over the
-batches (loss outputs with their weighted contribution to the loss).
+batches (loss outputs with their weighted contribution to the loss). By
+default it runs one pass over the data when the data layer knows its size
+(HDF5Data, Data, ImageData), else 50 batches, as `caffe test`.
 """
-import argparse
 import sys
 
 import cyffe
-from cyffe.net.analysis.evaluation import evaluate, loss_weights
-from cyffe.tools.cli import add_common, run
+from cyffe.net.analysis.evaluation import batches_per_pass, evaluate, loss_weights
+from cyffe.tools import cli
 
 
-def build_parser():
-    p = argparse.ArgumentParser(
-        prog="test_net",
-        description="Run a trained net forward for N batches and print each output averaged "
-                    "over them, as `caffe test`.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def build_parser(prog="test_net"):
+    p = cli.parser(prog, "Run a trained net forward over its test data and print each output "
+                         "averaged over the batches, as `caffe test`.")
     p.add_argument("--proto", metavar="NET", required=True, help="net prototxt")
-    p.add_argument("--weights", metavar="W", required=True, help="trained .caffemodel weights")
-    p.add_argument("--iterations", metavar="N", type=int, default=50,
-                   help="how many batches to run")
-    p.add_argument("--output", metavar="NAME", action="append", default=None,
+    p.add_argument("--weights", metavar="W[,W]", required=True,
+                   help="trained weights (.caffemodel or .caffemodel.h5; several, "
+                        "comma-separated, load in order)")
+    p.add_argument("--iterations", metavar="N", type=int,
+                   help="how many batches to run (default: one pass over the data when the data "
+                        "layer knows its size, else 50)")
+    p.add_argument("--output", metavar="NAME", action="append",
                    help="report only this output blob (repeatable; default: every output)")
-    add_common(p, "TEST")
+    cli.add_net_state(p, "TEST")
+    cli.add_device(p)
+    cli.add_common(p)
     return p
 
 
-def main(argv=None):
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    return run("test_net", test, args)
+def main(argv=None, prog="test_net"):
+    parser = build_parser(prog)
+    return cli.run(prog, test, cli.parse_args(parser, argv))
 
 
 def _lines(name, value):
@@ -42,14 +45,19 @@ def _lines(name, value):
 
 
 def test(args):
-    net = cyffe.Net(args.proto, getattr(cyffe, args.phase), weights=args.weights)
+    cli.choose_device(args.prog, args)
+    net = cyffe.Net(args.proto, getattr(cyffe, args.phase), level=args.level,
+                    stages=cli.stages(args))
+    for weights in args.weights.split(","):
+        net.copy_from(weights)
 
     def show(k, values, loss):
         for name, value in values.items():
             for label, v in _lines(name, value):
                 print(f"Batch {k}, {label} = {v:.6g}")
 
-    means, loss = evaluate(net, args.iterations, args.output, show)
+    iterations = args.iterations if args.iterations is not None else batches_per_pass(net)
+    means, loss = evaluate(net, iterations, args.output, show)
     weights = loss_weights(net)
     print(f"Loss: {loss:.6g}")
     for name, mean in means.items():

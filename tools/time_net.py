@@ -2,39 +2,39 @@
 
     time_net --proto examples/digits/lenet_train_test.prototxt --iterations 20
 
-Each layer's time is the median over the iterations; the totals are their
-sums; images/second counts the batch size of the net's first data blob.
+The net is built in TRAIN (or --phase) and run forward and backward; each
+layer's time is the median over the iterations; the totals are their sums;
+images/second counts the batch size of the net's first data blob.
 """
-import argparse
 import sys
 
 import cyffe
 from cyffe.net.analysis.timing import time_layers
-from cyffe.tools.cli import add_common, run
+from cyffe.tools import cli
 
 
-def build_parser():
-    p = argparse.ArgumentParser(
-        prog="time_net",
-        description="Time each layer's forward and backward pass (median milliseconds over "
-                    "the iterations), as `caffe time`, plus images per second.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def build_parser(prog="time_net"):
+    p = cli.parser(prog, "Time each layer's forward and backward pass (median milliseconds over "
+                         "the iterations), as `caffe time`, plus images per second.")
     p.add_argument("--proto", metavar="NET", required=True, help="net prototxt")
     p.add_argument("--iterations", metavar="N", type=int, default=50,
                    help="forward-backward passes to time")
-    add_common(p, "TRAIN")
+    cli.add_net_state(p, "TRAIN")
+    cli.add_device(p)
+    cli.add_common(p)
     return p
 
 
-def main(argv=None):
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    return run("time_net", time_net, args)
+def main(argv=None, prog="time_net"):
+    return cli.run(prog, time_net, cli.parse_args(build_parser(prog), argv))
 
 
 def time_net(args):
     if args.iterations < 1:
         raise cyffe.NetError(f"--iterations must be at least 1, got {args.iterations}")
-    net = cyffe.Net(args.proto, getattr(cyffe, args.phase))
+    cli.choose_device(args.prog, args)
+    net = cyffe.Net(args.proto, getattr(cyffe, args.phase), level=args.level,
+                    stages=cli.stages(args))
     print(f"Timing {net.name or args.proto} ({args.phase}): median milliseconds over "
           f"{args.iterations} iterations")
     timings = time_layers(net, args.iterations)

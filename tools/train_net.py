@@ -22,8 +22,8 @@ pip install "cyffe[mpi]"): each reads its own shard of the training data, the
 gradients are averaged, and only rank 0 logs, tests and writes files. A signal to
 any rank stops (or snapshots) the whole job at one iteration.
 """
-import argparse
 import contextlib
+import importlib.util
 import os
 import signal
 import sys
@@ -31,55 +31,58 @@ import sys
 import numpy as np
 
 import cyffe
+from cyffe.net.analysis.evaluation import batches_per_pass
 from cyffe.net.analysis.training_log import TrainingLog
 from cyffe.net.scaleout.communicator import Communicator, from_environment
 from cyffe.net.scaleout.parallel import DataParallel
 from cyffe.net.solver import LR_POLICIES
 from cyffe.proto import cyffe_pb2 as pb
 from cyffe.proto.io import read_solver
+from cyffe.tools import cli
 
 
-def build_parser():
-    p = argparse.ArgumentParser(
-        prog="train_net",
-        description="Train a Caffe-format net with minibatch SGD. Give the net and solver "
-                    "settings as flags (--proto), or a Caffe solver file (--solver); flags "
-                    "given with --solver override the file.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def build_parser(prog="train_net"):
+    p = cli.parser(prog, "Train a Caffe-format net with minibatch SGD. Give the net and solver "
+                         "settings as flags (--proto), or a Caffe solver file (--solver); flags "
+                         "given with --solver override the file.")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--proto", metavar="NET", help="net prototxt (train and test phases)")
     source.add_argument("--solver", metavar="SOLVER",
                         help="Caffe solver prototxt; a relative net: path is taken from the working "
                              "directory, else from the solver file's folder")
-    s = p.add_argument_group("solver settings (Caffe's names)")
-    s.add_argument("--base-lr", type=float, default=0.01, help="base learning rate")
+    s = p.add_argument_group("solver settings (Caffe's names; with --solver, the file's values "
+                             "unless given)")
+    s.add_argument("--base_lr", type=float, default=0.01, help="base learning rate")
     s.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
-    s.add_argument("--weight-decay", type=float, default=5e-4, help="L2 weight decay")
-    s.add_argument("--lr-policy", default="inv", choices=LR_POLICIES,
+    s.add_argument("--weight_decay", type=float, default=5e-4, help="L2 weight decay")
+    s.add_argument("--lr_policy", default="inv", choices=LR_POLICIES,
                    help="learning rate policy")
     s.add_argument("--gamma", type=float, default=1e-4, help="gamma of step/exp/inv/multistep/sigmoid")
     s.add_argument("--power", type=float, default=0.75, help="power of inv/poly")
     s.add_argument("--stepsize", type=int, default=1000, help="stepsize of step/sigmoid")
-    s.add_argument("--stepvalue", type=int, action="append", default=None,
+    s.add_argument("--stepvalue", type=int, action="append", metavar="N",
                    help="an iteration where multistep lowers the rate (repeatable)")
-    s.add_argument("--max-iter", type=int, default=2000, help="iterations to train")
-    s.add_argument("--test-interval", type=int, default=500,
+    s.add_argument("--max_iter", type=int, default=2000, metavar="N", help="iterations to train")
+    s.add_argument("--test_interval", type=int, default=500, metavar="N",
                    help="test every N iterations (0: never)")
-    s.add_argument("--test-iter", type=int, default=0,
+    s.add_argument("--test_iter", type=int, default=0, metavar="N",
                    help="batches per test (0: one pass over the test data when its size is "
                         "known, else 50)")
-    s.add_argument("--display", type=int, default=100, help="log every N iterations (0: never)")
+    s.add_argument("--display", type=int, default=100, metavar="N",
+                   help="log every N iterations (0: never)")
     s.add_argument("--seed", type=int, default=-1, help="random seed (-1: not seeded)")
     r = p.add_mutually_exclusive_group()
-    r.add_argument("--weights", help="fine-tune: start from these weights (.caffemodel or "
-                                     ".caffemodel.h5; several, comma-separated, load in order)")
+    r.add_argument("--weights", metavar="W[,W]",
+                   help="fine-tune: start from these weights (.caffemodel or .caffemodel.h5; "
+                        "several, comma-separated, load in order)")
     r.add_argument("--snapshot", metavar="SOLVERSTATE",
                    help="resume training from this .solverstate (or .solverstate.h5)")
-    p.add_argument("--out", help="write the trained weights here instead of the final snapshot "
-                                 "<snapshot_prefix>_iter_<N>.caffemodel + .solverstate (without "
-                                 "a solver file, the prefix is the net name)")
+    p.add_argument("--out", metavar="PATH",
+                   help="write the trained weights here instead of the final snapshot "
+                        "<snapshot_prefix>_iter_<N>.caffemodel + .solverstate (without "
+                        "a solver file, the prefix is the net name)")
     for signal_name, default in (("sigint", "stop"), ("sighup", "snapshot")):
-        p.add_argument(f"--{signal_name}_effect", f"--{signal_name}-effect", default=default,
+        p.add_argument(f"--{signal_name}_effect", default=default,
                        choices=("snapshot", "stop", "none"),
                        help=f"what SIG{signal_name[3:].upper()} does during training, as "
                             "Caffe's: snapshot and go on, stop (with the final snapshot when "
@@ -87,73 +90,73 @@ def build_parser():
     p.add_argument("--log", metavar="PATH",
                    help="also write every display and test as a structured event: JSON lines, "
                         "or CSV (iter,phase,net,name,value) when PATH ends in .csv")
-    p.add_argument("--no-progress", action="store_true",
+    p.add_argument("--no_progress", action="store_true",
                    help="no progress bar even when stderr is a terminal")
     p.add_argument("--diagnose", nargs="?", const="", metavar="PNG",
                    help="every display iterations, print per-layer activation, gradient and "
                         "update norms and warn of vanishing/exploding gradients and dead ReLUs; "
                         "at the end plot gradient norms to PNG (default: beside the weights, "
                         "<weights>_gradients.png; needs matplotlib)")
-    p.add_argument("--gpu", type=int, metavar="ID",
-                   help="train on this GPU through CuPy (default: the solver file's "
-                        "solver_mode and device_id when it sets them, else the CPU)")
-    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    p.add_argument("--level", type=int, help="the train net's state level (Caffe's -level)")
+    p.add_argument("--stage", action="append", type=lambda s: s.split(","), default=[],
+                   metavar="STAGE[,STAGE]",
+                   help="a train net state stage (repeatable, or comma-separated)")
+    cli.add_device(p)
+    cli.add_common(p)
     return p
 
 
-def solver_from_flags(args, argv):
-    """A SolverParameter: from --solver (flags given explicitly override) or from flags."""
-    explicit = {a.split("=")[0] for a in argv if a.startswith("--")}
+# Flags named for a solver field other than their own name.
+FIELD_OF_FLAG = {"seed": "random_seed"}
+SOLVER_FLAGS = ("base_lr", "momentum", "weight_decay", "lr_policy", "gamma", "power", "stepsize",
+                "max_iter", "test_interval", "display", "seed")
+
+
+def solver_from_flags(args, given):
+    """A SolverParameter: from --solver (the flags in `given` override it) or from flags."""
     if args.solver:
         param, _ = read_solver(args.solver)
     else:
         param = pb.SolverParameter(net=args.proto)
-    settings = {
-        "base_lr": args.base_lr, "momentum": args.momentum, "weight_decay": args.weight_decay,
-        "lr_policy": args.lr_policy, "gamma": args.gamma, "power": args.power,
-        "stepsize": args.stepsize, "max_iter": args.max_iter,
-        "test_interval": args.test_interval, "display": args.display,
-        "random_seed": args.seed,
-    }
-    for field, value in settings.items():
-        flag = "--" + field.replace("_", "-").replace("random-seed", "seed")
-        if not args.solver or flag in explicit:
-            setattr(param, field, value)
-    if args.stepvalue and (not args.solver or "--stepvalue" in explicit):
+    for flag in SOLVER_FLAGS:
+        if not args.solver or flag in given:
+            setattr(param, FIELD_OF_FLAG.get(flag, flag), getattr(args, flag))
+    if args.stepvalue and (not args.solver or "stepvalue" in given):
         del param.stepvalue[:]
         param.stepvalue.extend(args.stepvalue)
+    if args.level is not None:
+        param.train_state.level = args.level
+    param.train_state.stage.extend(s for s in cli.stages(args)
+                                   if s not in param.train_state.stage)
     if not args.solver:
         param.solver_mode = pb.SolverParameter.CPU
     return param
 
 
-def default_test_iter(net):
-    """Batches for one pass over a test net's data, when its data layer knows its size."""
-    for layer in net.layers:
-        rows, batch = getattr(layer, "num_rows", None), getattr(layer, "batch_size", None)
-        if rows and batch:
-            return -(-rows // batch)
-    return 50
-
-
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(argv)
+def main(argv=None, prog="train_net"):
+    parser = build_parser(prog)
+    tokens = cli.caffe_spellings(parser, sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(tokens)
+    given = {t[2:].split("=")[0] for t in tokens if t.startswith("--")}
     comm = Communicator()
     try:
         comm = from_environment()
         # Overflow shows up as a non-finite loss, which the solver reports with
         # the iteration and layer; NumPy's warnings would only repeat it.
         with np.errstate(all="ignore"):
-            return train(args, argv, comm)
+            return train(args, given, comm, prog)
+    except BrokenPipeError:
+        code = cli.closed_stdout()
+        comm.abort(code)
+        return code
     except (cyffe.CyffeError, OSError) as e:
         if args.debug:
             raise
-        print(f"train_net: error: {comm.describe()}{e}", file=sys.stderr)
+        print(f"{prog}: error: {comm.describe()}{e}", file=sys.stderr)
         comm.abort(1)         # the other ranks would wait for this one forever
         return 1
     except KeyboardInterrupt:
-        print(f"train_net: {comm.describe()}interrupted; no weights written", file=sys.stderr)
+        print(f"{prog}: {comm.describe()}interrupted; no weights written", file=sys.stderr)
         comm.abort(130)
         return 130
 
@@ -179,7 +182,7 @@ def follow(solver, bar):
         postfix = {"loss": f"{s.smoothed_loss:.4g}"}
         rate = bar.format_dict.get("rate")
         if images and rate:
-            postfix["img/s"] = f"{rate * images:.4g}"
+            postfix["img/s"] = f"{rate * images:,.0f}"
         bar.set_postfix(postfix, refresh=False)
     solver.add_callback(tick)
 
@@ -240,25 +243,20 @@ def agreed(actions, comm):
     return action
 
 
-def choose_mode(args, param):
-    """GPU mode for --gpu, or for a solver file that says solver_mode: GPU (as Caffe's tool).
-
-    Otherwise the mode stays the process's ($CYFFE_BACKEND, the CPU by default).
-    """
-    if args.gpu is not None:
-        device = args.gpu
-    elif param.HasField("solver_mode") and param.solver_mode == pb.SolverParameter.GPU:
-        device = param.device_id
-    else:
-        return
-    cyffe.set_device(device)
-    cyffe.set_mode_gpu()
+def requested_gpu(param):
+    """The device a solver file's solver_mode: GPU asks for, else None (Caffe's tool reads it)."""
+    if param.HasField("solver_mode") and param.solver_mode == pb.SolverParameter.GPU:
+        return param.device_id
+    return None
 
 
-def train(args, argv, comm=None):
+def train(args, given, comm=None, prog="train_net"):
     comm = comm or Communicator()
-    param = solver_from_flags(args, argv)
-    choose_mode(args, param)
+    if args.diagnose is not None and importlib.util.find_spec("matplotlib") is None:
+        raise cyffe.CyffeError('--diagnose plots the gradient norms with matplotlib, which is not '
+                               'installed: pip install "cyffe[plot]"')
+    param = solver_from_flags(args, given)
+    cli.choose_device(prog, args, requested_gpu(param), comm.rank, comm.size)
     if args.out:
         param.snapshot_after_train = False       # --out takes the final snapshot's place
     bar = None if args.no_progress or not comm.is_root else progress_bar(param.max_iter)
@@ -274,7 +272,7 @@ def train(args, argv, comm=None):
                 param.test_iter.append(args.test_iter or 1)
             solver = cyffe.SGDSolver(param, log=log)
             if not args.test_iter:
-                solver.param.test_iter[:] = [default_test_iter(n) for n in solver.test_nets]
+                solver.param.test_iter[:] = [batches_per_pass(n) for n in solver.test_nets]
         if solver.snapshot_prefix is None:
             solver.snapshot_prefix = solver.net.name or "net"
         if args.weights:
@@ -318,7 +316,7 @@ def train(args, argv, comm=None):
     if out is not None:
         print(f"Wrote trained weights to {os.path.abspath(out)}")
     if actions.stopped_by:
-        print(f"train_net: {actions.stopped_by} at iteration {solver.iter}: training stopped",
+        print(f"{prog}: {actions.stopped_by} at iteration {solver.iter}: training stopped",
               file=sys.stderr)
     if args.diagnose is not None:
         beside = out or default_output(solver)

@@ -9,36 +9,33 @@ net-level inputs and old BatchNorm param specs become what Caffe writes today
 (cyffe.proto.upgrade). The output has the format of the input: prototxt text
 for text, binary for a .caffemodel; it is written atomically.
 """
-import argparse
 import os
 import sys
 import warnings
 
 from cyffe.proto.io import read_binary_net, read_net, write_binary, write_text
 from cyffe.proto.upgrade import net_needs_upgrade, upgrade_net
-from cyffe.tools.cli import run
+from cyffe.proto.errors import DataError
+from cyffe.tools import cli
 
 TEXT_SUFFIXES = (".prototxt", ".pbtxt", ".txt")
 BINARY_SUFFIXES = (".caffemodel", ".binaryproto", ".pb")
 
 
 def build_parser():
-    p = argparse.ArgumentParser(
-        prog="upgrade_net",
-        description="Upgrade an old Caffe net (V0/V1 prototxt) or its weights (.caffemodel) to "
-                    "today's format, as Caffe's upgrade_net_proto_text/_binary.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = cli.parser("upgrade_net", "Upgrade an old Caffe net (V0/V1 prototxt) or its weights "
+                                  "(.caffemodel) to today's format, as Caffe's "
+                                  "upgrade_net_proto_text/_binary.")
     p.add_argument("input", metavar="IN", help="old net prototxt or .caffemodel")
     p.add_argument("output", metavar="OUT", help="where to write the upgraded net (same format)")
     p.add_argument("--format", choices=("auto", "text", "binary"), default="auto",
                    help="the format of IN (and OUT); auto: by IN's extension, else its content")
-    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    cli.add_common(p)
     return p
 
 
 def main(argv=None):
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    return run("upgrade_net", upgrade, args)
+    return cli.run("upgrade_net", upgrade, cli.parse_args(build_parser(), argv))
 
 
 def input_format(path):
@@ -64,6 +61,9 @@ def upgrade(args):
         old, _ = read_net(args.input)
     else:
         old = read_binary_net(args.input)
+    folder = os.path.dirname(os.path.abspath(args.output))
+    if not os.path.isdir(folder):
+        raise DataError(f"{args.output}: the folder {folder} does not exist")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         new = upgrade_net(old, args.input)

@@ -5,22 +5,22 @@ from google.protobuf.message import DecodeError
 
 from ...proto import cyffe_pb2 as pb
 from ...proto.atomic import atomic_path
-from ...proto.errors import DataError
+from ...proto.errors import DataError, at
 
 _open_envs = {}      # LMDB allows one Environment per database and process: nets share it
 
 
-def open_lmdb(path, where):
+def open_lmdb(path, where=None):
     """A read-only lmdb Environment at path; a DataError naming it if it cannot be opened."""
     import lmdb
     if not os.path.exists(path):
-        raise DataError(f"{where}: LMDB {path!r} not found")
+        raise DataError(f"{at(where)}LMDB {path!r} not found")
     subdir = os.path.isdir(path)
     data_file = os.path.join(path, "data.mdb") if subdir else path
     try:
         info = os.stat(data_file)
     except OSError as err:
-        raise DataError(f"{where}: {path!r} is not an LMDB: {err.strerror or err}") from None
+        raise DataError(f"{at(where)}{path!r} is not an LMDB: {err.strerror or err}") from None
     key = (os.path.realpath(path), info.st_ino, info.st_mtime_ns, info.st_size)
     env = _open_envs.get(key)
     if env is None:
@@ -28,25 +28,25 @@ def open_lmdb(path, where):
             env = lmdb.open(path, readonly=True, lock=False, readahead=False, subdir=subdir,
                             max_readers=64)
         except lmdb.Error as err:
-            raise DataError(f"{where}: {path!r} is not a readable LMDB: {err}") from None
+            raise DataError(f"{at(where)}{path!r} is not a readable LMDB: {err}") from None
         # Pages past the end of a truncated file would be a SIGBUS when read: check first.
         needed = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
         if needed > info.st_size:
             env.close()
-            raise DataError(f"{where}: LMDB {path!r} is truncated ({info.st_size} bytes, its "
+            raise DataError(f"{at(where)}LMDB {path!r} is truncated ({info.st_size} bytes, its "
                             f"pages need {needed})")
         _open_envs[key] = env
     return env
 
 
-def lmdb_keys(env, path, where):
+def lmdb_keys(env, path, where=None):
     """Every key of an LMDB, in its (sorted) order."""
     import lmdb
     try:
         with env.begin() as txn:
             return list(txn.cursor().iternext(keys=True, values=False))
     except lmdb.Error as err:
-        raise DataError(f"{where}: cannot read LMDB {path!r}: {err}") from None
+        raise DataError(f"{at(where)}cannot read LMDB {path!r}: {err}") from None
 
 
 def parse_datum(value, where):
@@ -82,3 +82,17 @@ def write_lmdb(path, records, map_size):
             txn.commit()
         finally:
             env.close()
+
+
+DATABASE_BACKENDS = ("lmdb", "leveldb")
+
+
+def write_database(path, records, map_size, backend="lmdb"):
+    """Write (key, value) pairs into a new database of `backend` (Caffe's --backend), atomically."""
+    if backend == "lmdb":
+        return write_lmdb(path, records, map_size)
+    if backend in DATABASE_BACKENDS:
+        raise DataError(f"{path}: writing a {backend} database is not supported yet; "
+                        "use --backend=lmdb (Caffe's Data layer reads either)")
+    raise DataError(f"{path}: unknown database backend {backend!r}; known: "
+                    f"{', '.join(DATABASE_BACKENDS)}")

@@ -10,7 +10,7 @@ import io
 
 import numpy as np
 
-from ...proto.errors import DataError
+from ...proto.errors import DataError, at
 
 
 def decode_image(data, color=None, where="image"):
@@ -62,7 +62,7 @@ def read_image(path, height=0, width=0, color=True, where="image"):
     try:
         from PIL import Image
     except ImportError:
-        raise DataError(f"{where}: reading images needs Pillow (pip install pillow)") from None
+        raise DataError(f"{at(where)}reading images needs Pillow (pip install pillow)") from None
     try:
         with Image.open(path) as image:
             image.load()
@@ -71,6 +71,6 @@ def read_image(path, height=0, width=0, color=True, where="image"):
                     (width, height), Image.BILINEAR)
             return image_to_array(image, color)
     except FileNotFoundError:
-        raise DataError(f"{where}: image {path!r} not found") from None
+        raise DataError(f"{at(where)}image {path!r} not found") from None
     except (OSError, ValueError, SyntaxError) as err:
-        raise DataError(f"{where}: {path!r} is not a readable image: {err}") from None
+        raise DataError(f"{at(where)}{path!r} is not a readable image: {err}") from None

@@ -11,6 +11,16 @@ def loss_weights(net):
             else 0.0 for name in net.outputs}
 
 
+def batches_per_pass(net, unknown=50):
+    """Batches for one pass over a net's data, when its data layer knows its size; else `unknown`."""
+    for layer in net.layers:
+        rows = getattr(layer, "num_rows", None) or getattr(layer, "num_records", None)
+        batch = getattr(layer, "batch_size", None)
+        if rows and batch:
+            return -(-rows // batch)
+    return unknown
+
+
 def evaluate(net, iterations, outputs=None, on_batch=None):
     """Run `iterations` forward passes; returns ({output: mean value array}, mean loss).
 

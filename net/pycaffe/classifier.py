@@ -2,7 +2,7 @@
 import numpy as np
 
 from ...proto import cyffe_pb2 as pb
-from ...proto.errors import ShapeError
+from ...proto.errors import NetError, ShapeError
 from . import io
 from ..graph import Net
 
@@ -21,6 +21,9 @@ class Classifier(Net):
     def __init__(self, model_file, pretrained_file=None, image_dims=None, mean=None,
                  input_scale=None, raw_scale=None, channel_swap=None, **net_kwargs):
         super().__init__(model_file, pb.TEST, weights=pretrained_file, **net_kwargs)
+        if not self.inputs:
+            raise NetError(f"{self.where}: Classifier needs a net with an Input layer (a deploy "
+                           "net) to feed the images to")
         in_ = self.inputs[0]
         shape = self.blobs[in_].shape
         if len(shape) != 4:
