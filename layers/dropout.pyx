@@ -3,6 +3,7 @@
 r is dropout_param.dropout_ratio. Backward uses the same mask and scale. The mask
 is drawn from the backend's random stream, so set_random_seed makes it repeatable.
 """
+cimport cython
 import numpy as np
 
 from cython.parallel import prange
@@ -14,6 +15,8 @@ from .backend import array_module, rng
 from .base import NeuronLayer
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def dropout_apply(const floating[::1] x, const unsigned char[::1] mask, floating[::1] y,
                   double scale):
     """y = x * scale where mask, else 0 (forward on data, backward on diffs); y may alias x."""

@@ -3,6 +3,7 @@
 Backward: dx = dy * scale / (ln(base) * (shift + scale * x)). In place, forward keeps a
 copy of the input for backward.
 """
+cimport cython
 import math
 
 from cython.parallel import prange
@@ -13,6 +14,8 @@ from ..proto.errors import NetError
 from .base import NeuronLayer
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def log_forward(const floating[::1] x, floating[::1] y, double scale, double shift,
                 double base_scale):
     """y = base_scale * ln(shift + scale * x), base_scale = 1 / ln(base)."""
@@ -22,6 +25,8 @@ def log_forward(const floating[::1] x, floating[::1] y, double scale, double shi
             y[i] = <floating>(base_scale * log(shift + scale * x[i]))
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def log_backward(const floating[::1] x, const floating[::1] dy, floating[::1] dx,
                  double scale, double shift, double base_scale):
     """dx = dy * scale * base_scale / (shift + scale * x); dx may alias dy."""

@@ -2,6 +2,7 @@
 
 Backward: dx = dy * (1 - y^2), from the output alone, so it runs in place.
 """
+cimport cython
 from cython.parallel import prange
 from cython cimport floating
 from libc.math cimport tanh
@@ -9,6 +10,8 @@ from libc.math cimport tanh
 from .base import NeuronLayer
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def tanh_forward(const floating[::1] x, floating[::1] y):
     cdef Py_ssize_t i, n = x.shape[0]
     with nogil:
@@ -16,6 +19,8 @@ def tanh_forward(const floating[::1] x, floating[::1] y):
             y[i] = <floating>tanh(x[i])
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def tanh_backward(const floating[::1] y, const floating[::1] dy, floating[::1] dx):
     """dx = dy * (1 - y^2); dx may alias dy."""
     cdef Py_ssize_t i, n = y.shape[0]
