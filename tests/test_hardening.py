@@ -50,3 +50,45 @@ def test_hdf5_output_with_0d_bottoms(tmp_path):
            f'hdf5_output_param {{ file_name: "{tmp_path / "o.h5"}" }} }}')
     with pytest.raises(ShapeError, match=r"layer 'out' \(HDF5Output\): .*no axes"):
         cyffe.Net(net, cyffe.TEST)
+
+
+# -- 11. errors inside layers name the layer ---------------------------------------------------
+
+class Fails(cyffe.Layer):
+    """A Python layer whose forward raises a ValueError of its own."""
+
+    def setup(self, bottom, top):
+        pass
+
+    def reshape(self, bottom, top):
+        top[0].reshape(*bottom[0].shape)
+
+    def forward(self, bottom, top):
+        raise ValueError("my own mistake")
+
+    def backward(self, top, propagate_down, bottom):
+        pass
+
+
+def test_an_exception_inside_a_layer_names_it_and_keeps_its_class(tmp_path, monkeypatch):
+    (tmp_path / "failing_layer.py").write_text(
+        "from test_hardening import Fails\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    net = cyffe.Net(
+        'layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 } } }\n'
+        'layer { name: "boom" type: "Python" bottom: "x" top: "y" '
+        'python_param { module: "failing_layer" layer: "Fails" } }', cyffe.TEST)
+    with pytest.raises(LayerError, match=r"layer 'boom' \(Python\): ValueError: my own "
+                                         "mistake") as info:
+        net.forward()
+    assert isinstance(info.value, ValueError) and isinstance(info.value, CyffeError)
+    assert isinstance(info.value.__cause__, ValueError)
+    assert str(info.value.__cause__) == "my own mistake"
+
+
+def test_0d_bottoms_into_a_loss_name_the_layer():
+    net = ('layer { name: "in" type: "Input" top: "x" top: "t" input_param { shape { } '
+           'shape { } } }\n'
+           'layer { name: "loss" type: "SoftmaxWithLoss" bottom: "x" bottom: "t" top: "l" }')
+    with pytest.raises(CyffeError, match=r"layer 'loss' \(SoftmaxWithLoss\)"):
+        cyffe.Net(net, cyffe.TRAIN)
