@@ -52,6 +52,84 @@ def test_hdf5_output_with_0d_bottoms(tmp_path):
         cyffe.Net(net, cyffe.TEST)
 
 
+# -- 6. negative dimensions --------------------------------------------------------------------
+
+def test_negative_legacy_blob_dimensions_do_not_cancel():
+    blob = pb.BlobProto(num=-1, channels=-2, height=1, width=1, data=[1, 2])
+    with pytest.raises(DataError, match="negative dimension"):
+        blobproto_to_array(blob)
+
+
+def test_negative_datum_dimensions():
+    datum = pb.Datum(channels=-1, height=-2, width=1, data=b"ab")
+    with pytest.raises(DataError, match="negative dimension"):
+        datum_to_array(datum)
+
+
+def test_negative_idx_dimensions(tmp_path):
+    path = tmp_path / "images.idx"
+    path.write_bytes(struct.pack(">4i", 0x803, -1, -2, 1) + b"ab")
+    with pytest.raises(DataError, match="negative size"):
+        read_idx(str(path), 0x803, 3)
+
+
+# -- 7, 8. corrupt gz, decompression bombs ---------------------------------------------------
+
+def test_corrupt_gz_idx(tmp_path):
+    raw = bytearray(gzip.compress(struct.pack(">2i", 0x801, 3) + b"abc" * 100))
+    raw[20:30] = b"\xff" * 10
+    path = tmp_path / "labels.gz"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match="labels.gz: cannot read"):
+        read_idx(str(path), 0x801, 1)
+
+
+def test_decompression_bombs_are_refused_naming_the_file(tmp_path, monkeypatch):
+    from PIL import Image
+    buffer = io.BytesIO()
+    Image.new("L", (40, 40)).save(buffer, "PNG")
+    (tmp_path / "bomb.png").write_bytes(buffer.getvalue())
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)     # 1600 pixels: over twice that
+    with pytest.raises(DataError, match="bomb.png"):
+        read_image(str(tmp_path / "bomb.png"))
+    with pytest.raises(DataError, match="datum 7"):
+        decode_image(buffer.getvalue(), where="datum 7")
+
+
+def test_absurd_resize_is_refused_before_reading(tmp_path):
+    with pytest.raises(DataError, match="more than a blob holds"):
+        read_image(str(tmp_path / "any.png"), 100000, 100000)
+
+
+# -- 10. absurd sizes ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("net, layer", [
+    ('layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 1000000000 '
+     'dim: 3 dim: 224 dim: 224 } } }', "in"),
+    ('layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 } } }\n'
+     'layer { name: "huge" type: "InnerProduct" bottom: "x" top: "y" '
+     'inner_product_param { num_output: 4000000000 } }', "huge"),
+    ('layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 } } }\n'
+     'layer { name: "t" type: "Tile" bottom: "x" top: "y" tile_param { axis: 1 '
+     'tiles: 2000000000 } }', "t"),
+    ('layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 1 dim: 1 dim: 4 '
+     'dim: 4 } } }\n'
+     'layer { name: "c" type: "Convolution" bottom: "x" top: "y" convolution_param { '
+     'num_output: 2 kernel_size: 3 pad: 2000000000 } }', "c"),
+    ('layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 } } }\n'
+     'layer { name: "e" type: "Embed" bottom: "x" top: "y" embed_param { '
+     'num_output: 4000000000 input_dim: 10 } }', "e"),
+])
+def test_absurd_sizes_name_the_layer_before_allocating(net, layer):
+    with pytest.raises(ShapeError, match=f"layer '{layer}'.*more than a blob holds"):
+        cyffe.Net(net, cyffe.TEST)
+
+
+def test_negative_blob_shape_is_a_shape_error():
+    with pytest.raises(ShapeError, match="negative dimension"):
+        Blob((2,)).reshape(-1, -3)
+
+
 # -- 11. errors inside layers name the layer ---------------------------------------------------
 
 class Fails(cyffe.Layer):
@@ -91,4 +169,17 @@ def test_0d_bottoms_into_a_loss_name_the_layer():
            'shape { } } }\n'
            'layer { name: "loss" type: "SoftmaxWithLoss" bottom: "x" bottom: "t" top: "l" }')
     with pytest.raises(CyffeError, match=r"layer 'loss' \(SoftmaxWithLoss\)"):
+        cyffe.Net(net, cyffe.TRAIN)
+
+
+# -- 13. ImageData with one of new_height / new_width ---------------------------------------
+
+def test_image_data_with_only_new_height(tmp_path):
+    from PIL import Image
+    Image.new("RGB", (4, 4)).save(tmp_path / "a.png")
+    (tmp_path / "list.txt").write_text("a.png 0\n")
+    net = (f'layer {{ name: "img" type: "ImageData" top: "x" top: "y" image_data_param {{ '
+           f'source: "{tmp_path / "list.txt"}" root_folder: "{tmp_path}/" batch_size: 1 '
+           f'new_height: 8 }} }}')
+    with pytest.raises(NetError, match="new_height and new_width must both be set"):
         cyffe.Net(net, cyffe.TRAIN)
