@@ -43,6 +43,11 @@ def hdf5_data_net(source, batch=2, tops=("data",)):
 
 # -- 1. no segfaults from unchecked indexing in the layers' Python code ------------------------
 
+def test_hdf5_data_with_a_scalar_dataset(tmp_path):
+    with pytest.raises(DataError, match=r"layer 'h5' \(HDF5Data\): .*'data'.* no rows"):
+        cyffe.Net(hdf5_data_net(h5_list(tmp_path, data=np.float32(3))), cyffe.TRAIN)
+
+
 def test_hdf5_output_with_0d_bottoms(tmp_path):
     net = (f'layer {{ name: "in" type: "Input" top: "a" top: "b" input_param {{ shape {{ }} '
            f'shape {{ }} }} }}\n'
@@ -50,6 +55,127 @@ def test_hdf5_output_with_0d_bottoms(tmp_path):
            f'hdf5_output_param {{ file_name: "{tmp_path / "o.h5"}" }} }}')
     with pytest.raises(ShapeError, match=r"layer 'out' \(HDF5Output\): .*no axes"):
         cyffe.Net(net, cyffe.TEST)
+
+
+# -- 2, 9. full disks and failed writes ---------------------------------------------------------
+
+def test_hdf5_weights_are_written_in_one_write(tmp_path, monkeypatch):
+    """HDF5 never writes the file itself, so a full disk fails in Python's write."""
+    net = cyffe.Net(NET, cyffe.TEST)
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(hdf5_format, "write_bytes", lambda path, data: full())
+    with pytest.raises(OSError, match="No space left"):
+        net.save(str(tmp_path / "w.caffemodel.h5"))
+    assert os.listdir(tmp_path) == []
+
+
+# -- 3. restoring HDF5Data is arithmetic ------------------------------------------------------
+
+def test_hdf5_data_skip_to_a_far_iteration_reads_one_file(tmp_path, monkeypatch):
+    names = []
+    for k, rows in enumerate((3, 5, 4)):
+        with h5py.File(tmp_path / f"{k}.h5", "w") as f:
+            f["data"] = np.arange(rows, dtype=np.float32)[:, None] + 10 * k
+        names.append(f"{k}.h5")
+    (tmp_path / "list.txt").write_text("\n".join(names) + "\n")
+    param = pb.LayerParameter(name="h5", type="HDF5Data", top=["data"])
+    param.hdf5_data_param.source = str(tmp_path / "list.txt")
+    param.hdf5_data_param.batch_size = 5
+    param.hdf5_data_param.shuffle = True
+
+    def started():
+        cyffe.set_random_seed(3)
+        layer = layer_class("HDF5Data")(param, pb.TRAIN)
+        top = [Blob()]
+        layer.setup([], top)
+        return layer, top
+
+    far = 2 ** 31 // 5 + 7                      # an iteration near 2^31
+    straight, top = started()
+    loads = []
+    original = type(straight)._load
+    monkeypatch.setattr(type(straight), "_load", lambda self, p: (loads.append(p),
+                                                                  original(self, p))[1])
+    straight.skip(far)
+    assert len(loads) <= 1
+    # The position is the same as one reached by forwards (a small case checked row by row).
+    want = []
+    walked, top = started()
+    for _ in range(9):
+        walked.forward([], top)
+        want.append(top[0].data.copy())
+    jumped, top = started()
+    jumped.skip(7)
+    for w in want[7:]:
+        jumped.forward([], top)
+        np.testing.assert_array_equal(top[0].data, w)
+
+
+# -- 4. HDF5 weights and solver states are checked before they are read -----------------------
+
+@pytest.mark.parametrize("build, message", [
+    (lambda f: f.create_dataset("data", data=np.zeros(3)), "/data: not a group"),
+    (lambda f: f.create_dataset("data/ip1", data=np.zeros(3)), "layer 'ip1': not a group"),
+    (lambda f: f.__setitem__("data/ip1/0", h5py.SoftLink("/nowhere")), "dangling"),
+    (lambda f: f.create_dataset("data/ip1/0", data=np.bytes_("text")), "not numbers"),
+    (lambda f: f.create_dataset("data/ip1/0", shape=(2 ** 20, 2 ** 20), dtype="f4",
+                                chunks=(1, 16)), "more than a blob holds"),
+])
+def test_malformed_hdf5_weights(tmp_path, build, message):
+    path = tmp_path / "w.caffemodel.h5"
+    with h5py.File(path, "w") as f:
+        build(f)
+    with pytest.raises(DataError, match=message):
+        cyffe.Net(NET, cyffe.TEST).copy_from(str(path))
+
+
+def test_corrupt_hdf5_bytes(tmp_path):
+    path = tmp_path / "w.caffemodel.h5"
+    cyffe.Net(NET, cyffe.TEST).save(str(path))
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2:] = bytes(len(raw) - len(raw) // 2)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match="w.caffemodel.h5"):
+        cyffe.Net(NET, cyffe.TEST).copy_from(str(path))
+
+
+@pytest.mark.parametrize("iteration", [np.bytes_("7"), np.array([-3], np.int32)])
+def test_bad_iter_in_hdf5_solver_state(tmp_path, iteration):
+    path = tmp_path / "s.solverstate.h5"
+    with h5py.File(path, "w") as f:
+        f["iter"] = iteration
+        f.create_group("history")
+    with pytest.raises(DataError, match="'iter'"):
+        solverstate.read_solver_state(str(path))
+
+
+def test_negative_iter_in_binary_solver_state(tmp_path):
+    path = tmp_path / "s.solverstate"
+    path.write_bytes(pb.SolverState(iter=-5).SerializeToString())
+    with pytest.raises(DataError, match="negative"):
+        solverstate.read_solver_state(str(path))
+
+
+# -- 5. HDF5 weights of another net, or of none ----------------------------------------------
+
+def test_hdf5_weights_of_another_net(tmp_path):
+    path = tmp_path / "other.caffemodel.h5"
+    with h5py.File(path, "w") as f:
+        f["data/conv9/0"] = np.zeros((2, 4), np.float32)
+    with pytest.raises(DataError, match="weights for another net: none of its layers "
+                                        r"\('conv9'\)"):
+        cyffe.Net(NET, cyffe.TEST).copy_from(str(path))
+
+
+def test_hdf5_weights_without_layers(tmp_path):
+    path = tmp_path / "none.caffemodel.h5"
+    with h5py.File(path, "w") as f:
+        f.create_group("data/ip1")
+    with pytest.raises(DataError, match="holds no learned weights"):
+        cyffe.Net(NET, cyffe.TEST).copy_from(str(path))
 
 
 # -- 6. negative dimensions --------------------------------------------------------------------
