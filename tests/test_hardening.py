@@ -298,6 +298,31 @@ def test_0d_bottoms_into_a_loss_name_the_layer():
         cyffe.Net(net, cyffe.TRAIN)
 
 
+# -- 12. lr policies and absurd solver fields are checked at construction -----------------------
+
+SOLVER = 'net_param {{ {net} }} base_lr: 0.1 {extra}'
+
+
+@pytest.mark.parametrize("extra, message", [
+    ('lr_policy: "poly" power: -1 max_iter: 10', "power >= 0"),
+    ('lr_policy: "inv" gamma: -0.5 power: 1', "gamma >= 0"),
+    ("max_iter: -5", "max_iter must not be negative"),
+    ("momentum: -0.9", "momentum must be"),
+    ("test_iter: -1 test_interval: 5", "test_iter must not be negative"),
+    ("clip_gradients: nan", "clip_gradients is NaN"),
+])
+def test_bad_solver_fields_are_refused_at_construction(extra, message):
+    with pytest.raises(NetError, match=message):
+        cyffe.SGDSolver(SOLVER.format(net=NET.replace("\n", " "), extra=extra))
+
+
+def test_sigmoid_policy_does_not_overflow():
+    param = pb.SolverParameter(lr_policy="sigmoid", base_lr=0.1, gamma=-1e6, stepsize=10)
+    assert learning_rate(param, 100000) == 0.0
+    param.gamma = 1e6
+    assert learning_rate(param, 100000) == pytest.approx(0.1)
+
+
 # -- 13. ImageData with one of new_height / new_width ---------------------------------------
 
 def test_image_data_with_only_new_height(tmp_path):
@@ -309,3 +334,13 @@ def test_image_data_with_only_new_height(tmp_path):
            f'new_height: 8 }} }}')
     with pytest.raises(NetError, match="new_height and new_width must both be set"):
         cyffe.Net(net, cyffe.TRAIN)
+
+
+# -- 14. written files get the umask's mode ----------------------------------------------------
+
+def test_snapshot_prefix_under_a_file_is_refused_at_construction(tmp_path):
+    (tmp_path / "file").write_text("")
+    solver = SOLVER.format(net=NET.replace("\n", " "),
+                           extra=f'max_iter: 1 snapshot_prefix: "{tmp_path}/file/sub/snap"')
+    with pytest.raises(NetError, match="which is a file, not a folder"):
+        cyffe.SGDSolver(solver)
