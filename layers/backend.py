@@ -37,19 +37,37 @@ def on_gpu(array):
 
 
 _threadpools = None
+_blas_lock = threading.Lock()
+_blas_users = 0             # contexts of one_blas_thread open now, over all threads
+_blas_limit = None
 
 
+@contextlib.contextmanager
 def one_blas_thread():
     """A context in which NumPy's BLAS runs on one thread.
 
     Our kernels parallelize across the batch themselves; multithreaded BLAS on
     top of them (or beside another process on a small machine) spin-waits and
-    turns a 20 s training run into minutes.
+    turns a 20 s training run into minutes. The limit is the process's, so it is
+    counted: the first context in (of any thread) sets it, the last one out gives
+    back the original (two nets forwarding at once in two threads would otherwise
+    leave BLAS on one thread for good).
     """
-    global _threadpools
-    if _threadpools is None:
-        _threadpools = ThreadpoolController()
-    return _threadpools.limit(limits=1, user_api="blas")
+    global _threadpools, _blas_users, _blas_limit
+    with _blas_lock:
+        if _threadpools is None:
+            _threadpools = ThreadpoolController()
+        if _blas_users == 0:
+            _blas_limit = _threadpools.limit(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_limit.restore_original_limits()
+                _blas_limit = None
 
 
 _device = 0

@@ -72,6 +72,13 @@ def test_hdf5_weights_are_written_in_one_write(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
+def test_lmdb_write_failure_is_a_data_error_and_leaves_nothing(tmp_path):
+    records = ((b"%08d" % i, bytes(4096)) for i in range(1000))    # 4 MB into a 1 MB map
+    with pytest.raises(DataError, match=r"db: cannot write LMDB: .*MDB_MAP_FULL"):
+        write_lmdb(tmp_path / "db", records, map_size=1 << 20)
+    assert os.listdir(tmp_path) == []
+
+
 # -- 3. restoring HDF5Data is arithmetic ------------------------------------------------------
 
 def test_hdf5_data_skip_to_a_far_iteration_reads_one_file(tmp_path, monkeypatch):
@@ -338,9 +345,59 @@ def test_image_data_with_only_new_height(tmp_path):
 
 # -- 14. written files get the umask's mode ----------------------------------------------------
 
+def test_written_files_get_the_umasks_mode(tmp_path):
+    old = os.umask(0o022)
+    try:
+        net = cyffe.Net(NET, cyffe.TEST)
+        net.save(str(tmp_path / "w.caffemodel"))
+        net.save(str(tmp_path / "w.caffemodel.h5"))
+        write_lmdb(tmp_path / "db", [(b"k", b"v")], map_size=1 << 20)
+    finally:
+        os.umask(old)
+    for name in ("w.caffemodel", "w.caffemodel.h5", "db/data.mdb"):
+        assert oct(os.stat(tmp_path / name).st_mode & 0o777) == oct(0o644), name
+    assert oct(os.stat(tmp_path / "db").st_mode & 0o777) == oct(0o755)
+
+
 def test_snapshot_prefix_under_a_file_is_refused_at_construction(tmp_path):
     (tmp_path / "file").write_text("")
     solver = SOLVER.format(net=NET.replace("\n", " "),
                            extra=f'max_iter: 1 snapshot_prefix: "{tmp_path}/file/sub/snap"')
     with pytest.raises(NetError, match="which is a file, not a folder"):
         cyffe.SGDSolver(solver)
+
+
+# -- smaller: BLAS threads ------------------------------------------------------------------------
+
+def test_overlapping_one_blas_thread_contexts_give_back_the_original_limit():
+    import threading
+    from threadpoolctl import threadpool_info
+    from cyffe.layers.backend import one_blas_thread
+
+    def blas_threads():
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    before = blas_threads()
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    inside = []
+
+    def first():
+        with one_blas_thread():
+            a_in.set()
+            b_in.wait(10)
+        a_out.set()
+
+    def second():
+        a_in.wait(10)
+        with one_blas_thread():
+            b_in.set()
+            a_out.wait(10)
+            inside.append(blas_threads())
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert inside == [[1] * len(before)]        # still limited while the second runs
+    assert blas_threads() == before
