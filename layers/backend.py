@@ -36,38 +36,37 @@ def on_gpu(array):
     return array_module(array) is not np
 
 
-_threadpools = None
-_blas_lock = threading.Lock()
-_blas_users = 0             # contexts of one_blas_thread open now, over all threads
-_blas_limit = None
+_blas = None
 
 
-@contextlib.contextmanager
 def one_blas_thread():
     """A context in which NumPy's BLAS runs on one thread.
 
     Our kernels parallelize across the batch themselves; multithreaded BLAS on
     top of them (or beside another process on a small machine) spin-waits and
-    turns a 20 s training run into minutes. The limit is the process's, so it is
-    counted: the first context in (of any thread) sets it, the last one out gives
-    back the original (two nets forwarding at once in two threads would otherwise
-    leave BLAS on one thread for good).
+    turns a 20 s training run into minutes.
     """
-    global _threadpools, _blas_users, _blas_limit
-    with _blas_lock:
-        if _threadpools is None:
-            _threadpools = ThreadpoolController()
-        if _blas_users == 0:
-            _blas_limit = _threadpools.limit(limits=1, user_api="blas")
-        _blas_users += 1
-    try:
-        yield
-    finally:
-        with _blas_lock:
-            _blas_users -= 1
-            if _blas_users == 0:
-                _blas_limit.restore_original_limits()
-                _blas_limit = None
+    return _OneBlasThread()
+
+
+class _OneBlasThread:
+    """Sets the BLAS libraries that run more than one thread to one, and back on the way out
+    (a few microseconds: threadpoolctl's limit() took 15 per forward)."""
+
+    __slots__ = ("restore",)
+
+    def __enter__(self):
+        global _blas
+        if _blas is None:
+            _blas = ThreadpoolController().select(user_api="blas").lib_controllers
+        self.restore = [(lib, n) for lib in _blas if (n := lib.get_num_threads()) not in (1, None)]
+        for lib, _ in self.restore:
+            lib.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        for lib, n in self.restore:
+            lib.set_num_threads(n)
+        return False
 
 
 _device = 0
