@@ -15,7 +15,8 @@ from cyffe.layers.base import Layer
 from cyffe.layers.blob import Blob
 from cyffe.layers.registry import layer_types as layer_type_list
 from cyffe.proto import cyffe_pb2 as pb
-from cyffe.proto.errors import CyffeError, DataError, NetError, NonFiniteError, ProtoError, ShapeError
+from cyffe.proto.errors import (CyffeError, DataError, LayerError, NetError, NonFiniteError,
+                                ProtoError, ShapeError)
 
 TRAIN = pb.TRAIN
 TEST = pb.TEST

@@ -72,10 +72,12 @@ setup(
     ext_modules=cythonize(
         extensions(),
         include_path=[cimport_path()],
+        # Bounds and negative-index checks stay on: turned off for a module they also leave
+        # its plain Python indexing (a tuple's shape[0]) unchecked, a segfault on bad input.
+        # The kernels turn them off for themselves (@cython.boundscheck(False), ...), where
+        # every index is a typed memoryview's inside sizes checked before the call.
         compiler_directives={
             "language_level": 3,
-            "boundscheck": False,
-            "wraparound": False,
             "cdivision": True,
             "initializedcheck": False,
         },

@@ -2,6 +2,7 @@
 
 Like Caffe, it does not run in place: the output has lost the input's sign.
 """
+cimport cython
 from cython.parallel import prange
 from cython cimport floating
 
@@ -10,6 +11,8 @@ from .base import NeuronLayer
 from .kernels.parallel cimport PARALLEL_WORK
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def absval_forward(const floating[::1] x, floating[::1] y):
     cdef Py_ssize_t i, n = x.shape[0]
     cdef floating v
@@ -19,6 +22,8 @@ def absval_forward(const floating[::1] x, floating[::1] y):
             y[i] = v if v >= 0 else -v
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def absval_backward(const floating[::1] x, const floating[::1] dy, floating[::1] dx):
     """dx = sign(x) * dy; 0 where x is 0."""
     cdef Py_ssize_t i, n = x.shape[0]

@@ -7,6 +7,7 @@ Positions labelled accuracy_param.ignore_label are skipped; with none left the
 accuracy is 0. An optional second top (C,) gives each class's accuracy over the
 positions of that class (0 for a class that does not occur). No backward.
 """
+cimport cython
 import numpy as np
 
 from cython cimport floating
@@ -17,6 +18,8 @@ from .base import Layer, canonical_axis, split_shape
 from .base_loss import bad_label_error, label_indices
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def accuracy_counts(const floating[:, :, ::1] scores, const Py_ssize_t[:, ::1] index,
                     const unsigned char[:, ::1] labelled, Py_ssize_t top_k,
                     double[::1] hits, double[::1] totals):

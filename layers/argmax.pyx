@@ -10,6 +10,7 @@ least 3 axes, more when the bottom has more, all of them 1).
 Order: largest value first; among equal values the larger index comes first
 (Caffe sorts (value, index) pairs in descending order). No backward.
 """
+cimport cython
 import numpy as np
 from cython.parallel import prange
 from cython cimport floating
@@ -21,6 +22,8 @@ from .kernels import arena
 from .kernels.parallel cimport PARALLEL_WORK
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def top_k_along(const floating[:, :, ::1] x, floating[:, :, ::1] values,
                 Py_ssize_t[:, :, ::1] indices):
     """values/indices[o, i, :k] = the k largest x[o, :, i], largest first, ties to the larger index."""

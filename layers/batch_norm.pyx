@@ -12,6 +12,7 @@ The blobs are statistics, not parameters: as Caffe, setup gives them lr_mult 0 a
 never writes their diffs. There is no learned scale or shift (follow with Scale).
 Runs in place.
 """
+cimport cython
 import numpy as np
 from cython.parallel import prange
 from cython cimport floating
@@ -23,6 +24,8 @@ from .kernels.row_sums cimport row_sum, row_dot, row_squares
 from .kernels.parallel cimport PARALLEL_WORK
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def channel_stats(const floating[:, :, ::1] x, double[::1] mean, double[::1] var):
     """Per channel: mean and biased variance over axes 0 and 2 of x (N, C, S)."""
     cdef Py_ssize_t n, c, s
@@ -42,6 +45,8 @@ def channel_stats(const floating[:, :, ::1] x, double[::1] mean, double[::1] var
             var[c] = acc / count
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def normalize(const floating[:, :, ::1] x, const double[::1] mean,
               const double[::1] inv_std, floating[:, :, ::1] y):
     """y = (x - mean_c) * inv_std_c; y may be x."""
@@ -55,6 +60,8 @@ def normalize(const floating[:, :, ::1] x, const double[::1] mean,
                 y[n, c, s] = <floating>((x[n, c, s] - mean[c]) * inv_std[c])
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def batch_backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] y,
                    const double[::1] inv_std, floating[:, :, ::1] dx):
     """dx = (dy - mean(dy) - y * mean(dy * y)) * inv_std, means per channel; dx may be dy."""

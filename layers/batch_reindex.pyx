@@ -6,6 +6,7 @@ bottom[1] is a vector of item indices (float values truncated to int, each in
 Cython scatter-add, parallel over the values of an item so repeated indices
 never race.
 """
+cimport cython
 import numpy as np
 from cython.parallel import prange
 from cython cimport floating
@@ -16,6 +17,8 @@ from .base import Layer
 from .kernels.parallel cimport PARALLEL_WORK
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def scatter_add_items(const floating[:, ::1] dy, const Py_ssize_t[::1] index,
                       floating[:, ::1] dx):
     """dx = 0, then dx[index[i], :] += dy[i, :] for every i."""

@@ -3,6 +3,8 @@ import math
 
 import numpy as np
 
+from ..proto.errors import ShapeError
+from ..proto.io import check_shape
 from .backend import device_module, on_device_side, only_read
 
 # Bumped by every change of a blob's shape or memory; each blob keeps the value of its own
@@ -107,6 +109,7 @@ class Blob:
     def __init__(self, shape=(), dtype=np.float32):
         self.dtype = np.dtype(dtype)
         self._shape = tuple(int(d) for d in shape)
+        check_shape(self._shape, "blob", ShapeError)
         self._data = SyncedArray(self._shape, self.dtype)
         self._diff = SyncedArray(self._shape, self.dtype)
         self._views = {}
@@ -207,8 +210,7 @@ class Blob:
         shape = tuple(int(d) for d in shape)
         if shape == self.shape:
             return
-        if any(d < 0 for d in shape):
-            raise ValueError(f"negative blob dimension in {shape}")
+        check_shape(shape, "blob", ShapeError)
         if math.prod(shape) != self.count:
             self._data = SyncedArray(shape, self.dtype)
             self._diff = SyncedArray(shape, self.dtype)

@@ -4,6 +4,7 @@ Computed stably as x + log(1 + exp(-x)) for x > 0 and log(1 + exp(x)) otherwise.
 Backward: dx = dy * sigmoid(x), read off the output as sigmoid(x) = 1 - exp(-y), so the
 layer runs in place (Caffe's own backward reads the input and so breaks in place).
 """
+cimport cython
 from cython.parallel import prange
 from cython cimport floating
 from libc.math cimport exp, expm1, log1p
@@ -12,6 +13,8 @@ from .base import NeuronLayer
 from .kernels.parallel cimport PARALLEL_WORK, TRANSCENDENTAL
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def bnll_forward(const floating[::1] x, floating[::1] y):
     cdef Py_ssize_t i, n = x.shape[0]
     cdef double v
@@ -21,6 +24,8 @@ def bnll_forward(const floating[::1] x, floating[::1] y):
             y[i] = <floating>(v + log1p(exp(-v)) if v > 0 else log1p(exp(v)))
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def bnll_backward(const floating[::1] y, const floating[::1] dy, floating[::1] dx):
     """dx = dy * (1 - exp(-y)) = dy * sigmoid(x); dx may alias dy."""
     cdef Py_ssize_t i, n = y.shape[0]

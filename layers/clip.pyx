@@ -3,6 +3,7 @@
 Backward, Caffe's rule: dx = dy where min <= x <= max (bounds included), 0 elsewhere.
 In place, forward keeps a copy of the input for backward.
 """
+cimport cython
 from cython.parallel import prange
 from cython cimport floating
 
@@ -11,6 +12,8 @@ from .base import NeuronLayer
 from .kernels.parallel cimport PARALLEL_WORK
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def clip_forward(const floating[::1] x, floating[::1] y, floating low, floating high):
     cdef Py_ssize_t i, n = x.shape[0]
     cdef floating v
@@ -20,6 +23,8 @@ def clip_forward(const floating[::1] x, floating[::1] y, floating low, floating 
             y[i] = low if v < low else (high if v > high else v)
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def clip_backward(const floating[::1] x, const floating[::1] dy, floating[::1] dx,
                   floating low, floating high):
     """dx = dy where low <= x <= high, 0 elsewhere; dx may alias dy."""

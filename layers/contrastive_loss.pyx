@@ -10,6 +10,7 @@ similar: alpha (a - b); dissimilar, where the margin term is positive:
 legacy -alpha (a - b), else -alpha (margin - d) / (d + 1e-4) (a - b) (Caffe's 1e-4
 keeps the division finite at d = 0); zero otherwise. y takes no gradient.
 """
+cimport cython
 import numpy as np
 
 from cython.parallel import prange
@@ -29,6 +30,8 @@ cdef inline bint is_similar(double y) noexcept nogil:
     return not (-1.0 < y < 1.0)
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def contrastive_forward(const floating[:, ::1] a, const floating[:, ::1] b,
                         const floating[::1] y, floating[:, ::1] diff, floating[::1] dist_sq,
                         double margin, bint legacy):
@@ -53,6 +56,8 @@ def contrastive_forward(const floating[:, ::1] a, const floating[:, ::1] b,
     return loss
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def contrastive_backward(const floating[:, ::1] diff, const floating[::1] dist_sq,
                          const floating[::1] y, floating[:, ::1] dx, double margin,
                          bint legacy, double alpha):

@@ -3,6 +3,7 @@
 r is dropout_param.dropout_ratio. Backward uses the same mask and scale. The mask
 is drawn from the backend's random stream, so set_random_seed makes it repeatable.
 """
+cimport cython
 import numpy as np
 
 from cython.parallel import prange
@@ -15,6 +16,8 @@ from .base import NeuronLayer
 from .kernels.parallel cimport PARALLEL_WORK
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def dropout_apply(const floating[::1] x, const unsigned char[::1] mask, floating[::1] y,
                   double scale):
     """y = x * scale where mask, else 0 (forward on data, backward on diffs); y may alias x."""

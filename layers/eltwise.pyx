@@ -5,6 +5,7 @@ or dy * y / x_k; MAX routes dy to the bottom that won. Ties in MAX follow Caffe:
 bottom 1 beats bottom 0 on a tie (``x0 > x1`` decides), every later bottom must
 be strictly greater to win.
 """
+cimport cython
 import numpy as np
 from cython.parallel import prange
 from cython cimport floating
@@ -17,6 +18,8 @@ from .kernels import arena
 from .kernels.parallel cimport PARALLEL_WORK
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def scale_into(const floating[::1] x, double a, floating[::1] y):
     """y = a * x."""
     cdef Py_ssize_t i, n = x.shape[0]
@@ -25,6 +28,8 @@ def scale_into(const floating[::1] x, double a, floating[::1] y):
             y[i] = <floating>(a * x[i])
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def add_scaled(const floating[::1] x, double a, floating[::1] y):
     """y += a * x."""
     cdef Py_ssize_t i, n = x.shape[0]
@@ -33,6 +38,8 @@ def add_scaled(const floating[::1] x, double a, floating[::1] y):
             y[i] += <floating>(a * x[i])
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def multiply_into(const floating[::1] x, floating[::1] y):
     """y *= x."""
     cdef Py_ssize_t i, n = x.shape[0]
@@ -41,6 +48,8 @@ def multiply_into(const floating[::1] x, floating[::1] y):
             y[i] *= x[i]
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def divide_product(const floating[::1] dy, const floating[::1] y, const floating[::1] x,
                    floating[::1] dx):
     """dx = dy * y / x (the unstable PROD gradient)."""
@@ -50,6 +59,8 @@ def divide_product(const floating[::1] dy, const floating[::1] y, const floating
             dx[i] = dy[i] * y[i] / x[i]
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def max_first_two(const floating[::1] a, const floating[::1] b, floating[::1] y,
                   int[::1] mask):
     """y = max(a, b), mask = 0 where a is strictly greater, else 1 (Caffe's tie rule)."""
@@ -64,6 +75,8 @@ def max_first_two(const floating[::1] a, const floating[::1] b, floating[::1] y,
                 mask[i] = 1
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def max_update(const floating[::1] x, int k, floating[::1] y, int[::1] mask):
     """Where x is strictly greater than y: y = x, mask = k."""
     cdef Py_ssize_t i, n = x.shape[0]
@@ -74,6 +87,8 @@ def max_update(const floating[::1] x, int k, floating[::1] y, int[::1] mask):
                 mask[i] = k
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def max_backward(const floating[::1] dy, const int[::1] mask, int k, floating[::1] dx):
     """dx = dy where bottom k won, 0 elsewhere."""
     cdef Py_ssize_t i, n = dy.shape[0]

@@ -4,6 +4,7 @@ Backward: dx = dy if x > 0 else dy * (y + alpha). In place the input is gone, bu
 alpha >= 0 the output has the input's sign, so the rule reads the same off the output;
 for alpha < 0 forward keeps a copy of the input.
 """
+cimport cython
 from cython.parallel import prange
 from cython cimport floating
 from libc.math cimport expm1
@@ -12,6 +13,8 @@ from .base import NeuronLayer
 from .kernels.parallel cimport PARALLEL_WORK, TRANSCENDENTAL
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def elu_forward(const floating[::1] x, floating[::1] y, double alpha):
     cdef Py_ssize_t i, n = x.shape[0]
     cdef floating v
@@ -21,6 +24,8 @@ def elu_forward(const floating[::1] x, floating[::1] y, double alpha):
             y[i] = v if v > 0 else <floating>(alpha * expm1(v))
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def elu_backward(const floating[::1] x, const floating[::1] y, const floating[::1] dy,
                  floating[::1] dx, double alpha):
     """dx = dy where x > 0, dy * (y + alpha) elsewhere; dx may alias dy."""

@@ -5,6 +5,7 @@ is bottom.shape + (num_output,). W is (input_dim, num_output), b is (num_output,
 Backward: dW[x[m], :] += dy[m, :] (rows hit twice accumulate), db += sum over m of dy;
 the indices take no gradient.
 """
+cimport cython
 import numpy as np
 from cython.parallel import prange
 from cython cimport floating
@@ -17,6 +18,8 @@ from .kernels.elementwise import broadcast, sum_outer_inner
 from .kernels.parallel cimport PARALLEL_WORK
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def scatter_rows(const Py_ssize_t[::1] index, const floating[:, ::1] dy, floating[:, ::1] dw):
     """dw[index[m], j] += dy[m, j]; each thread owns whole columns, so no two write alike."""
     cdef Py_ssize_t m, j, rows = dy.shape[0], cols = dy.shape[1]

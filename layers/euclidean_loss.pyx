@@ -3,6 +3,7 @@
 Both bottoms take gradients: da = (a - b) * top.diff / N, db = -da. The bottoms
 must have the same number of items and the same count; their shapes may differ.
 """
+cimport cython
 import numpy as np
 
 from cython.parallel import prange
@@ -12,6 +13,8 @@ from .base_loss import LossLayer
 from .kernels.parallel cimport PARALLEL_WORK
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def euclidean_forward(const floating[::1] a, const floating[::1] b, floating[::1] diff):
     """diff = a - b; returns sum(diff^2) (accumulated in double)."""
     cdef Py_ssize_t i, n = a.shape[0]

@@ -3,6 +3,7 @@
 Computed as outer * exp(inner * x), inner = ln(base) * scale, outer = base ^ shift.
 Backward: dx = dy * y * inner, from the output alone, so it runs in place.
 """
+cimport cython
 import math
 
 from cython.parallel import prange
@@ -14,6 +15,8 @@ from .base import NeuronLayer
 from .kernels.parallel cimport PARALLEL_WORK, TRANSCENDENTAL
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def exp_forward(const floating[::1] x, floating[::1] y, double inner, double outer):
     cdef Py_ssize_t i, n = x.shape[0]
     with nogil:
@@ -21,6 +24,8 @@ def exp_forward(const floating[::1] x, floating[::1] y, double inner, double out
             y[i] = <floating>(outer * exp(inner * x[i]))
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def exp_backward(const floating[::1] y, const floating[::1] dy, floating[::1] dx,
                  double inner):
     """dx = dy * y * inner; dx may alias dy."""

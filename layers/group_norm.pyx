@@ -13,6 +13,7 @@ Forward keeps h and 1 / sqrt(var + eps), so backward never reads the input: runs
 
 The kernels here serve LayerNorm too (one group, S = 1; see layer_norm.pyx).
 """
+cimport cython
 import numpy as np
 from cython.parallel import prange
 from cython cimport floating
@@ -29,6 +30,8 @@ from .kernels.parallel cimport PARALLEL_WORK
 ITEM_CHUNKS = 32
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def group_norm_forward(const floating[:, :, ::1] x, const floating[::1] scale,
                        const floating[::1] bias, floating[:, :, ::1] x_norm,
                        floating[:, :, ::1] y, double[::1] inv_std, Py_ssize_t groups,
@@ -67,6 +70,8 @@ def group_norm_forward(const floating[:, :, ::1] x, const floating[::1] scale,
                     y[n, c, s] = <floating>(h * a + b)
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def group_norm_backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] x_norm,
                         const floating[::1] scale, const double[::1] inv_std,
                         floating[:, :, ::1] dx, Py_ssize_t groups, bint affine):
@@ -100,6 +105,8 @@ def group_norm_backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] 
                         (dy[n, c, s] * a - sum_g - x_norm[n, c, s] * sum_gh) * inv_std[r])
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def affine_gradients(const floating[:, :, ::1] dy, const floating[:, :, ::1] x_norm,
                      double[:, ::1] scale_partial, double[:, ::1] bias_partial):
     """Row t of the partials: sums of dy * x_norm and of dy per channel over chunk t of the items.

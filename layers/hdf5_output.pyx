@@ -27,6 +27,10 @@ class HDF5Output(Layer):
         if not self.file_name:
             raise NetError(f"layer '{self.name}' (HDF5Output): hdf5_output_param.file_name "
                            "is not set")
+        for name, b in zip(DATASETS, bottom):
+            if not b.shape:
+                raise self.shape_error(f"bottom {name!r} has no axes (shape ()); it needs "
+                                       "rows")
         try:
             self.file = h5py.File(self.file_name, "w")
         except OSError as err:
@@ -37,6 +41,9 @@ class HDF5Output(Layer):
                                      maxshape=(None,) + b.shape[1:], chunks=True)
 
     def reshape(self, bottom, top):
+        if not bottom[0].shape or not bottom[1].shape:
+            raise self.shape_error(f"the bottoms need rows, got shapes {bottom[0].shape} and "
+                                   f"{bottom[1].shape}")
         if bottom[0].shape[0] != bottom[1].shape[0]:
             raise self.shape_error(f"data and label have different numbers of rows: "
                                    f"{bottom[0].shape} and {bottom[1].shape}")

@@ -6,6 +6,7 @@ p = 2 for L2 (squared margins). Labels are truncated to int and must lie in [0, 
 Backward: dx_{nk} = -d(l_n = k) p m_{nk}^(p-1) [m_{nk} > 0] * top.diff / N with
 m the margins (for L1 the sign of the margin); the labels take no gradient.
 """
+cimport cython
 import numpy as np
 
 from cython.parallel import prange
@@ -18,6 +19,8 @@ from .base_loss import PerItemLabelLoss
 from .kernels.parallel cimport PARALLEL_WORK
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def hinge_margins(const floating[:, ::1] x, const Py_ssize_t[::1] label,
                   floating[:, ::1] margin, bint squared):
     """margin = max(0, 1 - d x), negated at the labelled class; returns sum of |margin|^p."""

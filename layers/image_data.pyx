@@ -57,6 +57,9 @@ class ImageData(PrefetchingDataLayer):
         self.source = resolve_path(p.source, self.base_dir)
         self.entries = read_image_list(self.source, self.where)
         self.root_folder = p.root_folder
+        if (p.new_height > 0) != (p.new_width > 0) or p.new_height < 0 or p.new_width < 0:
+            raise NetError(f"{self.where}: new_height and new_width must both be set (positive) "
+                           f"or both be 0, got {p.new_height} and {p.new_width}")
         self.shape_args = (p.new_height, p.new_width, p.is_color)
         self.shuffle = p.shuffle
         self.order = record_order(len(self.entries), 0, 1)

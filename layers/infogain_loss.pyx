@@ -11,6 +11,7 @@ deprecated `normalize` for this layer, and so do we.
 Backward: dx_k = (p_k sum_j H[l, j] - H[l, k]) * top.diff / normalizer, zero at ignored
 positions; neither the labels nor H take gradients. An optional second top receives p.
 """
+cimport cython
 import numpy as np
 from google.protobuf import message
 
@@ -44,6 +45,8 @@ def read_infogain_matrix(layer, path):
                         f"BlobProto infogain matrix: {e}") from None
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def infogain_forward(const floating[:, :, ::1] prob, const Py_ssize_t[:, ::1] label,
                      const floating[:, ::1] infogain):
     """Sum over positions with label >= 0 of -sum_k H[label, k] log(max(p_k, LOG_THRESHOLD))."""
@@ -66,6 +69,8 @@ def infogain_forward(const floating[:, :, ::1] prob, const Py_ssize_t[:, ::1] la
     return loss
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def infogain_backward(const floating[:, :, ::1] prob, const Py_ssize_t[:, ::1] label,
                       const floating[:, ::1] infogain, const floating[::1] row_sums,
                       floating[:, :, ::1] dx, double scale):

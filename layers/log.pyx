@@ -3,6 +3,7 @@
 Backward: dx = dy * scale / (ln(base) * (shift + scale * x)). In place, forward keeps a
 copy of the input for backward.
 """
+cimport cython
 import math
 
 from cython.parallel import prange
@@ -14,6 +15,8 @@ from .base import NeuronLayer
 from .kernels.parallel cimport PARALLEL_WORK, TRANSCENDENTAL
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def log_forward(const floating[::1] x, floating[::1] y, double scale, double shift,
                 double base_scale):
     """y = base_scale * ln(shift + scale * x), base_scale = 1 / ln(base)."""
@@ -23,6 +26,8 @@ def log_forward(const floating[::1] x, floating[::1] y, double scale, double shi
             y[i] = <floating>(base_scale * log(shift + scale * x[i]))
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def log_backward(const floating[::1] x, const floating[::1] dy, floating[::1] dx,
                  double scale, double shift, double base_scale):
     """dx = dy * scale * base_scale / (shift + scale * x); dx may alias dy."""

@@ -9,6 +9,7 @@ local_size n must be odd; windows are centred and zero-padded.
 Backward: dx = dy * scale^-beta - 2 * a * beta * x * W(dy * y / scale), where W is the
 same window sum (the windows are symmetric). Does not run in place.
 """
+cimport cython
 from cython.parallel import prange
 from cython cimport floating
 from libc.math cimport pow, powf, sqrt, sqrtf
@@ -21,6 +22,8 @@ from .kernels import arena
 from .kernels.parallel cimport PARALLEL_WORK, TRANSCENDENTAL
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def window_sum(const floating[:, :, ::1] src, floating[:, :, ::1] out, int half,
                bint square):
     """out[n, c, s] = sum of src (or src^2) over [c - half, c + half] in range, on the middle
@@ -44,6 +47,8 @@ def window_sum(const floating[:, :, ::1] src, floating[:, :, ::1] out, int half,
                     out[n, c, s] += v * v if square else v
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def row_window_sum(const floating[:, :, ::1] src, floating[:, :, ::1] out, int half,
                    bint square):
     """out[p, h, w] = sum of src (or src^2) over [w - half, w + half] in range, along rows."""
@@ -75,6 +80,8 @@ cdef inline floating power(floating s, double beta) noexcept nogil:
     return pow(s, -beta)
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def lrn_output(const floating[::1] x, floating[::1] scale, floating[::1] y, double shift,
                double a, double beta):
     """scale = shift + a * scale (scale holds the window sums on entry), y = x scale^-beta."""
@@ -87,6 +94,8 @@ def lrn_output(const floating[::1] x, floating[::1] scale, floating[::1] y, doub
             y[i] = x[i] * power(s, beta)
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def lrn_ratio(const floating[::1] dy, const floating[::1] x, const floating[::1] scale,
               floating[::1] ratio, double beta):
     """ratio = dy * y / scale = dy * x * scale^-beta / scale."""
@@ -96,6 +105,8 @@ def lrn_ratio(const floating[::1] dy, const floating[::1] x, const floating[::1]
             ratio[i] = dy[i] * x[i] * power(scale[i], beta) / scale[i]
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def lrn_input_grad(const floating[::1] dy, const floating[::1] x, const floating[::1] scale,
                    const floating[::1] window, floating[::1] dx, double beta, double coef):
     """dx = dy * scale^-beta - coef * x * window."""

@@ -11,6 +11,7 @@ Gradients flow to c_prev and x, never to the sequence indicators cont. The kerne
 here are also the cell of the LSTM layer (layers/lstm.pyx); `unit_forward` may write
 the activations over its own input (acts is x).
 """
+cimport cython
 from cython.parallel import prange
 from cython cimport floating
 from libc.math cimport exp, expf
@@ -37,6 +38,8 @@ cdef inline floating tanh_(floating x) noexcept nogil:
     return 2 / (1 + exp_(-2 * x)) - 1
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def unit_forward(const floating[:, ::1] c_prev, const floating[:, ::1] x,
                  const floating[::1] cont, floating[:, ::1] acts, floating[:, ::1] c,
                  floating[:, ::1] h):
@@ -61,6 +64,8 @@ def unit_forward(const floating[:, ::1] c_prev, const floating[:, ::1] x,
                 h[n, d] = o * tanh_(cell)
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def unit_backward(const floating[:, ::1] c_prev, const floating[:, ::1] acts,
                   const floating[::1] cont, const floating[:, ::1] c,
                   const floating[:, ::1] dc, const floating[:, ::1] dh,

@@ -7,6 +7,7 @@ so a top of shape (N, C / k, ...). Forward records which piece won (ties go to t
 backward routes dy to that channel and writes 0 to the others. The top has fewer channels
 than the bottom, so the layer does not run in place.
 """
+cimport cython
 import numpy as np
 from cython.parallel import prange
 from cython cimport floating
@@ -17,6 +18,8 @@ from .base import Layer, channel_split
 from .kernels.parallel cimport PARALLEL_WORK
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def maxout_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, int[:, :, ::1] piece):
     """x (N, C, S) -> y (N, C / k, S) and the winning piece (0 .. k - 1) of each output."""
     cdef Py_ssize_t r, n, j, p, s, first
@@ -42,6 +45,8 @@ def maxout_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, int[:, :,
                 piece[n, j, s] = won
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def maxout_backward(const floating[:, :, ::1] dy, const int[:, :, ::1] piece,
                     floating[:, :, ::1] dx):
     """dx[n, j * k + p, s] = dy[n, j, s] where p won, 0 elsewhere (every dx value written)."""

@@ -6,6 +6,7 @@ constant (so float64 nets use its float32 rounding, as Caffe's Dtype(kLOG_THRESH
 A NaN probability stays NaN. Backward: dx_{n, l_n} = -top.diff / (N max(p, 1e-20)),
 zero elsewhere; the labels take no gradient.
 """
+cimport cython
 import numpy as np
 
 from cython.parallel import prange
@@ -17,6 +18,8 @@ from .base_loss import LOG_THRESHOLD, PerItemLabelLoss
 from .kernels.parallel cimport PARALLEL_WORK, TRANSCENDENTAL
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def multinomial_forward(const floating[:, ::1] prob, const Py_ssize_t[::1] label):
     """sum over items of -log(max(p_label, LOG_THRESHOLD))."""
     cdef Py_ssize_t i, num = prob.shape[0]
@@ -30,6 +33,8 @@ def multinomial_forward(const floating[:, ::1] prob, const Py_ssize_t[::1] label
     return loss
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def multinomial_backward(const floating[:, ::1] prob, const Py_ssize_t[::1] label,
                          floating[:, ::1] dx, double scale):
     """dx = 0, except dx[i, label_i] = -scale / max(p, LOG_THRESHOLD)."""

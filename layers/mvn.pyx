@@ -8,6 +8,7 @@ the variance. Backward (exact derivative of that forward):
 Caffe leaves out the factor (std + eps) / std, which differs from 1 by eps / std.
 Does not run in place (backward reads the input).
 """
+cimport cython
 import numpy as np
 from cython.parallel import prange
 from cython cimport floating
@@ -18,6 +19,8 @@ from .base import Layer
 from .kernels.parallel cimport PARALLEL_WORK
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def mvn_forward(const floating[:, ::1] x, floating[:, ::1] y, double[::1] mean,
                 double[::1] std, bint normalize_variance, double eps):
     """Per row r: mean[r], std[r] (biased); y = (x - mean) [/ (std + eps)]."""
@@ -40,6 +43,8 @@ def mvn_forward(const floating[:, ::1] x, floating[:, ::1] y, double[::1] mean,
                 y[r, i] = <floating>((x[r, i] - m) * scale)
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def mvn_backward(const floating[:, ::1] dy, const floating[:, ::1] x, const double[::1] mean,
                  const double[::1] std, floating[:, ::1] dx, bint normalize_variance,
                  double eps):

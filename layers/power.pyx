@@ -6,6 +6,7 @@ Otherwise dx = dy * power * scale * (shift + scale * x) ^ (power - 1); Caffe wri
 power * scale * y / (shift + scale * x), which is 0/0 where the base is 0, so we take the
 power directly (0 there for power > 1). In place, forward keeps a copy of the input.
 """
+cimport cython
 import numpy as np
 
 from cython.parallel import prange
@@ -16,6 +17,8 @@ from .base import NeuronLayer
 from .kernels.parallel cimport PARALLEL_WORK, TRANSCENDENTAL
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def power_forward(const floating[::1] x, floating[::1] y, double power, double scale,
                   double shift):
     cdef Py_ssize_t i, n = x.shape[0]
@@ -29,6 +32,8 @@ def power_forward(const floating[::1] x, floating[::1] y, double power, double s
                 y[i] = <floating>pow(shift + scale * x[i], power)
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def power_backward(const floating[::1] x, const floating[::1] dy, floating[::1] dx,
                    double power, double scale, double shift):
     """dx = dy * power * scale * (shift + scale * x) ^ (power - 1); dx may alias dy."""

@@ -5,6 +5,7 @@ Caffe stores it). Slopes start at 0.25 unless prelu_param.filler says otherwise.
 Backward: dx = dy where x > 0, a_c * dy elsewhere; da_c += sum over x <= 0 of dy * x.
 In place, forward keeps a copy of the input for backward, as Caffe does.
 """
+cimport cython
 import numpy as np
 
 from cython.parallel import prange
@@ -18,6 +19,8 @@ from .base import NeuronLayer, channel_split
 from .kernels.parallel cimport PARALLEL_WORK
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def prelu_apply(const floating[:, :, ::1] x, const floating[:, :, ::1] v,
                 floating[:, :, ::1] out, const floating[::1] slope, bint shared):
     """out = v where x > 0, slope * v elsewhere: y from v = x, dx from v = dy; out may alias v.
@@ -37,6 +40,8 @@ def prelu_apply(const floating[:, :, ::1] x, const floating[:, :, ::1] v,
                 out[n, c, d] = v[n, c, d] if x[n, c, d] > 0 else v[n, c, d] * a
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def prelu_slope_gradient(const floating[:, :, ::1] x, const floating[:, :, ::1] dy,
                          double[::1] out):
     """out[c] = sum over items and positions of channel c where x <= 0 of dy * x."""

@@ -6,6 +6,7 @@ shape[:axis] (a 0-d scalar for axis 0).
 Backward: dx[i, j] = coeff * dy[i] * f'(x[i, j]) with f' = 1, sign(x) (0 at 0, as
 Caffe), 2x. Sums are kept in double.
 """
+cimport cython
 import numpy as np
 from cython.parallel import prange
 from cython cimport floating
@@ -35,6 +36,8 @@ cdef inline double term(double v, int op) noexcept nogil:
     return v
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def reduce_rows(const floating[:, ::1] x, floating[::1] y, int op, double coeff):
     """y[i] = coeff * sum_j term(x[i, j]); parallel over rows, or within a row when few."""
     cdef Py_ssize_t i, j, rows = x.shape[0], dim = x.shape[1]
@@ -55,6 +58,8 @@ def reduce_rows(const floating[:, ::1] x, floating[::1] y, int op, double coeff)
             y[i] = <floating>(coeff * acc)
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def reduce_backward(const floating[:, ::1] x, const floating[::1] dy, floating[:, ::1] dx,
                     int op, double coeff):
     """dx[i, j] = coeff * dy[i] * term'(x[i, j])."""

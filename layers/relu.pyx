@@ -1,4 +1,5 @@
 """ReLU: y = max(x, 0) + negative_slope * min(x, 0)  (Caffe's ReLU, leaky when slope != 0)."""
+cimport cython
 from cython.parallel import prange
 from cython cimport floating
 
@@ -6,6 +7,8 @@ from .base import NeuronLayer
 from .kernels.parallel cimport PARALLEL_WORK
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def relu_forward(const floating[::1] x, floating[::1] y, double slope):
     cdef Py_ssize_t i, n = x.shape[0]
     cdef floating v
@@ -15,6 +18,8 @@ def relu_forward(const floating[::1] x, floating[::1] y, double slope):
             y[i] = v if v > 0 else <floating>(v * slope)
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def relu_backward(const floating[::1] x, const floating[::1] dy, floating[::1] dx, double slope):
     """dx = dy where x > 0, slope * dy elsewhere; x may be the output (same sign)."""
     cdef Py_ssize_t i, n = x.shape[0]

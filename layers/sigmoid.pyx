@@ -2,6 +2,7 @@
 
 Backward: dx = dy * y * (1 - y), from the output alone, so it runs in place.
 """
+cimport cython
 from cython.parallel import prange
 from cython cimport floating
 from libc.math cimport tanh
@@ -10,6 +11,8 @@ from .base import NeuronLayer
 from .kernels.parallel cimport PARALLEL_WORK, TRANSCENDENTAL
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def sigmoid_forward(const floating[::1] x, floating[::1] y):
     cdef Py_ssize_t i, n = x.shape[0]
     with nogil:
@@ -17,6 +20,8 @@ def sigmoid_forward(const floating[::1] x, floating[::1] y):
             y[i] = <floating>(0.5 * tanh(0.5 * x[i]) + 0.5)
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def sigmoid_backward(const floating[::1] y, const floating[::1] dy, floating[::1] dx):
     """dx = dy * y * (1 - y); dx may alias dy."""
     cdef Py_ssize_t i, n = y.shape[0]

@@ -11,6 +11,7 @@ for historical reasons, as in Caffe); the legacy `normalize` counts when
 Backward: dx = (sigmoid(x) - t) * top.diff / normalizer, zero at ignored
 positions; the targets take no gradient.
 """
+cimport cython
 from cython.parallel import prange
 from cython cimport floating
 from libc.math cimport exp, fabs, log1p, tanh
@@ -27,6 +28,8 @@ cdef inline bint is_ignored(double target, bint has_ignore, int ignore_label) no
             and <int>target == ignore_label)
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def sigmoid_ce_forward(const floating[::1] x, const floating[::1] t, bint has_ignore,
                        int ignore_label):
     """(sum of the per-position losses, number of positions not ignored)."""
@@ -42,6 +45,8 @@ def sigmoid_ce_forward(const floating[::1] x, const floating[::1] t, bint has_ig
     return loss, count
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def sigmoid_ce_backward(const floating[::1] x, const floating[::1] t, floating[::1] dx,
                         bint has_ignore, int ignore_label, double scale):
     """dx = (sigmoid(x) - t) * scale, zero where the target is ignored."""

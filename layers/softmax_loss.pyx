@@ -11,6 +11,7 @@ Backward: dx = (p - onehot(label)) * top.diff / normalizer, zero at ignored
 positions; the labels take no gradient. An optional second top receives p.
 """
 
+cimport cython
 from cython.parallel import prange
 from cython cimport floating
 from libc.float cimport FLT_MIN
@@ -40,6 +41,8 @@ cdef inline int label_index(double value, Py_ssize_t channels, bint has_ignore,
     return label
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def softmax_loss_forward(const floating[:, :, ::1] prob, const floating[:, ::1] label,
                          bint has_ignore, int ignore_label):
     """(sum of -log(max(p_label, FLT_MIN)), labelled count, flat index of the first bad label or -1)."""
@@ -65,6 +68,8 @@ def softmax_loss_forward(const floating[:, :, ::1] prob, const floating[:, ::1] 
     return loss, count, bad
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def softmax_loss_backward(const floating[:, :, ::1] prob, const floating[:, ::1] label,
                           floating[:, :, ::1] dx, bint has_ignore, int ignore_label,
                           double scale):

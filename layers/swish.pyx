@@ -4,6 +4,7 @@ The sigmoid is kept from forward (as Caffe keeps its inner Sigmoid layer's outpu
 backward reads only it and the output: dx = dy * (beta * y + s * (1 - beta * y)), with
 s = sigmoid(beta * x); so the layer runs in place.
 """
+cimport cython
 from cython.parallel import prange
 from cython cimport floating
 from libc.math cimport tanh
@@ -12,6 +13,8 @@ from .base import NeuronLayer, scratch_like
 from .kernels.parallel cimport PARALLEL_WORK, TRANSCENDENTAL
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def swish_forward(const floating[::1] x, floating[::1] y, floating[::1] s, double beta):
     """s = sigmoid(beta * x), y = x * s; y may alias x."""
     cdef Py_ssize_t i, n = x.shape[0]
@@ -24,6 +27,8 @@ def swish_forward(const floating[::1] x, floating[::1] y, floating[::1] s, doubl
             y[i] = v * sig
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def swish_backward(const floating[::1] y, const floating[::1] s, const floating[::1] dy,
                    floating[::1] dx, double beta):
     """dx = dy * (beta * y + s * (1 - beta * y)); dx may alias dy."""

@@ -2,6 +2,7 @@
 
 Backward: dx = dy * (1 - y^2), from the output alone, so it runs in place.
 """
+cimport cython
 from cython.parallel import prange
 from cython cimport floating
 from libc.math cimport tanh
@@ -10,6 +11,8 @@ from .base import NeuronLayer
 from .kernels.parallel cimport PARALLEL_WORK, TRANSCENDENTAL
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def tanh_forward(const floating[::1] x, floating[::1] y):
     cdef Py_ssize_t i, n = x.shape[0]
     with nogil:
@@ -17,6 +20,8 @@ def tanh_forward(const floating[::1] x, floating[::1] y):
             y[i] = <floating>tanh(x[i])
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def tanh_backward(const floating[::1] y, const floating[::1] dy, floating[::1] dx):
     """dx = dy * (1 - y^2); dx may alias dy."""
     cdef Py_ssize_t i, n = y.shape[0]

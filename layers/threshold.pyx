@@ -3,6 +3,7 @@
 A step function has no useful gradient; like Caffe, the layer has no backward, so it
 tells the net that no gradient flows to its bottom.
 """
+cimport cython
 from cython.parallel import prange
 from cython cimport floating
 
@@ -11,6 +12,8 @@ from .base import NeuronLayer
 from .kernels.parallel cimport PARALLEL_WORK
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def threshold_forward(const floating[::1] x, floating[::1] y, double threshold):
     cdef Py_ssize_t i, n = x.shape[0]
     with nogil:

@@ -5,6 +5,7 @@ Viewed as (outer, tiles, inner) with inner = the count from `axis` on, forward i
 a broadcast copy (memory speed in NumPy/CuPy); backward sums over the tiles with
 a Cython kernel that keeps each inner element's sum in a register.
 """
+cimport cython
 from cython.parallel import prange
 from cython cimport floating
 
@@ -13,6 +14,8 @@ from .base import Layer, canonical_axis
 from .kernels.parallel cimport PARALLEL_WORK
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def sum_tiles(const floating[:, :, ::1] dy, floating[:, ::1] dx):
     """dx[o, j] = sum_t dy[o, t, j]."""
     cdef Py_ssize_t o, t, j, k

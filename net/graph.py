@@ -15,7 +15,7 @@ from ..layers.backend import array_module, device_side, gpu_mode, mode, one_blas
 from ..layers.blob import Blob, generation
 from ..layers.registry import layer_class
 from ..proto import cyffe_pb2 as pb
-from ..proto.errors import NetError, NonFiniteError, ShapeError, did_you_mean
+from ..proto.errors import NetError, NonFiniteError, ShapeError, did_you_mean, wrap_layer_error
 from ..proto.io import read_net
 from ..proto.upgrade import upgrade_net
 from .analysis import summary as tables
@@ -215,7 +215,10 @@ class Net:
         for li, layer in enumerate(self.layers):
             bottom, top = self._bottom[li], self._top[li]
             layer.check_blob_counts(bottom, top)
-            layer.setup(bottom, top)
+            try:
+                layer.setup(bottom, top)
+            except Exception as err:
+                self._raise_from_layer(li, err)
             self._reshape_layer(li)
             lp = layer.param
             if lp.loss_weight and len(lp.loss_weight) != len(top):
@@ -342,9 +345,21 @@ class Net:
     def _reshape_layer(self, li):
         """Shape layer li's tops, on the side its forward runs (see Layer.reshape_side)."""
         layer, bottom, top = self.layers[li], self._bottom[li], self._top[li]
-        with layer.reshape_side(bottom, top):
-            layer.reshape(bottom, top)
+        try:
+            with layer.reshape_side(bottom, top):
+                layer.reshape(bottom, top)
+        except Exception as err:
+            self._raise_from_layer(li, err)
         self._reshaped_at[li] = generation()
+
+    def _raise_from_layer(self, li, err):
+        """Raise err, raised by layer li's own code, as an error naming the layer: a
+        CyffeError as it is (named), anything else as a LayerError that is also of err's
+        class, err its cause."""
+        wrapped = wrap_layer_error(err, self._where(self.layers[li].param))
+        if wrapped is err:
+            raise err
+        raise wrapped from err
 
     def _reshape_if_changed(self, li):
         """Reshape layer li, as Caffe before every forward, unless its reshape depends on
@@ -549,7 +564,10 @@ class Net:
                     continue
                 if generation() != self._settled or not layers[li].reshape_by_shapes:
                     self._reshape_if_changed(li)
-                layers[li].forward(bottoms[li], tops[li])
+                try:
+                    layers[li].forward(bottoms[li], tops[li])
+                except Exception as err:
+                    self._raise_from_layer(li, err)
 
     def backward_from_to(self, first, last):
         """Backward through the layers first down to last (run-order indices, both included).
@@ -563,8 +581,11 @@ class Net:
         with one_blas_thread():
             for li in range(first, last - 1, -1):
                 if self._layer_needs_backward[li]:
-                    self.layers[li].backward(self._top[li], self._bottom_needs_backward[li],
-                                             self._bottom[li])
+                    try:
+                        self.layers[li].backward(self._top[li], self._bottom_needs_backward[li],
+                                                 self._bottom[li])
+                    except Exception as err:
+                        self._raise_from_layer(li, err)
 
     def forward_backward(self):
         """One forward and backward pass; returns the loss."""

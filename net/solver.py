@@ -37,6 +37,16 @@ def check_lr_policy(param, where="solver"):
         raise NetError(f"{where}: lr_policy 'step' needs stepsize > 0 (got {param.stepsize})")
     if policy == "poly" and param.max_iter <= 0:
         raise NetError(f"{where}: lr_policy 'poly' needs max_iter > 0 (got {param.max_iter})")
+    if policy == "poly" and param.power < 0:
+        # A negative power divides by zero at max_iter.
+        raise NetError(f"{where}: lr_policy 'poly' needs power >= 0 (got {param.power})")
+    if policy == "inv" and param.gamma < 0:
+        # 1 + gamma * iter reaches 0 and goes negative: a division by zero, then no rate.
+        raise NetError(f"{where}: lr_policy 'inv' needs gamma >= 0 (got {param.gamma})")
+    for name in ("base_lr", "gamma", "power"):
+        if not math.isfinite(getattr(param, name)):
+            raise NetError(f"{where}: {name} must be a finite number (got "
+                           f"{getattr(param, name)})")
     if policy == "multistep":
         steps = list(param.stepvalue)
         if not steps:
@@ -62,7 +72,9 @@ def learning_rate(param, iteration, current_step=0):
     if policy == "poly":
         return base * (1 - iteration / param.max_iter) ** power
     if policy == "sigmoid":
-        return base * (1 / (1 + math.exp(-gamma * (iteration - param.stepsize))))
+        # 1 / (1 + e^-z), written so e^... never overflows (it only underflows to 0).
+        z = gamma * (iteration - param.stepsize)
+        return base / (1 + math.exp(-z)) if z >= 0 else base * math.exp(z) / (1 + math.exp(z))
     return base
 
 
@@ -157,6 +169,15 @@ class SGDSolver:
                            "known: L1, L2")
         if p.iter_size < 1:
             raise NetError(f"{where}: iter_size must be at least 1 (got {p.iter_size})")
+        for name in ("max_iter", "display", "test_interval", "average_loss"):
+            if getattr(p, name) < 0:
+                raise NetError(f"{where}: {name} must not be negative (got {getattr(p, name)})")
+        if any(n < 0 for n in p.test_iter):
+            raise NetError(f"{where}: test_iter must not be negative (got {list(p.test_iter)})")
+        if not math.isfinite(p.momentum) or p.momentum < 0:     # the others check their own
+            raise NetError(f"{where}: momentum must be a finite number >= 0 (got {p.momentum})")
+        if math.isnan(p.clip_gradients):
+            raise NetError(f"{where}: clip_gradients is NaN")
 
     def _check_tests(self, count):
         p, where = self.param, self.where
@@ -345,6 +366,14 @@ class SGDSolver:
                 prefix = os.path.join(prefix, os.path.basename(stem))
         if prefix is None and p.snapshot:
             raise NetError(f"{self.where}: snapshot is given but snapshot_prefix is not")
+        if prefix is not None:
+            # Found now, not when the first snapshot fails after hours of training.
+            folder = os.path.dirname(os.path.abspath(prefix))
+            while not os.path.exists(folder) and os.path.dirname(folder) != folder:
+                folder = os.path.dirname(folder)
+            if not os.path.isdir(folder):
+                raise NetError(f"{self.where}: snapshot_prefix {prefix!r} is under "
+                               f"{folder!r}, which is a file, not a folder")
         return prefix
 
     def snapshot_paths(self):

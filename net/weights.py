@@ -29,12 +29,7 @@ def load_weights(net, weights):
 def _copy_from_net_param(net, source, where):
     """Caffe's CopyTrainedLayersFrom: every check first, then the copy (never half a load)."""
     mine = net.layer_dict
-    theirs = [lp for lp in source.layer if lp.blobs]
-    if net.params and not theirs:
-        raise DataError(f"{where}: holds no learned weights (no layer has blobs)")
-    if net.params and not any(lp.name in mine for lp in theirs):
-        raise DataError(f"{where}: weights for another net: none of its layers "
-                        f"({_names(theirs)}) is in this net ({_names(net.params)})")
+    _check_for_this_net(net, [lp.name for lp in source.layer if lp.blobs], where)
     copies = []
     for lp in source.layer:
         layer = mine.get(lp.name)
@@ -57,12 +52,25 @@ def _copy_from_net_param(net, source, where):
         blob.data[...] = values
 
 
+def _check_for_this_net(net, theirs, where):
+    """A DataError when a net with params would take nothing from a file whose layers with
+    blobs are `theirs`: it has none, or none of them is a layer of this net."""
+    if net.params and not theirs:
+        raise DataError(f"{where}: holds no learned weights (no layer has blobs)")
+    mine = net.layer_dict
+    if net.params and not any(name in mine for name in theirs):
+        raise DataError(f"{where}: weights for another net: none of its layers "
+                        f"({_names(theirs)}) is in this net ({_names(net.params)})")
+
+
 def _copy_from_hdf5(net, path):
     """Caffe's CopyTrainedLayersFromHDF5: by layer name; a shared blob may be absent."""
     mine = net.layer_dict
     owned = {name: {i for i, _, own in blobs if own} for name, blobs in _param_blobs(net)}
+    layers = hdf5_format.read_weights(path)
+    _check_for_this_net(net, [name for name, blobs in layers.items() if blobs], path)
     copies = []                      # every check first, then the copy
-    for name, blobs in hdf5_format.read_weights(path).items():
+    for name, blobs in layers.items():
         layer = mine.get(name)
         if layer is None:
             continue

@@ -9,23 +9,31 @@ The layouts are Caffe's (Net::ToHDF5, SGDSolver::SnapshotSolverStateToHDF5):
 
 Files are written to a temporary file beside the target and renamed, so a
 reader never sees half a file. Anything h5py cannot read becomes one DataError
-naming the file.
+naming the file; every dataset's kind, type and size are checked before it is read.
 """
 import contextlib
+import io
 import os
 
 import numpy as np
 
-from .atomic import atomic_path
+from .atomic import write_bytes
 from .errors import DataError
+from .io import check_shape
 
 
 @contextlib.contextmanager
 def _atomic_h5(path):
-    """An h5py File open for writing at a temporary name, renamed to path on success."""
+    """An h5py File made in memory, written to path atomically (write_bytes) on success.
+
+    HDF5 never writes to the disk itself: a full disk fails in Python's write, as a
+    DataError naming path with nothing left behind, not inside HDF5's close (an abort).
+    """
     import h5py
-    with atomic_path(path) as tmp, h5py.File(tmp, "x") as f:
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as f:
         yield f
+    write_bytes(path, buffer.getbuffer())
 
 
 @contextlib.contextmanager
@@ -37,10 +45,37 @@ def _reading(path, kind):
             yield f
     except FileNotFoundError:
         raise DataError(f"{path}: {kind} file not found") from None
-    except (OSError, KeyError, ValueError, TypeError) as e:
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
         if isinstance(e, DataError):
             raise
         raise DataError(f"{path}: not a readable HDF5 {kind} file: {e}") from None
+
+
+def read_array(node, where):
+    """The numbers of an HDF5 dataset, checked before reading: a dataset (not a group or a
+    dangling link), of a numeric type, of at most INT_MAX elements. where names it."""
+    import h5py
+    if not isinstance(node, h5py.Dataset):
+        raise DataError(f"{where}: not a dataset ({_kind(node)})")
+    if node.dtype.kind not in "biuf":
+        raise DataError(f"{where}: holds {node.dtype} values, not numbers")
+    check_shape(node.shape or (), where)
+    try:
+        return node[()]
+    except (OSError, ValueError, TypeError, RuntimeError) as e:
+        raise DataError(f"{where}: cannot read: {e}") from None
+
+
+def _group(node, where):
+    """node if it is an HDF5 group, else a DataError naming where."""
+    import h5py
+    if not isinstance(node, h5py.Group):
+        raise DataError(f"{where}: not a group ({_kind(node)})")
+    return node
+
+
+def _kind(node):
+    return "missing or a dangling link" if node is None else type(node).__name__.lower()
 
 
 def write_weights(path, layers, diffs=False):
@@ -69,13 +104,16 @@ def read_weights(path):
         if "data" not in f:
             raise DataError(f"{path}: no /data group; not Caffe HDF5 weights")
         layers = {}
-        for name, group in f["data"].items():
+        data = _group(f.get("data"), f"{path}: /data")
+        for name in data.keys():
+            group = _group(data.get(name), f"{path}: layer '{name}'")
             blobs = {}
-            for key, dataset in group.items():
+            for key in group.keys():
                 if not key.isdigit():
                     raise DataError(f"{path}: layer '{name}' has a dataset '{key}' that is not "
                                     "a blob index")
-                blobs[int(key)] = dataset[()]
+                blobs[int(key)] = read_array(group.get(key),
+                                             f"{path}: layer '{name}' blob {key}")
             layers[name] = blobs
         return layers
 
@@ -93,27 +131,38 @@ def write_solver_state(path, iteration, learned_net, current_step, history):
 
 def read_solver_state(path):
     """(iter, learned_net or None, current_step, [history arrays]) from an HDF5 solver state."""
+    import h5py
     with _reading(path, "solver state") as f:
         for name in ("iter", "history"):
             if name not in f:
                 raise DataError(f"{path}: no '{name}' in this HDF5 solver state")
-        iteration = _scalar_int(f["iter"][()], path, "iter")
-        current_step = _scalar_int(f["current_step"][()], path, "current_step") \
+        iteration = _scalar_int(f.get("iter"), path, "iter")
+        current_step = _scalar_int(f.get("current_step"), path, "current_step") \
             if "current_step" in f else 0
         learned_net = None
         if "learned_net" in f:
-            value = f["learned_net"][()]
-            learned_net = value.decode() if isinstance(value, bytes) else str(value)
-        group = f["history"]
+            node = f.get("learned_net")
+            if not isinstance(node, h5py.Dataset) or node.shape != () or \
+                    node.dtype.kind not in "SOU":
+                raise DataError(f"{path}: 'learned_net' is not one string")
+            value = node[()]
+            try:
+                learned_net = value.decode() if isinstance(value, bytes) else str(value)
+            except UnicodeDecodeError:
+                raise DataError(f"{path}: 'learned_net' is not UTF-8 text") from None
+        group = _group(f.get("history"), f"{path}: history")
         keys = sorted(group.keys(), key=lambda k: int(k) if k.isdigit() else -1)
         if keys != [str(i) for i in range(len(keys))]:
             raise DataError(f"{path}: history datasets are not numbered 0..{len(keys) - 1}")
-        history = [group[k][()] for k in keys]
+        history = [read_array(group.get(k), f"{path}: history {k}") for k in keys]
         return iteration, learned_net, current_step, history
 
 
-def _scalar_int(value, path, name):
-    value = np.ravel(value)
-    if value.size != 1:
-        raise DataError(f"{path}: '{name}' should hold one integer, not {value.size} values")
+def _scalar_int(node, path, name):
+    value = np.ravel(read_array(node, f"{path}: '{name}'"))
+    if value.size != 1 or value.dtype.kind not in "iu":
+        raise DataError(f"{path}: '{name}' should hold one integer, not {value.size} "
+                        f"{value.dtype} values")
+    if value[0] < 0:
+        raise DataError(f"{path}: '{name}' is negative ({value[0]})")
     return int(value[0])

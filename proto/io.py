@@ -155,9 +155,26 @@ def blobproto_to_array(blob):
         values = np.asarray(blob.double_data, dtype=np.float64)
     else:
         values = np.asarray(blob.data, dtype=np.float32)
+    check_shape(shape, "blob")
     if values.size != int(np.prod(shape, dtype=np.int64)):
         raise DataError(f"blob of shape {shape} holds {values.size} values")
     return values.reshape(shape)
+
+
+INT_MAX = 2 ** 31 - 1           # Caffe's limit on a blob's elements (Blob::Reshape)
+
+
+def check_shape(shape, what, error=DataError):
+    """An error (DataError, or `error`) unless shape has no negative dimension and at most
+    INT_MAX elements (two negatives do not cancel; Python's ints do not overflow)."""
+    if any(n < 0 for n in shape):
+        raise error(f"{what} of shape {tuple(shape)} has a negative dimension")
+    count = 1
+    for n in shape:
+        count *= int(n)
+    if count > INT_MAX:
+        raise error(f"{what} of shape {tuple(shape)} has {count} elements, more than a "
+                        f"blob holds ({INT_MAX})")
 
 
 def _packed_field(number, values):

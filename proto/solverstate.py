@@ -48,6 +48,9 @@ def read_solver_state(path):
     if not state.HasField("iter"):
         # Every solver state Caffe writes starts with iter; its absence means garbage.
         raise DataError(f"{path}: not a solver state (no iteration in it)")
+    if state.iter < 0 or state.current_step < 0:
+        raise DataError(f"{path}: not a solver state (iteration {state.iter}, step "
+                        f"{state.current_step}: negative)")
     history = []
     for i, blob in enumerate(state.history):
         try:

@@ -9,6 +9,7 @@ database is built in a temporary folder and renamed when complete.
 import gzip
 import struct
 import sys
+import zlib
 
 import numpy as np
 
@@ -27,7 +28,7 @@ def read_idx(path, magic, dims):
             raw = f.read()
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
-    except (OSError, EOFError) as err:
+    except (OSError, EOFError, zlib.error) as err:
         if isinstance(err, FileNotFoundError):
             raise DataError(f"{path}: not found") from None
         raise DataError(f"{path}: cannot read (corrupt gzip?): {err}") from None
@@ -38,7 +39,9 @@ def read_idx(path, magic, dims):
     if found != magic:
         raise DataError(f"{path}: not an IDX file of {dims}-D uint8 data (magic {found:#x}, "
                         f"expected {magic:#x})")
-    count = int(np.prod(shape))
+    if any(n < 0 for n in shape):
+        raise DataError(f"{path}: IDX header gives a negative size: {tuple(shape)}")
+    count = int(np.prod(shape, dtype=np.int64))
     if len(raw) - header != count:
         raise DataError(f"{path}: truncated or padded IDX file: {len(raw) - header} bytes of "
                         f"data for shape {tuple(shape)} ({count} bytes)")

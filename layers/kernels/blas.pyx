@@ -8,6 +8,7 @@ OpenMP threads take one at a time, each with gemm_rows. Threaded OpenBLAS spin-w
 beside another process on a 2-core machine its small products became 100-1000x slower.
 Blocks taken on demand also let a thread on a busy core do less of the work.
 """
+cimport cython
 from cython.parallel import prange
 from cython cimport floating
 from scipy.linalg.cython_blas cimport dgemm, sgemm
@@ -108,6 +109,8 @@ cdef int leading(const floating[:, :] array, str name) except -1:
     return max(1, array.shape[1])
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def gemm(const floating[:, :] a, const floating[:, :] b, floating[:, :] c,
          bint trans_a=False, bint trans_b=False, floating alpha=1, floating beta=0):
     """c = alpha op(a) op(b) + beta c (op transposes when asked); c may be a strided view."""

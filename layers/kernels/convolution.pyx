@@ -24,6 +24,7 @@ from the im2col to the GEMMs and the col2im, where a whole minibatch's columns w
 through memory. With a weight gradient the threads take contiguous runs of chunks (a
 static schedule) and the partial sums are added in thread order: the same on every run.
 """
+cimport cython
 import math
 
 import numpy as np
@@ -144,6 +145,8 @@ cdef void run_chunk(const Plan* p, const Window* win, Py_ssize_t step, const flo
                     dst[l] = dst[l] + total
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def convolve_chunks(geometry, Py_ssize_t group, Py_ssize_t chunk, Py_ssize_t block,
                     Py_ssize_t bands, floating[:, ::1] scratch, const floating[:, ::1] weights,
                     const floating[:, :, ::1] x, const floating[::1] bias,
@@ -217,6 +220,8 @@ def convolve_chunks(geometry, Py_ssize_t group, Py_ssize_t chunk, Py_ssize_t blo
                     bias_diff[o] += scratch[t, columns + p.outputs * p.k + o]
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def _even_block(channels, fitting):
     """Channels per block: as few blocks as hold at most `fitting` each, as even as they come."""
     blocks = -(-channels // max(1, fitting))

@@ -6,6 +6,7 @@ columns and no GEMM. Output plane o reads input plane o // multiplier:
 The kernels read the geometry's source (the image, or its padded copy); forward and
 backward take the images and do the padding themselves.
 """
+cimport cython
 import numpy as np
 from cython.parallel import prange
 from cython cimport floating
@@ -41,6 +42,8 @@ def backward(geometry, x, weights, dy, dx, weight_diff, bias_diff):
             geometry.fold(g, dx)
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 cdef inline void correlate(const floating[:, :, :, ::1] src, floating[:, :, :, ::1] dst,
                            const floating[:, :, ::1] w, const Window* win, Py_ssize_t n,
                            Py_ssize_t o, Py_ssize_t c, bint adjoint) noexcept nogil:
@@ -72,6 +75,8 @@ cdef inline void correlate(const floating[:, :, :, ::1] src, floating[:, :, :, :
                         dst[n, o, yo, xo] += weight * src[n, c, hin, xo * sw - shift]
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def forward_planes(geometry, const floating[:, :, :, ::1] x, const floating[:, :, ::1] w,
                    const floating[::1] bias, floating[:, :, :, ::1] y,
                    const double[::1] slopes=None):
@@ -101,6 +106,8 @@ def forward_planes(geometry, const floating[:, :, :, ::1] x, const floating[:, :
                     y[n, o, yo, xo] = v if v > 0 else v * slope
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def backward_data_planes(geometry, const floating[:, :, :, ::1] dy, const floating[:, :, ::1] w,
                          floating[:, :, :, ::1] dx):
     """dx[n, c] = the sum over c's outputs of w (*)^T dy (written, not accumulated)."""
@@ -123,6 +130,8 @@ def backward_data_planes(geometry, const floating[:, :, :, ::1] dy, const floati
                 correlate(dy, dx, w, &win, n, c * multiplier + m, c, True)
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def backward_params_planes(geometry, const floating[:, :, :, ::1] x,
                            const floating[:, :, :, ::1] dy, floating[:, :, ::1] dw_out,
                            floating[::1] db, floating[:, :, ::1] rows):

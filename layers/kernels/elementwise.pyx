@@ -2,6 +2,7 @@
 middle axis of an (outer, dim, inner) view, the per-dim sums that are their adjoints, and
 acc += x. Bias, Scale, Embed, Split, Parameter and Deconvolution's bias use them.
 """
+cimport cython
 from cython.parallel import prange
 from cython cimport floating
 
@@ -9,6 +10,8 @@ from .row_sums cimport row_dot, row_sum
 from .parallel cimport PARALLEL_WORK
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def broadcast(const floating[:, :, ::1] x, const floating[::1] b, floating[:, :, ::1] y,
               bint multiply=False):
     """y[o, d, i] = x[o, d, i] + b[d] (times b[d] when multiply); y may be x."""
@@ -22,6 +25,8 @@ def broadcast(const floating[:, :, ::1] x, const floating[::1] b, floating[:, :,
                 y[o, d, i] = x[o, d, i] * b[d] if multiply else x[o, d, i] + b[d]
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def sum_outer_inner(const floating[:, :, ::1] dy, floating[::1] out, bint accumulate,
                     const floating[:, :, ::1] x=None):
     """out[d] (+)= the sum over o, i of dy[o, d, i] (times x[o, d, i] when x is given)."""
@@ -44,6 +49,8 @@ def sum_outer_inner(const floating[:, :, ::1] dy, floating[::1] out, bint accumu
                 out[d] = <floating>acc
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def add_into(floating[::1] acc, const floating[::1] x):
     """acc += x."""
     cdef Py_ssize_t i, n = acc.shape[0]

@@ -5,6 +5,7 @@ weights, BatchNorm folded into a convolution) compare fingerprints to know wheth
 params changed since, whoever changed them (a solver step, net surgery in Python): it
 reads the bytes once, far less than recomputing what they derive.
 """
+cimport cython
 from libc.stdint cimport uint64_t
 
 cdef enum:
@@ -21,6 +22,8 @@ cdef inline uint64_t mix(uint64_t h) noexcept nogil:
     return h ^ (h >> 31)
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def fingerprint(array):
     """The 64-bit fingerprint of a contiguous array's bytes (and its size)."""
     cdef const unsigned char[::1] raw = memoryview(array).cast("B")

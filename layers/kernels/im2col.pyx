@@ -16,6 +16,7 @@ folds the copy's gradient back.
 plane_to_columns / columns_to_plane (one plane, no GIL; cimported by the convolution
 pipeline) take the AVX-512 kernels in 2-D with stride 1 along the rows where they run.
 """
+cimport cython
 import itertools
 import math
 
@@ -156,6 +157,8 @@ def _planes(images):
     return images.reshape(images.shape[0], images.shape[1], -1)
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def im2col(geometry, x, floating[:, ::1] col):
     """Fill col (C*K, N*L) with the patches of the images x (N, C, *in_shape)."""
     cdef const floating[:, :, ::1] source
@@ -169,6 +172,8 @@ def im2col(geometry, x, floating[:, ::1] col):
                 to_columns(&source[0, 0, 0], &col[0, 0], source.shape[0], source.shape[1], &w)
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def col2im(geometry, const floating[:, ::1] col, dx):
     """Write into the images dx (N, C, *in_shape) the sum of the col entries taken from each
     pixel."""

@@ -15,6 +15,7 @@ window, pool_window reduces them. The kernels read a window.Geometry's source pl
 (P, H, W); filled padding is already part of them. float32 max and average forwards with
 stride 1 or 2 along the rows take the AVX-512 kernels.
 """
+cimport cython
 import numpy as np
 from cython.parallel import prange
 from cython cimport floating
@@ -92,6 +93,8 @@ cdef inline floating pool_window(Method method, const floating* x, Py_ssize_t wi
     return x[chosen] if chosen >= 0 else 0
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def forward(str method, geometry, const floating[:, :, ::1] x, floating[:, :, ::1] y,
             int[:, :, ::1] mask=None, const floating[:, :, ::1] u=None):
     """y (P, ho, wo) = the method over each window of the source planes x (P, H, W); mask
@@ -127,6 +130,8 @@ def forward(str method, geometry, const floating[:, :, ::1] x, floating[:, :, ::
                                              u[p, i, j] if m == STOCHASTIC else 0, index)
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def backward(str method, geometry, const floating[:, :, ::1] dy, floating[:, :, ::1] dx,
              const int[:, :, ::1] mask=None, const floating[:, :, ::1] x=None,
              const floating[:, :, ::1] y=None):

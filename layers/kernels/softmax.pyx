@@ -2,6 +2,7 @@
 y_c = exp(x_c - max x) / sum_c' exp(x_c' - max x) (the max keeps exp from overflowing);
 backward dx = y * (dy - sum_c(dy * y)). Softmax and the softmax losses use them.
 """
+cimport cython
 from cython.parallel import prange
 from cython cimport floating
 from libc.math cimport exp
@@ -9,6 +10,8 @@ from libc.math cimport exp
 from ..backend import array_module
 from .parallel cimport PARALLEL_WORK, TRANSCENDENTAL
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def softmax_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
                     floating[:, ::1] scratch):
     """y = softmax of x over axis 1; scratch is (outer, inner); y may alias x."""
@@ -36,6 +39,8 @@ def softmax_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
                     y[i, c, j] /= scratch[i, j]
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def softmax_backward(const floating[:, :, ::1] y, const floating[:, :, ::1] dy,
                      floating[:, :, ::1] dx, floating[:, ::1] scratch):
     """dx = y * (dy - sum over axis 1 of dy * y); scratch is (outer, inner); dx may alias dy."""

@@ -7,6 +7,7 @@ absent), or "constant" (`value`), "reflect" or "replicate", which pad a copy of 
 (the source) that the kernels then read with no padding of their own; the source's gradient
 is folded back onto the image (see padding.py).
 """
+cimport cython
 import itertools
 import math
 
@@ -106,6 +107,8 @@ class Geometry:
         return padding.fold(g, self.pad_before, self.pad_after, self.fill)
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 cdef Window window_of(geometry) except *:
     """The kernels' view of a Geometry, on its source; the N-D arrays it points into stay
     alive with the Geometry."""

@@ -18,6 +18,7 @@ Tiles are processed in chunks of whole tile rows so that a chunk's V and M stay 
 cache (a few MB); every phase of a chunk (input transform, GEMMs, output transform) is
 split over the OpenMP threads, so one image keeps every core busy.
 """
+cimport cython
 import numpy as np
 from cython.parallel import prange, threadid
 from cython cimport floating
@@ -84,6 +85,8 @@ cdef inline void kernel_transform(const floating* g, floating* u, Py_ssize_t ste
         u[(6 * i + 5) * step] = c
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def transform_weights(const floating[:, :, :, ::1] weights, floating[:, :, ::1] u):
     """u (36, K, C/group) = G g G^T for every 3x3 kernel g of weights (K, C/group, 3, 3)."""
     cdef Py_ssize_t outputs = weights.shape[0], channels = weights.shape[1], r, k, c
@@ -138,6 +141,8 @@ cdef inline void output_transform(const floating* m, Py_ssize_t step, Py_ssize_t
         output_f64(m, step, tiles, bias, relu, slope, plane, w.ho, w.wo, tile_row, scratch)
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def forward(geometry, Py_ssize_t group, const floating[:, :, ::1] u,
             const floating[:, :, ::1] x, const floating[::1] bias, floating[:, :, ::1] y,
             floating[::1] scratch, const double[::1] slopes=None):

@@ -71,7 +71,10 @@ def write_lmdb(path, records, map_size):
     if os.path.exists(path):
         raise DataError(f"{path}: already exists; remove it or choose another name")
     with atomic_path(path) as tmp:
-        env = lmdb.open(tmp, map_size=max(int(map_size), 1 << 20), subdir=True)
+        try:
+            env = lmdb.open(tmp, map_size=max(int(map_size), 1 << 20), subdir=True)
+        except lmdb.Error as err:
+            raise DataError(f"{path}: cannot create LMDB: {err}") from None
         try:
             txn = env.begin(write=True)
             for n, (key, value) in enumerate(records, 1):
@@ -80,6 +83,8 @@ def write_lmdb(path, records, map_size):
                     txn.commit()
                     txn = env.begin(write=True)
             txn.commit()
+        except lmdb.Error as err:       # a full disk or map, an I/O error
+            raise DataError(f"{path}: cannot write LMDB: {err}") from None
         finally:
             env.close()
 

@@ -11,6 +11,7 @@ import io
 import numpy as np
 
 from ...proto.errors import DataError, at
+from ...proto.io import check_shape
 
 
 def decode_image(data, color=None, where="image"):
@@ -23,7 +24,7 @@ def decode_image(data, color=None, where="image"):
         with Image.open(io.BytesIO(data)) as image:
             image.load()
             return image_to_array(image, color)
-    except (OSError, ValueError, SyntaxError) as err:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
         raise DataError(f"{where}: not a readable image: {err}") from None
 
 
@@ -44,7 +45,8 @@ def datum_to_array(datum, force_color=False, force_gray=False, where="datum"):
         color = True if force_color else False if force_gray else None
         return decode_image(datum.data, color, where)
     shape = (datum.channels, datum.height, datum.width)
-    count = int(np.prod(shape))
+    check_shape(shape, f"{where}: Datum")
+    count = int(np.prod(shape, dtype=np.int64))
     if datum.data:
         values = np.frombuffer(datum.data, dtype=np.uint8)
     else:
@@ -57,12 +59,14 @@ def datum_to_array(datum, force_color=False, force_gray=False, where="datum"):
 def read_image(path, height=0, width=0, color=True, where="image"):
     """(C, H, W) uint8 BGR (or 1-channel gray) of an image file, as Caffe's ReadImageToCVMat.
 
-    Resized to height x width (bilinear) when both are positive.
+    Resized to height x width (bilinear) when both are positive. Images of more pixels
+    than Pillow's MAX_IMAGE_PIXELS (decompression bombs) are refused.
     """
     try:
         from PIL import Image
     except ImportError:
         raise DataError(f"{at(where)}reading images needs Pillow (pip install pillow)") from None
+    check_shape((3, height, width), f"{at(where)}{path!r} resized")
     try:
         with Image.open(path) as image:
             image.load()
@@ -72,5 +76,5 @@ def read_image(path, height=0, width=0, color=True, where="image"):
             return image_to_array(image, color)
     except FileNotFoundError:
         raise DataError(f"{at(where)}image {path!r} not found") from None
-    except (OSError, ValueError, SyntaxError) as err:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
         raise DataError(f"{at(where)}{path!r} is not a readable image: {err}") from None
