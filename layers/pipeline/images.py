@@ -45,7 +45,7 @@ def datum_to_array(datum, force_color=False, force_gray=False, where="datum"):
         color = True if force_color else False if force_gray else None
         return decode_image(datum.data, color, where)
     shape = (datum.channels, datum.height, datum.width)
-    check_shape(shape, f"{where}: Datum")
+    check_shape(shape, f"{at(where)}Datum")
     count = int(np.prod(shape, dtype=np.int64))
     if datum.data:
         values = np.frombuffer(datum.data, dtype=np.uint8)
