@@ -433,11 +433,22 @@ def test_train_only_behaviour_is_an_error(type_, params, phase, why):
         cyffe.export_onnx(net)
 
 
-def test_pooling_mask_top_is_an_error():
+@pytest.mark.parametrize("params, shape, relu", [
+    ("kernel_size: 3 stride: 2", (2, 3, 8, 9), False),
+    ("kernel_size: 3 stride: 2 pad: 1", (2, 3, 7, 8), True),     # ties among the zeros
+    ("global_pooling: true", (2, 3, 5, 4), False),
+])
+def test_pooling_mask_top_holds_caffe_argmax(params, shape, relu):
+    first = 'layer { name: "relu" type: "ReLU" bottom: "data" top: "r" }\n' if relu else ""
+    check(first + layer("Pooling", f"pooling_param {{ pool: MAX {params} }}",
+                        ("r" if relu else "data",), ("y", "mask")), {"data": shape})
+
+
+def test_pooling_mask_of_a_filled_padding_is_an_error():
     net = cyffe.Net('input: "data" input_shape { dim: 2 dim: 3 dim: 8 dim: 8 }\n' +
-                    layer("Pooling", "pooling_param { kernel_size: 2 stride: 2 }",
-                          tops=("y", "mask")), cyffe.TEST)
-    with pytest.raises(NetError, match="mask"):
+                    layer("Pooling", "pooling_param { kernel_size: 3 pad: 1 pad_fill: "
+                                     "REPLICATE }", tops=("y", "mask")), cyffe.TEST)
+    with pytest.raises(NetError, match="mask top"):
         cyffe.export_onnx(net)
 
 
@@ -448,18 +459,20 @@ def test_a_data_layer_is_an_error_pointing_at_the_deploy_net():
         cyffe.export_onnx(net)
 
 
-def test_loss_and_accuracy_are_left_out_with_a_note():
+def test_loss_accuracy_and_silence_are_left_out_with_a_note():
     text = ('input: "data" input_shape { dim: 4 dim: 6 }\n'
             'input: "label" input_shape { dim: 4 }\n' +
             layer("InnerProduct", "inner_product_param { num_output: 3 }", tops=("ip",)) +
             'layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" '
             'top: "loss" }\n'
-            'layer { name: "acc" type: "Accuracy" bottom: "ip" bottom: "label" top: "acc" }\n')
+            'layer { name: "acc" type: "Accuracy" bottom: "ip" bottom: "label" top: "acc" }\n'
+            'layer { name: "quiet" type: "Silence" bottom: "label" }\n')
     net = cyffe.Net(text, cyffe.TEST)
     model = cyffe.export_onnx(net)
     assert [o.name for o in model.graph.output] == ["ip"]
     assert "layer 'loss' (SoftmaxWithLoss) left out" in model.doc_string
     assert "layer 'acc' (Accuracy) left out" in model.doc_string
+    assert "layer 'quiet' (Silence) left out" in model.doc_string
     x = np.random.default_rng(0).standard_normal((4, 6)).astype(np.float32)
     got = run_onnx(model, {"data": x, "label": np.zeros(4, np.float32)})
     assert relative_error(got["ip"], net.forward(data=x, blobs=["ip"])["ip"]) <= TOLERANCE

@@ -14,6 +14,7 @@ cuts any window too many, and for AVE multiplies the kernel-area average by
 area / Caffe's divisor, a constant per output pixel, where they differ.
 """
 import numpy as np
+from onnx import TensorProto
 
 from .graph import maps
 
@@ -80,23 +81,46 @@ def caffe_divisor(geometry):
     return np.where(divisor > 0, divisor, 1)
 
 
-def _window(g, op, x, geometry, output=None, what=None, **attrs):
-    """An ONNX pooling op over exactly Caffe's windows of the (padded) source x."""
+def _pads(geometry):
+    """ONNX pads for exactly Caffe's windows of the (padded) source with floor rounding,
+    and whether that gives a window too many (to cut) per axis."""
     kernel, stride, out = geometry.kernel, geometry.stride, geometry.out_shape
     before = list(geometry.source_pads)
     # What the last window needs past the source's end (negative: it ends inside it).
-    needed = [(o - 1) * s + k - size - b for o, s, k, size, b in
-              zip(out, stride, kernel, geometry.source_shape, before)]
-    after = [max(n, 0) for n in needed]
+    after = [max((o - 1) * s + k - size - b, 0) for o, s, k, size, b in
+             zip(out, stride, kernel, geometry.source_shape, before)]
     floor_out = [(size + b + a - k) // s + 1 for size, b, a, k, s in
                  zip(geometry.source_shape, before, after, kernel, stride)]
-    cut = floor_out != list(out)
-    y = g.node(op, [x], None if cut else output, what, kernel_shape=list(kernel),
-               strides=list(stride), pads=before + after, **attrs)
+    return before + after, floor_out != list(out)
+
+
+def _cut(g, y, geometry, output=None, what="cut"):
+    """y cut to the geometry's output size (its spatial axes 2 and 3)."""
+    return g.node("Slice", [y, g.ints(what + "_starts", [0, 0]),
+                            g.ints(what + "_ends", geometry.out_shape),
+                            g.ints(what + "_axes", [2, 3])], output, what)
+
+
+def _window(g, op, x, geometry, output=None, what=None, **attrs):
+    """An ONNX pooling op over exactly Caffe's windows of the (padded) source x."""
+    pads, cut = _pads(geometry)
+    y = g.node(op, [x], None if cut else output, what, kernel_shape=list(geometry.kernel),
+               strides=list(geometry.stride), pads=pads, **attrs)
+    return _cut(g, y, geometry, output) if cut else y
+
+
+def _max_and_mask(g, x, geometry, tops, plane):
+    """MAX pooling with Caffe's mask top: each window's argmax as h * W + w in its plane
+    (ONNX's indices run over the whole tensor: taken modulo the plane's size)."""
+    pads, cut = _pads(geometry)
+    values, indices = (g.temp("values") if cut else tops[0]), g.temp("indices")
+    g.node_multi("MaxPool", [x], [values, indices], kernel_shape=list(geometry.kernel),
+                 strides=list(geometry.stride), pads=pads)
     if cut:
-        y = g.node("Slice", [y, g.ints("cut_starts", [0, 0]), g.ints("cut_ends", out),
-                             g.ints("cut_axes", [2, 3])], output, "cut")
-    return y
+        _cut(g, values, geometry, tops[0])
+        indices = _cut(g, indices, geometry, what="cut_indices")
+    in_plane = g.node("Mod", [indices, g.ints("plane", [plane])], what="in_plane")
+    g.node("Cast", [in_plane], tops[1], to=TensorProto.FLOAT)
 
 
 def _ave(g, x, geometry, output=None, what="average"):
@@ -114,10 +138,14 @@ def _ave(g, x, geometry, output=None, what="average"):
 
 @maps("Pooling")
 def pooling(g, layer, bottoms, tops):
-    if len(tops) > 1:
-        raise g.unsupported("its second top (MAX's mask of argmax indices) has no ONNX twin")
     x, y, geometry = bottoms[0], tops[0], layer.geometry
     method = layer.method
+    if len(tops) > 1:
+        if geometry.copies:
+            raise g.unsupported("its mask top counts in the padded copy that pad_fill "
+                                f"{geometry.fill.upper()} pools")
+        _max_and_mask(g, x, geometry, tops, int(np.prod(g.bottom_shapes[0][2:])))
+        return
     if layer.global_pooling and method in ("max", "ave", "l2"):
         op = {"max": "GlobalMaxPool", "ave": "GlobalAveragePool", "l2": "GlobalLpPool"}[method]
         g.node(op, [x], y, **({"p": 2} if method == "l2" else {}))
