@@ -29,14 +29,15 @@ def test_export_onnx_tool_writes_lenet(tmp_path, capsys):
 
 
 def test_export_onnx_tool_says_which_layer_does_not_map(tmp_path, capsys):
-    proto = tmp_path / "im2col.prototxt"
-    proto.write_text('input: "data" input_shape { dim: 1 dim: 2 dim: 8 dim: 8 }\n'
-                     'layer { name: "cols" type: "Im2col" bottom: "data" top: "cols" '
-                     'convolution_param { kernel_size: 2 } }\n')
+    proto = tmp_path / "filter.prototxt"
+    proto.write_text('input: "data" input_shape { dim: 2 dim: 3 }\n'
+                     'input: "keep" input_shape { dim: 2 }\n'
+                     'layer { name: "pick" type: "Filter" bottom: "data" bottom: "keep" '
+                     'top: "picked" }\n')
     net = cyffe.Net(str(proto), cyffe.TEST)
-    net.save(str(tmp_path / "im2col.caffemodel"))
-    out = tmp_path / "im2col.onnx"
-    assert main([str(proto), str(tmp_path / "im2col.caffemodel"), str(out)]) == 1
+    net.save(str(tmp_path / "filter.caffemodel"))
+    out = tmp_path / "filter.onnx"
+    assert main([str(proto), str(tmp_path / "filter.caffemodel"), str(out)]) == 1
     err = capsys.readouterr().err.strip()
-    assert err.startswith("export_onnx: error: ") and "layer 'cols' (Im2col)" in err
+    assert err.startswith("export_onnx: error: ") and "layer 'pick' (Filter)" in err
     assert len(err.splitlines()) == 1 and not out.exists()

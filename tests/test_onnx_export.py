@@ -75,6 +75,15 @@ def test_convolution(params, shape):
     check(layer("Convolution", f"convolution_param {{ {params} }}"), {"data": shape})
 
 
+@pytest.mark.parametrize("params, shape", [
+    ("kernel_size: 3 pad: 1 stride: 2", (2, 3, 7, 8)),
+    ("kernel_h: 2 kernel_w: 3 dilation: 2 pad_fill: REPLICATE pad: 1", (1, 2, 6, 9)),
+    ("kernel_size: 2 stride: 2", (2, 2, 4, 5, 6)),
+])
+def test_im2col(params, shape):
+    check(layer("Im2col", f"convolution_param {{ {params} }}"), {"data": shape})
+
+
 @pytest.mark.parametrize("params", [
     "num_output: 4 kernel_size: 4 stride: 2 pad: 1",
     "num_output: 6 kernel_size: 3 group: 3 dilation: 2",
@@ -413,10 +422,11 @@ def test_outputs_can_name_inner_blobs():
 
 
 def test_an_unmapped_layer_is_an_error_naming_it():
-    net = cyffe.Net('input: "data" input_shape { dim: 2 dim: 3 dim: 8 dim: 8 }\n' +
-                    layer("Im2col", "convolution_param { kernel_size: 2 }"), cyffe.TEST)
-    with pytest.raises(NetError, match=r"layer 'l' \(Im2col\) cannot be exported to ONNX: no "
-                                       r"ONNX mapping for type Im2col; the types that map are .*"
+    net = cyffe.Net('input: "data" input_shape { dim: 2 dim: 3 dim: 8 dim: 8 }\n'
+                    'input: "keep" input_shape { dim: 2 }\n' +
+                    layer("Filter", bottoms=("data", "keep")), cyffe.TEST)
+    with pytest.raises(NetError, match=r"layer 'l' \(Filter\) cannot be exported to ONNX: no "
+                                       r"ONNX mapping for type Filter; the types that map are .*"
                                        r"Convolution"):
         cyffe.export_onnx(net)
 

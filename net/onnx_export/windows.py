@@ -39,21 +39,37 @@ def _images(g, layer, x, shape):
     return g.reshape(x, shape, (images,) + tuple(shape[layer.axis:]), what="images")
 
 
-@maps("Convolution")
-def convolution(g, layer, bottoms, tops):
-    weight = g.weight("weight", layer.blobs[0].data)
-    inputs = [weight] + ([g.weight("bias", layer.blobs[1].data)] if layer.bias_term else [])
+def _convolve(g, layer, bottoms, tops, weights, group):
+    """Conv of every bottom with weights (and bias) over the layer's geometry."""
+    geometry = layer.geometry
     for x, y, shape, top_shape in zip(bottoms, tops, g.bottom_shapes, g.top_shapes):
-        geometry = layer.geometry
         source = _images(g, layer, x, shape)
         pads = list(geometry.pad_before) + list(geometry.pad_after)
         if geometry.copies:
             source, pads = pad_node(g, source, geometry), [0] * len(pads)
-        out = g.node("Conv", [source] + inputs, y if layer.axis == 1 else None,
+        out = g.node("Conv", [source] + weights, y if layer.axis == 1 else None,
                      kernel_shape=list(geometry.kernel), strides=list(geometry.stride),
-                     dilations=list(geometry.dilation), pads=pads, group=layer.group)
+                     dilations=list(geometry.dilation), pads=pads, group=group)
         if layer.axis != 1:
             g.reshape(out, shape, top_shape, y)
+
+
+@maps("Convolution")
+def convolution(g, layer, bottoms, tops):
+    weights = [g.weight("weight", layer.blobs[0].data)]
+    if layer.bias_term:
+        weights.append(g.weight("bias", layer.blobs[1].data))
+    _convolve(g, layer, bottoms, tops, weights, layer.group)
+
+
+@maps("Im2col")
+def im2col(g, layer, bottoms, tops):
+    # A grouped convolution with one-hot kernels: output channel c * K + k copies kernel
+    # offset k of channel c (K the kernel's volume), Caffe's order of the patch rows.
+    volume = int(np.prod(layer.geometry.kernel))
+    picks = np.eye(volume, dtype=np.float32).reshape((volume, 1) + layer.geometry.kernel)
+    one_hot = np.tile(picks, (layer.channels,) + (1,) * (picks.ndim - 1))
+    _convolve(g, layer, bottoms, tops, [g.weight("one_hot", one_hot)], layer.channels)
 
 
 @maps("Deconvolution")
