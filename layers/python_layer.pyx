@@ -87,6 +87,7 @@ class PythonLayer(Layer):
         user_class = _user_class(param, where)
         layer = user_class(param)
         layer.type = cls.type
+        layer.reshape_by_shapes = False     # the user's reshape may do anything
         layer.phase = phase
         layer.dtype = np.dtype(dtype)
         layer.param_str = param.python_param.param_str

@@ -30,6 +30,7 @@ import numpy as np
 from cython.parallel import parallel, prange, threadid
 from cython cimport floating
 
+from . import arena
 from .blas cimport gemm_rows, max_threads
 from .im2col cimport columns_to_plane, plane_to_columns
 from .window cimport Window, window_of
@@ -263,14 +264,6 @@ class Pipeline:
                            (geometry.out_shape[1] if rows else 0) * self.band_chunk)
         self.sums = outputs * (per_channels * geometry.kernel_volume + 1)
         self._empty = {d: np.empty((0,) * d, dtype) for d in (1, 2, 3)}
-        self._scratch = None
-
-    def _scratch_for(self, weight_diff, dtype):
-        size = self.columns + (self.sums if weight_diff else 0)
-        rows = self._scratch
-        if rows is None or rows.shape[0] < max_threads() or rows.shape[1] < size:
-            rows = self._scratch = np.empty((max_threads(), size), dtype)
-        return rows
 
     @staticmethod
     def _planes(images):
@@ -284,21 +277,25 @@ class Pipeline:
         negative slope of a ReLU folded into the forward (float64), or None."""
         empty = self._empty
         geometry = self.geometry
-        source = self._planes(geometry.source(np.ascontiguousarray(x))) if x is not None \
-            else empty[3]
-        g = geometry.source_gradient(dx) if dx is not None else None
         weights = weights.reshape(self.outputs, -1)
         forward_only = dy is None and dx is None
-        convolve_chunks(
-            geometry, self.group, self.band_chunk if forward_only else self.chunk,
-            self.band_block if forward_only else self.block,
-            self.bands if forward_only else 1, self._scratch_for(weight_diff is not None, weights.dtype), weights, source,
-            bias if bias is not None else empty[1],
-            y.reshape(y.shape[0], self.outputs, -1) if y is not None else empty[3],
-            np.ascontiguousarray(dy).reshape(dy.shape[0], self.outputs, -1)
-            if dy is not None else empty[3],
-            self._planes(g) if g is not None else empty[3],
-            weight_diff.reshape(self.outputs, -1) if weight_diff is not None else empty[2],
-            bias_diff if bias_diff is not None else empty[1], slopes)
-        if dx is not None:
-            geometry.fold(g, dx)
+        with arena.scratch() as take:
+            source = (self._planes(geometry.source(np.ascontiguousarray(x), take))
+                      if x is not None else empty[3])
+            g = geometry.source_gradient(dx, take) if dx is not None else None
+            # A row per thread: its columns, then (weight_diff) its partial sums.
+            rows = take((max_threads(), self.columns + (self.sums if weight_diff is not None
+                                                        else 0)), weights.dtype)
+            convolve_chunks(
+                geometry, self.group, self.band_chunk if forward_only else self.chunk,
+                self.band_block if forward_only else self.block,
+                self.bands if forward_only else 1, rows, weights, source,
+                bias if bias is not None else empty[1],
+                y.reshape(y.shape[0], self.outputs, -1) if y is not None else empty[3],
+                np.ascontiguousarray(dy).reshape(dy.shape[0], self.outputs, -1)
+                if dy is not None else empty[3],
+                self._planes(g) if g is not None else empty[3],
+                weight_diff.reshape(self.outputs, -1) if weight_diff is not None else empty[2],
+                bias_diff if bias_diff is not None else empty[1], slopes)
+            if dx is not None:
+                geometry.fold(g, dx)

@@ -22,6 +22,7 @@ import numpy as np
 from cython.parallel import prange, threadid
 from cython cimport floating
 
+from . import arena
 from .blas cimport gemm_rows, max_threads
 from .fingerprint import fingerprint
 from .window cimport Window, window_of
@@ -198,12 +199,11 @@ def forward(geometry, Py_ssize_t group, const floating[:, :, ::1] u,
 
 class Winograd:
     """F(4x4, 3x3) for one geometry, image count and group: the transformed weights (kept
-    while the weights' fingerprint holds) and the scratch."""
+    while the weights' fingerprint holds); its scratch is taken from the arena per call."""
 
     def __init__(self, geometry, num, channels, outputs, group, dtype):
         self.geometry, self.group = geometry, group
         self.outputs, self.per_channels = outputs, channels // group
-        self._scratch = np.empty(scratch_size(geometry, channels, outputs, num), dtype)
         self._no_bias = np.empty(0, dtype)
         self._u = np.empty((36, outputs, self.per_channels), dtype)
         self._key = None
@@ -219,11 +219,11 @@ class Winograd:
     def run(self, weights, x, y, bias=None, slopes=None):
         """y (N, K, *out) = the convolution of the images x (N, C, *in) plus bias (then a
         ReLU of negative slope slopes[k] per output, unless None)."""
-        source = self.geometry.source(np.ascontiguousarray(x))
-        if self._scratch.shape[0] < scratch_size(self.geometry, x.shape[1], self.outputs,
-                                                 x.shape[0]):
-            raise ValueError("Winograd.run: planned for fewer images")
-        forward(self.geometry, self.group, self.weights(weights),
-                source.reshape(source.shape[0], source.shape[1], -1),
-                bias if bias is not None else self._no_bias,
-                y.reshape(y.shape[0], self.outputs, -1), self._scratch, slopes)
+        with arena.scratch() as take:
+            source = self.geometry.source(np.ascontiguousarray(x), take)
+            scratch = take(scratch_size(self.geometry, x.shape[1], self.outputs, x.shape[0]),
+                           x.dtype)
+            forward(self.geometry, self.group, self.weights(weights),
+                    source.reshape(source.shape[0], source.shape[1], -1),
+                    bias if bias is not None else self._no_bias,
+                    y.reshape(y.shape[0], self.outputs, -1), scratch, slopes)
