@@ -367,6 +367,54 @@ def test_embed_and_batch_reindex_take_float_indices():
         assert relative_error(got[name], expected[name]) <= TOLERANCE, name
 
 
+@pytest.mark.parametrize("type_, static, expose", [
+    ("LSTM", False, False), ("LSTM", True, False), ("LSTM", False, True),
+    ("RNN", False, False), ("RNN", True, True),
+])
+def test_recurrent_layers_unrolled_with_cont(type_, static, expose):
+    steps, num, hidden = 4, 3, 5
+    states = ("h", "c") if type_ == "LSTM" else ("h",)
+    bottoms = ["x", "cont"] + ["static"] * static + [f"{s}0" for s in states] * expose
+    tops = ["y"] + [f"{s}T" for s in states] * expose
+    shapes = {"x": (steps, num, 2, 3), "cont": (steps, num), "static": (num, 4),
+              **{f"{s}0": (1, num, hidden) for s in states}}
+    text = "".join(f'input: "{b}" input_shape {{ {" ".join(f"dim: {d}" for d in shapes[b])} }}\n'
+                   for b in bottoms)
+    text += layer(type_, f"recurrent_param {{ num_output: {hidden} "
+                         f"expose_hidden: {str(expose).lower()} }}", bottoms, tops)
+    net = cyffe.Net(text, cyffe.TEST)
+    rng = np.random.default_rng(4)
+    for blob in net.layers[-1].blobs:
+        blob.data[...] = rng.standard_normal(blob.shape) * 0.5
+    feed = {b: rng.standard_normal(shapes[b]).astype(np.float32) for b in bottoms}
+    # Item 0 starts a sequence at step 0, item 1 another at step 2; the others carry on
+    # from the state before the sequence (h_0, c_0 with expose_hidden, else zero).
+    feed["cont"] = np.ones((steps, num), np.float32)
+    feed["cont"][0, 0] = feed["cont"][2, 1] = 0
+    expected = {k: np.array(v) for k, v in net.forward(**feed).items()}
+    got = run_onnx(cyffe.export_onnx(net), feed)
+    assert sorted(got) == sorted(expected) == sorted(tops)
+    for name in tops:
+        assert relative_error(got[name], expected[name]) <= TOLERANCE, name
+
+
+def test_lstm_unit():
+    text = ('input: "c_prev" input_shape { dim: 1 dim: 3 dim: 4 }\n'
+            'input: "gates" input_shape { dim: 1 dim: 3 dim: 16 }\n'
+            'input: "cont" input_shape { dim: 1 dim: 3 }\n' +
+            layer("LSTMUnit", bottoms=("c_prev", "gates", "cont"), tops=("c", "h")))
+    net = cyffe.Net(text, cyffe.TEST)
+    rng = np.random.default_rng(5)
+    feed = {"c_prev": rng.standard_normal((1, 3, 4)).astype(np.float32),
+            "gates": rng.standard_normal((1, 3, 16)).astype(np.float32),
+            "cont": np.array([[1, 0, 1]], np.float32)}
+    expected = {k: np.array(v) for k, v in net.forward(**feed).items()}
+    got = run_onnx(cyffe.export_onnx(net), feed)
+    assert sorted(got) == sorted(expected) == ["c", "h"]
+    for name in got:
+        assert relative_error(got[name], expected[name]) <= TOLERANCE, name
+
+
 SMALL_NET = """
 layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
         convolution_param { num_output: 4 kernel_size: 3 } }

@@ -76,3 +76,22 @@ def test_zoo_net_exports_and_gives_cyffe_outputs(name, weights_folder, mode):
     assert list(got) == wanted
     errors = {blob: relative_error(got[blob], expected[blob]) for blob in wanted}
     assert max(errors.values()) <= TOLERANCE, errors
+
+
+@pytest.mark.parametrize("name", ["squeezenet1.1", "mtcnn_det4"])
+def test_zoo_net_with_a_dynamic_batch_runs_batch_3(name, weights_folder, mode):
+    mode.set_mode_cpu()
+    reason = zoo.missing(name)
+    if reason:
+        pytest.skip(reason)
+    weights, outputs = zoo.prepare(name, weights_folder, SEED)
+    param = zoo.param_at_batch(zoo.NETS[name].prototxt, 1)
+    net = cyffe.Net(param, cyffe.TEST, weights=str(weights))
+    model = cyffe.export_onnx(net, dynamic_batch=True)
+    feed = {net.inputs[0]: zoo.inputs(name, 3, zoo.image_shape(param), SEED)}
+    expected = net.forward(**feed)
+    got = run_onnx(model, feed)
+    assert list(got) == outputs
+    for blob in outputs:
+        assert got[blob].shape[0] == 3
+        assert relative_error(got[blob], expected[blob]) <= TOLERANCE, blob

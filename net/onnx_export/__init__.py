@@ -2,9 +2,10 @@
 
 graph.py builds the graph (values named after blobs, weights as initializers); the
 mappings, one module per family of layers, give each Caffe type its nodes: windows.py
-(Convolution, Deconvolution, Pooling, LRN), neurons.py (the elementwise layers) and
-tensors.py (InnerProduct, the normalizations, the joins, cuts and reshapes). Needs the
-`onnx` package (pip install "cyffe[onnx]"), imported only when exporting.
+(Convolution, Deconvolution, Im2col, Pooling, SPP, LRN), neurons.py (the elementwise
+layers), tensors.py (InnerProduct, the normalizations, the joins, cuts, reshapes,
+reductions and lookups) and recurrent.py (LSTM and RNN, unrolled). Needs the `onnx`
+package (pip install "cyffe[onnx]"), imported only when exporting.
 """
 from ...proto.atomic import write_bytes
 from ...proto.errors import CyffeError
@@ -23,7 +24,7 @@ def _onnx():
     except ImportError as e:
         raise OnnxUnavailable("exporting to ONNX needs the onnx package: "
                               "pip install \"cyffe[onnx]\"") from e
-    from . import neurons, tensors, windows  # noqa: F401  (they register the mappings)
+    from . import neurons, recurrent, tensors, windows  # noqa: F401  (they register the mappings)
     return onnx
 
 

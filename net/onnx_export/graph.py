@@ -4,8 +4,8 @@ Every blob a layer writes becomes one ONNX value. ONNX values are written once, 
 that in-place layers rewrite (conv1, then ReLU on conv1) is several values: the last
 writer's keeps the blob's name (what net.blobs holds after a forward), the earlier ones
 are called `blob@layer`. A Split fans a value out without a node. Weights are
-initializers named `layer.weight`, `layer.bias`, ... (MAPPINGS' own names), so each is
-found by its layer's name.
+initializers named `layer.weight`, `layer.bias`, ..., and a layer's other nodes and values
+`layer/...`, so each is found by its layer's name.
 """
 import numpy as np
 import onnx
@@ -47,6 +47,10 @@ class Graph:
 
     # -- names -------------------------------------------------------------------------
 
+    def reserve(self, names):
+        """Keep these names (the blobs') from temporaries."""
+        self._taken.update(names)
+
     def unique(self, name):
         """name, or name with a number after it when a value already has that name."""
         candidate, k = name, 1
@@ -62,15 +66,11 @@ class Graph:
     # -- writing -----------------------------------------------------------------------
 
     def node(self, op, inputs, output=None, what=None, **attrs):
-        """Append one node; returns its output's name (a fresh one unless output is given).
-
-        A None input is ONNX's absent optional input (an empty name).
-        """
+        """Append one node; returns its output's name (a fresh one unless output is given)."""
         if output is None:
             output = self.temp(what or op.lower())
         name = self.unique(f"{self.layer.name}/{what or op}")
-        self.nodes.append(helper.make_node(op, ["" if i is None else i for i in inputs],
-                                           [output], name=name, **attrs))
+        self.nodes.append(helper.make_node(op, inputs, [output], name=name, **attrs))
         return output
 
     def node_multi(self, op, inputs, outputs, **attrs):
@@ -117,12 +117,12 @@ class Graph:
                         f"cannot be exported to ONNX: {why}")
 
 
-def value_info(name, shape, dynamic_batch, elem_type=TensorProto.FLOAT):
+def value_info(name, shape, dynamic_batch):
     """A graph input or output of a static shape (the first axis 'N' with a dynamic batch)."""
     dims = list(shape)
     if dynamic_batch and dims:
         dims[0] = "N"
-    return helper.make_tensor_value_info(name, elem_type, dims)
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, dims)
 
 
 def build(net, opset, dynamic_batch, outputs):
@@ -133,7 +133,7 @@ def build(net, opset, dynamic_batch, outputs):
         for top in layer.param.top:
             last_writer[top] = li
     input_names = set(net.inputs)
-    graph._taken.update(last_writer)     # temporaries never take a blob's name
+    graph.reserve(last_writer)
     names = {}                           # id(blob) -> the ONNX value holding it now
     final = {}                           # blob name -> its last ONNX value
     inputs, notes, consumed = [], [], set()

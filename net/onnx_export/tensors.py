@@ -1,6 +1,7 @@
-"""The layers that weigh, normalize, join, cut or reshape blobs: InnerProduct, BatchNorm,
-Scale, Bias, MVN, Softmax, Concat, Slice, Flatten, Reshape, Crop, Tile, Eltwise, Reduction
-and ArgMax. Shapes come from the net's blobs (static), axes from the layers' own reading
+"""The layers that weigh, normalize, join, cut, reshape or look up blobs: InnerProduct,
+BatchNorm, Scale, Bias, MVN, Softmax, Concat, Slice, Flatten, Reshape, Crop, Tile, Eltwise,
+Reduction, ArgMax, cyffe's LayerNorm, GroupNorm and Maxout, Embed, BatchReindex and
+Parameter. Shapes come from the net's blobs (static), axes from the layers' own reading
 of their parameters (Caffe's negative axes and legacy fields resolved)."""
 import numpy as np
 from onnx import TensorProto

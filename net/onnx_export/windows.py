@@ -1,4 +1,4 @@
-"""The windowed layers: Convolution, Deconvolution, Pooling and LRN.
+"""The windowed layers: Convolution, Deconvolution, Im2col, Pooling, SPP and LRN.
 
 Each reads the geometry its layer worked out (kernel, stride, dilation, pads, output
 size: layers/kernels/window.Geometry), so the graph has cyffe's (Caffe's) shapes whatever
