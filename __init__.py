@@ -27,6 +27,7 @@ from cyffe.net.adaptive import (AdaDeltaSolver, AdaGradSolver, AdamSolver, Neste
                                 RMSPropSolver)
 from cyffe.proto.netspec import NetSpec, params, to_proto
 from cyffe.net.pycaffe.classifier import Classifier
+from cyffe.net.onnx_export import export_onnx
 from cyffe.net.pycaffe import io
 from cyffe import layers
 
