@@ -175,8 +175,8 @@ class Net:
         self.layers, self._bottom, self._top, self._layer_names = [], [], [], []
         for n in order:
             lp, bs, ts, _ = nodes[n]
-            layer = layer_class(lp.type, self._where(lp))(lp, self.phase, self.dtype)
-            layer.base_dir = base_dir
+            layer = layer_class(lp.type, self._where(lp))(lp, self.phase, self.dtype,
+                                                          base_dir=base_dir)
             self.layers.append(layer)
             self._bottom.append(bs)
             self._top.append(ts)
