@@ -18,6 +18,7 @@ from cyffe.proto.errors import CyffeError, DataError, NetError, NonFiniteError, 
 TRAIN = pb.TRAIN
 TEST = pb.TEST
 
+from cyffe.net.glog import init_log, log
 from cyffe.net.graph import Net
 from cyffe.net.solver import SGDSolver, get_solver
 from cyffe.net.adaptive import (AdaDeltaSolver, AdaGradSolver, AdamSolver, NesterovSolver,

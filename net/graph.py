@@ -18,6 +18,7 @@ from ..proto import cyffe_pb2 as pb
 from ..proto.errors import NetError, NonFiniteError, ShapeError
 from ..proto.io import read_net
 from ..proto.upgrade import upgrade_net
+from .glog import log_net_setup
 from .weights import load_weights, save_weights, weights_to_proto
 
 
@@ -70,6 +71,7 @@ class Net:
         self._wire(layer_params)
         self._setup_layers()
         self._decide_backward(param.force_backward)
+        log_net_setup(self)
         if weights is not None:
             self.copy_from(weights)
 

@@ -14,6 +14,7 @@ from ..proto.errors import DataError, ShapeError
 from ..proto.io import (array_to_blobproto, blob_shape_matches, blobproto_shape, blobproto_to_array,
                         read_net_weights, write_binary)
 from ..proto.upgrade import upgrade_net
+from .glog import net_logger
 
 
 def load_weights(net, weights):
@@ -39,6 +40,7 @@ def _copy_from_net_param(net, source, where):
     for lp in source.layer:
         layer = mine.get(lp.name)
         if layer is None:
+            net_logger.info(f"Ignoring source layer {lp.name}")
             continue
         if len(lp.blobs) != len(layer.blobs):
             raise ShapeError(f"{where}: layer '{lp.name}' has {len(lp.blobs)} blobs in the "
@@ -65,6 +67,7 @@ def _copy_from_hdf5(net, path):
     for name, blobs in hdf5_format.read_weights(path).items():
         layer = mine.get(name)
         if layer is None:
+            net_logger.info(f"Ignoring source layer {name}")
             continue
         if len(blobs) > len(layer.blobs) or any(i >= len(layer.blobs) for i in blobs):
             raise ShapeError(f"{path}: layer '{name}' has {len(blobs)} blobs there but "

@@ -326,7 +326,7 @@ def test_pyloss_example_trains_from_its_folder_with_train_net(tmp_path, monkeypa
                              "--test-interval", "300", "--seed", "1", "--out", str(out)])
     finally:
         sys.modules.pop("pyloss", None)
-    text = capsys.readouterr().out
+    text = capsys.readouterr().err              # Caffe's lines: on stderr, as glog
     assert rc == 0, text
     losses = [float(v) for v in re.findall(r"Iteration \d+ \([^)]*\), loss = (\S+)", text)]
     assert len(losses) == 6, text
