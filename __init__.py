@@ -19,7 +19,7 @@ TRAIN = pb.TRAIN
 TEST = pb.TEST
 
 from cyffe.net.glog import init_log, log
-from cyffe.net.graph import Net
+from cyffe.net.graph import Net, PhaseWarning
 from cyffe.net.solver import SGDSolver, get_solver
 from cyffe.net.adaptive import (AdaDeltaSolver, AdaGradSolver, AdamSolver, NesterovSolver,
                                 RMSPropSolver)

@@ -17,11 +17,14 @@ from ..proto.upgrade import upgrade_net
 from .glog import net_logger
 
 
-def load_weights(net, weights):
-    """Net.copy_from: weights from a .caffemodel, .caffemodel.h5 or NetParameter (upgraded)."""
+def load_weights(net, weights, hdf5=None):
+    """Net.copy_from: weights from a .caffemodel, .caffemodel.h5 or NetParameter (upgraded).
+
+    hdf5: True or False to say the file's format, None to go by a `.h5` suffix.
+    """
     if isinstance(weights, pb.NetParameter):
         _copy_from_net_param(net, upgrade_net(weights, "weights"), "weights")
-    elif os.fspath(weights).endswith(".h5"):
+    elif hdf5 or hdf5 is None and os.fspath(weights).endswith(".h5"):
         _copy_from_hdf5(net, weights)
     else:
         _copy_from_net_param(net, read_net_weights(weights), os.fspath(weights))
@@ -100,9 +103,12 @@ def weights_to_proto(net, write_diff=False):
     return out
 
 
-def save_weights(net, path, write_diff=False):
-    """Net.save: write the weights atomically, as HDF5 for a `.h5` name, else as a .caffemodel."""
-    if os.fspath(path).endswith(".h5"):
+def save_weights(net, path, write_diff=False, hdf5=None):
+    """Net.save: write the weights atomically, as HDF5 for a `.h5` name, else as a .caffemodel.
+
+    hdf5: True or False to choose the format whatever the name.
+    """
+    if hdf5 or hdf5 is None and os.fspath(path).endswith(".h5"):
         hdf5_format.write_weights(path, _param_blobs(net), diffs=write_diff)
     else:
         write_binary(weights_to_proto(net, write_diff), path)
