@@ -1,5 +1,5 @@
 """What makes cyffe a drop-in for pycaffe beyond the Net basics: feeding only real inputs,
-the phase, TEST-net errors, HDF5 weights by method, errors of builtin types."""
+the phase, TEST-net errors, HDF5 weights by method, the runtime names, errors of builtin types."""
 import warnings
 
 import numpy as np
@@ -86,6 +86,37 @@ def test_save_hdf5_and_load_hdf5_whatever_the_name(tmp_path):
     np.testing.assert_array_equal(other.params["ip"][0].data, net.params["ip"][0].data)
 
 
+def test_the_runtime_names_of_a_cpu_pycaffe():
+    assert cyffe.has_nccl() is False
+    with pytest.raises(cyffe.NetError, match="no pycaffe NCCL.*mpiexec -n N train_net"):
+        cyffe.NCCL(None, b"")
+    with pytest.raises(cyffe.NetError, match="no pycaffe NCCL"):
+        cyffe.NCCL.new_uid()
+    try:
+        cyffe.set_solver_count(4)
+        cyffe.set_solver_rank(2)
+        cyffe.set_multiprocess(True)
+        assert (cyffe.solver_count(), cyffe.solver_rank()) == (4, 2)
+    finally:
+        cyffe.set_solver_count(1)
+        cyffe.set_solver_rank(0)
+        cyffe.set_multiprocess(False)
+    assert (cyffe.solver_count(), cyffe.solver_rank()) == (1, 0)
+
+
+def test_timer_measures_between_start_and_stop(monkeypatch):
+    from cyffe.net.pycaffe import runtime
+    clock = iter([10.0, 10.25, 20.0, 20.5])
+    monkeypatch.setattr(runtime.time, "perf_counter", lambda: next(clock))
+    timer = cyffe.Timer()
+    timer.start()
+    timer.stop()
+    assert timer.ms == pytest.approx(250.0)
+    timer.start()
+    assert timer.ms == pytest.approx(500.0)                 # read while running: stops first
+    assert timer.ms == pytest.approx(500.0)
+
+
 def test_errors_are_the_builtin_types_pycaffe_raises():
     assert issubclass(cyffe.NetError, RuntimeError) and issubclass(cyffe.NetError, ValueError)
     with pytest.raises(TypeError,
@@ -93,3 +124,13 @@ def test_errors_are_the_builtin_types_pycaffe_raises():
         L.Silence(L.DummyData(ntop=2), ntop=0)
     with pytest.raises(ValueError):
         cyffe.io.blobproto_to_array(cyffe.proto.caffe_pb2.BlobProto(data=[0] * 4))
+
+
+def test_pycaffe_module_names_import():
+    import cyffe.coord_map
+    import cyffe.draw
+    import cyffe.net_spec
+    from cyffe.proto import caffe_pb2
+    assert caffe_pb2.NetParameter is cyffe.proto.cyffe_pb2.NetParameter
+    assert cyffe.net_spec.NetSpec is cyffe.NetSpec
+    assert callable(cyffe.draw.draw_net_to_file) and callable(cyffe.coord_map.crop)
