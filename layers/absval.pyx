@@ -7,13 +7,14 @@ from cython cimport floating
 
 from ..proto.errors import NetError
 from .base import NeuronLayer
+from .kernels.parallel cimport PARALLEL_WORK
 
 
 def absval_forward(const floating[::1] x, floating[::1] y):
     cdef Py_ssize_t i, n = x.shape[0]
     cdef floating v
     with nogil:
-        for i in prange(n, schedule="static"):
+        for i in prange(n, schedule="static", use_threads_if=n >= PARALLEL_WORK):
             v = x[i]
             y[i] = v if v >= 0 else -v
 
@@ -23,7 +24,7 @@ def absval_backward(const floating[::1] x, const floating[::1] dy, floating[::1]
     cdef Py_ssize_t i, n = x.shape[0]
     cdef floating v
     with nogil:
-        for i in prange(n, schedule="static"):
+        for i in prange(n, schedule="static", use_threads_if=n >= PARALLEL_WORK):
             v = x[i]
             dx[i] = dy[i] if v > 0 else (-dy[i] if v < 0 else 0)
 

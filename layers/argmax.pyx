@@ -17,6 +17,8 @@ from cython cimport floating
 from ..proto.errors import NetError
 from .backend import array_module
 from .base import Layer, canonical_axis
+from .kernels import arena
+from .kernels.parallel cimport PARALLEL_WORK
 
 
 def top_k_along(const floating[:, :, ::1] x, floating[:, :, ::1] values,
@@ -26,7 +28,8 @@ def top_k_along(const floating[:, :, ::1] x, floating[:, :, ::1] values,
     cdef Py_ssize_t k = values.shape[2], p, o, i, j, filled, pos
     cdef floating v
     with nogil:
-        for p in prange(outer * inner, schedule="static"):
+        for p in prange(outer * inner, schedule="static",
+                        use_threads_if=outer * inner * dim >= PARALLEL_WORK):
             o = p // inner
             i = p - o * inner
             filled = 0
@@ -107,10 +110,12 @@ class ArgMax(Layer):
 
     def forward_cpu(self, bottom, top):
         outer, dim, inner = self.dims
-        values = np.empty((outer, inner, self.top_k), self.dtype)
-        indices = np.empty((outer, inner, self.top_k), np.intp)
-        top_k_along(bottom[0].data.reshape(self.dims), values, indices)
-        self._write(values, indices, top)
+        x = bottom[0].data
+        with arena.scratch() as take:
+            values = take((outer, inner, self.top_k), x.dtype)
+            indices = take((outer, inner, self.top_k), np.intp)
+            top_k_along(x.reshape(self.dims), values, indices)
+            self._write(values, indices, top)
 
     def forward_gpu(self, bottom, top):
         xp = array_module(bottom[0].data)

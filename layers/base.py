@@ -23,6 +23,10 @@ class Layer:
     tops = (0, None)            # how many tops, the same way
     is_loss = False             # loss layers weigh top 0 by 1 unless told otherwise
     keeps_input = False         # backward reads bottom 0, which running in place overwrites
+    # reshape depends on nothing but the shapes and memory of the bottoms and tops: a net
+    # skips it while none of them changed. False where it reads values (Filter), must run
+    # every time (data layers) or is the user's (Python layers).
+    reshape_by_shapes = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

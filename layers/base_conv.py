@@ -181,10 +181,14 @@ class BaseConvolution(ConvolutionGeometry, Layer):
             self.out_shape = (num, out_channels) + self.geometry.out_shape
             top_spatial = self.geometry.in_shape if self.transposed else self.geometry.out_shape
             self.top_shape = shape[:self.axis] + (self.num_output,) + top_spatial
-            self.pipeline = Pipeline(self.geometry, num, image_channels, out_channels,
-                                     self.group, bottom[0].data.dtype)
+            self.make_engines(num, image_channels, out_channels, bottom[0].data.dtype)
         for t in top:
             t.reshape(*self.top_shape)
+
+    def make_engines(self, num, image_channels, out_channels, dtype):
+        """What runs the convolution for this shape: the im2col + GEMM pipeline."""
+        self.pipeline = Pipeline(self.geometry, num, image_channels, out_channels, self.group,
+                                 dtype)
 
     def images(self, array):
         """A bottom's or top's array as contiguous image-side images (N, C, *in)."""
@@ -205,9 +209,10 @@ class BaseConvolution(ConvolutionGeometry, Layer):
         """Weights as (group, outputs / group, image channels / group * K)."""
         return array.reshape(self.group, array.shape[0] // self.group, -1)
 
-    def conv_xp(self, xp, images):
-        """The convolution of image-side images (N, C, *in): (N, M, L)."""
-        weights = self._grouped_weights(self.blobs[0].data)
+    def conv_xp(self, xp, images, weights=None):
+        """The convolution of image-side images (N, C, *in) by weights (the blob's by
+        default): (N, M, L)."""
+        weights = self._grouped_weights(self.blobs[0].data if weights is None else weights)
         col = im2col_xp(xp, self.geometry, images)
         out = xp.matmul(weights, col.reshape(self.group, weights.shape[2], -1))
         return out.reshape(-1, images.shape[0], self.geometry.length).transpose(1, 0, 2)

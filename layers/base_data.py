@@ -25,6 +25,7 @@ class PrefetchingDataLayer(Layer):
     """Data and optional label tops, filled from batches a background thread prepares."""
 
     bottoms = 0
+    reshape_by_shapes = False       # the batch's shape is the layer's to say, every time
     tops = (1, 2)
     base_dir = None             # the prototxt's folder, set by the net
     source_field = None         # the LayerParameter field with source, batch_size, rand_skip

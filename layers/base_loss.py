@@ -7,6 +7,7 @@ from ..proto import cyffe_pb2 as pb
 from ..proto.errors import NetError
 from .backend import array_module
 from .base import Layer, canonical_axis, split_shape
+from .kernels import arena
 from .kernels.softmax import softmax_forward
 
 # Caffe's kLOG_THRESHOLD, a float constant (so float64 nets use its float32 rounding, as
@@ -174,8 +175,9 @@ class SoftmaxClassLoss(LossLayer):
         """self.prob = the softmax of bottom 0, in buffers kept from call to call."""
         if self.prob is None or self.prob.shape != self.dims:
             self.prob = np.empty(self.dims, self.dtype)
-            self.scratch = np.empty((self.dims[0], self.dims[2]), self.dtype)
-        softmax_forward(bottom[0].data.reshape(self.dims), self.prob, self.scratch)
+        with arena.scratch() as take:
+            softmax_forward(bottom[0].data.reshape(self.dims), self.prob,
+                            take((self.dims[0], self.dims[2]), self.dtype))
 
     def put_loss(self, top, loss):
         """Top 0 = the summed loss over the normalizer; top 1, if any, = the probabilities."""

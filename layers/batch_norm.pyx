@@ -20,6 +20,7 @@ from ..proto import cyffe_pb2 as pb
 from ..proto.errors import NetError
 from .base import Layer, scratch_like
 from .kernels.row_sums cimport row_sum, row_dot, row_squares
+from .kernels.parallel cimport PARALLEL_WORK
 
 
 def channel_stats(const floating[:, :, ::1] x, double[::1] mean, double[::1] var):
@@ -28,7 +29,8 @@ def channel_stats(const floating[:, :, ::1] x, double[::1] mean, double[::1] var
     cdef Py_ssize_t num = x.shape[0], channels = x.shape[1], spatial = x.shape[2]
     cdef double acc, m, d, count = num * spatial
     with nogil:
-        for c in prange(channels, schedule="static"):
+        for c in prange(channels, schedule="static",
+                        use_threads_if=x.shape[0] * channels * spatial >= PARALLEL_WORK):
             acc = 0
             for n in range(num):
                 acc = acc + row_sum(&x[n, c, 0], spatial)
@@ -46,7 +48,7 @@ def normalize(const floating[:, :, ::1] x, const double[::1] mean,
     cdef Py_ssize_t r, n, c, s
     cdef Py_ssize_t channels = x.shape[1], spatial = x.shape[2], rows = x.shape[0] * x.shape[1]
     with nogil:
-        for r in prange(rows, schedule="static"):
+        for r in prange(rows, schedule="static", use_threads_if=rows * spatial >= PARALLEL_WORK):
             n = r // channels
             c = r % channels
             for s in range(spatial):
@@ -60,7 +62,8 @@ def batch_backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] y,
     cdef Py_ssize_t num = dy.shape[0], channels = dy.shape[1], spatial = dy.shape[2]
     cdef double sum_dy, sum_dyy, count = num * spatial
     with nogil:
-        for c in prange(channels, schedule="static"):
+        for c in prange(channels, schedule="static",
+                        use_threads_if=num * channels * spatial >= PARALLEL_WORK):
             sum_dy = 0
             sum_dyy = 0
             for n in range(num):

@@ -13,6 +13,7 @@ from cython cimport floating
 from ..proto.errors import NetError
 from .backend import array_module
 from .base import Layer
+from .kernels.parallel cimport PARALLEL_WORK
 
 
 def scatter_add_items(const floating[:, ::1] dy, const Py_ssize_t[::1] index,
@@ -20,7 +21,8 @@ def scatter_add_items(const floating[:, ::1] dy, const Py_ssize_t[::1] index,
     """dx = 0, then dx[index[i], :] += dy[i, :] for every i."""
     cdef Py_ssize_t i, j, n = dy.shape[0], inner = dy.shape[1], items = dx.shape[0]
     with nogil:
-        for j in prange(inner, schedule="static"):
+        for j in prange(inner, schedule="static",
+                        use_threads_if=inner * (items + n) >= PARALLEL_WORK):
             for i in range(items):
                 dx[i, j] = 0
             for i in range(n):

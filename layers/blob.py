@@ -5,6 +5,22 @@ import numpy as np
 
 from .backend import device_module, on_device_side, only_read
 
+# Bumped by every change of a blob's shape or memory; each blob keeps the value of its own
+# last change (its stamp). A net reshapes a layer only when one of its blobs has a stamp newer
+# than that layer's last reshape.
+_generation = 0
+
+
+def generation():
+    """A number that grows whenever any blob's shape or memory changes."""
+    return _generation
+
+
+def _changed(blob):
+    global _generation
+    _generation += 1
+    blob._stamp = _generation
+
 
 class SyncedArray:
     """One array's host and device copies, and which is current (Caffe's SyncedMemory).
@@ -94,6 +110,7 @@ class Blob:
         self._data = SyncedArray(self._shape, self.dtype)
         self._diff = SyncedArray(self._shape, self.dtype)
         self._views = {}
+        _changed(self)
 
     def _shaped(self, which, array):
         """array under this blob's shape (a view, kept so repeated reads give the same object)."""
@@ -122,6 +139,8 @@ class Blob:
             return
         self._data = SyncedArray(array.shape, array.dtype, array, on_device_side())
         self._shape = tuple(array.shape)
+        self._views.pop("data", None)
+        _changed(self)
 
     @property
     def diff(self):
@@ -135,6 +154,8 @@ class Blob:
         if array.size != self.count:
             raise ValueError(f"diff of {array.size} elements for a blob of shape {self.shape}")
         self._diff = SyncedArray(array.shape, array.dtype, array, on_device_side())
+        self._views.pop("diff", None)
+        _changed(self)
 
     def adopt_device_data(self, array):
         """Make `array`, already in device memory, the current data: no copy is made (a data
@@ -191,15 +212,23 @@ class Blob:
         if math.prod(shape) != self.count:
             self._data = SyncedArray(shape, self.dtype)
             self._diff = SyncedArray(shape, self.dtype)
+            self._views.clear()
         self._shape = shape
+        _changed(self)
 
     def share_data(self, other):
         """Make this blob use other's data memory, both copies (Caffe's ShareData)."""
-        self._data = other._data
+        if self._data is not other._data:
+            self._data = other._data
+            self._views.pop("data", None)
+            _changed(self)
 
     def share_diff(self, other):
         """Make this blob use other's diff memory, both copies (Caffe's ShareDiff)."""
-        self._diff = other._diff
+        if self._diff is not other._diff:
+            self._diff = other._diff
+            self._views.pop("diff", None)
+            _changed(self)
 
     def shares_data_with(self, other):
         """Whether this blob's data is other's memory (after share_data either way)."""

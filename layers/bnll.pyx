@@ -9,13 +9,14 @@ from cython cimport floating
 from libc.math cimport exp, expm1, log1p
 
 from .base import NeuronLayer
+from .kernels.parallel cimport PARALLEL_WORK, TRANSCENDENTAL
 
 
 def bnll_forward(const floating[::1] x, floating[::1] y):
     cdef Py_ssize_t i, n = x.shape[0]
     cdef double v
     with nogil:
-        for i in prange(n, schedule="static"):
+        for i in prange(n, schedule="static", use_threads_if=n * TRANSCENDENTAL >= PARALLEL_WORK):
             v = x[i]
             y[i] = <floating>(v + log1p(exp(-v)) if v > 0 else log1p(exp(v)))
 
@@ -24,7 +25,7 @@ def bnll_backward(const floating[::1] y, const floating[::1] dy, floating[::1] d
     """dx = dy * (1 - exp(-y)) = dy * sigmoid(x); dx may alias dy."""
     cdef Py_ssize_t i, n = y.shape[0]
     with nogil:
-        for i in prange(n, schedule="static"):
+        for i in prange(n, schedule="static", use_threads_if=n * TRANSCENDENTAL >= PARALLEL_WORK):
             dx[i] = <floating>(-dy[i] * expm1(-y[i]))
 
 

@@ -8,13 +8,14 @@ from cython cimport floating
 
 from ..proto.errors import NetError
 from .base import NeuronLayer
+from .kernels.parallel cimport PARALLEL_WORK
 
 
 def clip_forward(const floating[::1] x, floating[::1] y, floating low, floating high):
     cdef Py_ssize_t i, n = x.shape[0]
     cdef floating v
     with nogil:
-        for i in prange(n, schedule="static"):
+        for i in prange(n, schedule="static", use_threads_if=n >= PARALLEL_WORK):
             v = x[i]
             y[i] = low if v < low else (high if v > high else v)
 
@@ -25,7 +26,7 @@ def clip_backward(const floating[::1] x, const floating[::1] dy, floating[::1] d
     cdef Py_ssize_t i, n = x.shape[0]
     cdef floating v
     with nogil:
-        for i in prange(n, schedule="static"):
+        for i in prange(n, schedule="static", use_threads_if=n >= PARALLEL_WORK):
             v = x[i]
             dx[i] = dy[i] if low <= v <= high else 0
 

@@ -18,6 +18,7 @@ from libc.math cimport sqrt
 
 from .backend import array_module
 from .base_loss import LossLayer
+from .kernels.parallel cimport PARALLEL_WORK
 
 # Caffe adds this to the distance in the non-legacy gradient's denominator.
 cdef double DISTANCE_EPS = 1e-4
@@ -35,7 +36,7 @@ def contrastive_forward(const floating[:, ::1] a, const floating[:, ::1] b,
     cdef Py_ssize_t i, k, num = a.shape[0], channels = a.shape[1]
     cdef double loss = 0, d2, m
     with nogil:
-        for i in prange(num, schedule="static"):
+        for i in prange(num, schedule="static", use_threads_if=num * channels >= PARALLEL_WORK):
             d2 = 0
             for k in range(channels):
                 diff[i, k] = a[i, k] - b[i, k]
@@ -59,7 +60,7 @@ def contrastive_backward(const floating[:, ::1] diff, const floating[::1] dist_s
     cdef Py_ssize_t i, k, num = diff.shape[0], channels = diff.shape[1]
     cdef double beta, d, m
     with nogil:
-        for i in prange(num, schedule="static"):
+        for i in prange(num, schedule="static", use_threads_if=num * channels >= PARALLEL_WORK):
             if is_similar(y[i]):
                 beta = alpha
             elif legacy:

@@ -16,7 +16,8 @@ import numpy as np
 
 from .backend import array_module
 from .base_conv import BaseConvolution
-from .kernels import depthwise
+from ..proto import cyffe_pb2 as pb
+from .kernels import depthwise, winograd
 
 
 class Convolution(BaseConvolution):
@@ -24,6 +25,9 @@ class Convolution(BaseConvolution):
     weights shared."""
 
     type = "Convolution"
+    # Set by the net for a folded TEST forward (net/fold.py): an object whose params() gives
+    # the weights, bias and per-output ReLU slopes (or None) to use.
+    fold = None
 
     def setup(self, bottom, top):
         super().setup(bottom, top)
@@ -39,14 +43,31 @@ class Convolution(BaseConvolution):
     def plan(self, in_shape):
         return self.make_geometry(in_shape)
 
+    def make_engines(self, num, image_channels, out_channels, dtype):
+        super().make_engines(num, image_channels, out_channels, dtype)
+        # Winograd in TEST forwards only: training keeps im2col's exact gradients' pairing.
+        self.winograd = None
+        if (self.phase == pb.TEST and not self.depthwise and
+                winograd.suits(self.geometry, num, image_channels, out_channels, self.group)):
+            self.winograd = winograd.Winograd(self.geometry, num, image_channels, out_channels,
+                                              self.group, dtype)
+
+    def _forward_params(self):
+        """(weights, bias, ReLU slopes or None) of a forward: the blobs', or the fold's."""
+        if self.fold is None:
+            return self.blobs[0].data, self.bias, None
+        return self.fold.params()
+
     def forward_cpu(self, bottom, top):
-        weights = self.blobs[0].data
+        weights, bias, slopes = self._forward_params()
         for b, t in zip(bottom, top):
             x, y = self.images(b.data), t.data.reshape(self.out_shape)
             if self.depthwise:
-                depthwise.forward(self.geometry, x, weights, self.bias, y)
+                depthwise.forward(self.geometry, x, weights, bias, y, slopes)
+            elif self.winograd is not None:
+                self.winograd.run(weights, x, y, bias, slopes)
             else:
-                self.pipeline.run(weights, x=x, y=y, bias=self.bias)
+                self.pipeline.run(weights, x=x, y=y, bias=bias, slopes=slopes)
 
     def backward_cpu(self, top, propagate_down, bottom):
         weights, weight_diff = self.blobs[0].data, self.blobs[0].diff
@@ -63,10 +84,14 @@ class Convolution(BaseConvolution):
 
     def forward_gpu(self, bottom, top):
         xp = array_module(bottom[0].data)
+        weights, bias, slopes = self._forward_params()
         for b, t in zip(bottom, top):
-            out = self.conv_xp(xp, b.data.reshape(self.image_shape))
-            if self.bias_term:
-                out = out + self.blobs[1].data[:, None]
+            out = self.conv_xp(xp, b.data.reshape(self.image_shape), xp.asarray(weights))
+            if bias is not None:
+                out = out + xp.asarray(bias)[:, None]
+            if slopes is not None:
+                slope = xp.asarray(slopes)[:, None]
+                out = out * ((out > 0) + (out <= 0) * slope)
             t.data[...] = out.reshape(t.shape)
 
     def backward_gpu(self, top, propagate_down, bottom):

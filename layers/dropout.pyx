@@ -12,6 +12,7 @@ from ..proto import cyffe_pb2 as pb
 from ..proto.errors import NetError
 from .backend import array_module, rng
 from .base import NeuronLayer
+from .kernels.parallel cimport PARALLEL_WORK
 
 
 def dropout_apply(const floating[::1] x, const unsigned char[::1] mask, floating[::1] y,
@@ -20,7 +21,7 @@ def dropout_apply(const floating[::1] x, const unsigned char[::1] mask, floating
     cdef Py_ssize_t i, n = x.shape[0]
     cdef floating s = <floating>scale
     with nogil:
-        for i in prange(n, schedule="static"):
+        for i in prange(n, schedule="static", use_threads_if=n >= PARALLEL_WORK):
             y[i] = x[i] * s if mask[i] else 0
 
 

@@ -22,6 +22,7 @@ class DummyData(Layer):
 
     type = "DummyData"
     bottoms = 0
+    reshape_by_shapes = False       # the batch's shape is the layer's to say, every time
     tops = (1, None)
 
     def setup(self, bottom, top):

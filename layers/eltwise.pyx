@@ -13,13 +13,14 @@ from ..proto import cyffe_pb2 as pb
 from ..proto.errors import NetError
 from .backend import array_module
 from .base import Layer
+from .kernels.parallel cimport PARALLEL_WORK
 
 
 def scale_into(const floating[::1] x, double a, floating[::1] y):
     """y = a * x."""
     cdef Py_ssize_t i, n = x.shape[0]
     with nogil:
-        for i in prange(n, schedule="static"):
+        for i in prange(n, schedule="static", use_threads_if=n >= PARALLEL_WORK):
             y[i] = <floating>(a * x[i])
 
 
@@ -27,7 +28,7 @@ def add_scaled(const floating[::1] x, double a, floating[::1] y):
     """y += a * x."""
     cdef Py_ssize_t i, n = x.shape[0]
     with nogil:
-        for i in prange(n, schedule="static"):
+        for i in prange(n, schedule="static", use_threads_if=n >= PARALLEL_WORK):
             y[i] += <floating>(a * x[i])
 
 
@@ -35,7 +36,7 @@ def multiply_into(const floating[::1] x, floating[::1] y):
     """y *= x."""
     cdef Py_ssize_t i, n = x.shape[0]
     with nogil:
-        for i in prange(n, schedule="static"):
+        for i in prange(n, schedule="static", use_threads_if=n >= PARALLEL_WORK):
             y[i] *= x[i]
 
 
@@ -44,7 +45,7 @@ def divide_product(const floating[::1] dy, const floating[::1] y, const floating
     """dx = dy * y / x (the unstable PROD gradient)."""
     cdef Py_ssize_t i, n = x.shape[0]
     with nogil:
-        for i in prange(n, schedule="static"):
+        for i in prange(n, schedule="static", use_threads_if=n >= PARALLEL_WORK):
             dx[i] = dy[i] * y[i] / x[i]
 
 
@@ -53,7 +54,7 @@ def max_first_two(const floating[::1] a, const floating[::1] b, floating[::1] y,
     """y = max(a, b), mask = 0 where a is strictly greater, else 1 (Caffe's tie rule)."""
     cdef Py_ssize_t i, n = a.shape[0]
     with nogil:
-        for i in prange(n, schedule="static"):
+        for i in prange(n, schedule="static", use_threads_if=n >= PARALLEL_WORK):
             if a[i] > b[i]:
                 y[i] = a[i]
                 mask[i] = 0
@@ -66,7 +67,7 @@ def max_update(const floating[::1] x, int k, floating[::1] y, int[::1] mask):
     """Where x is strictly greater than y: y = x, mask = k."""
     cdef Py_ssize_t i, n = x.shape[0]
     with nogil:
-        for i in prange(n, schedule="static"):
+        for i in prange(n, schedule="static", use_threads_if=n >= PARALLEL_WORK):
             if x[i] > y[i]:
                 y[i] = x[i]
                 mask[i] = k
@@ -76,7 +77,7 @@ def max_backward(const floating[::1] dy, const int[::1] mask, int k, floating[::
     """dx = dy where bottom k won, 0 elsewhere."""
     cdef Py_ssize_t i, n = dy.shape[0]
     with nogil:
-        for i in prange(n, schedule="static"):
+        for i in prange(n, schedule="static", use_threads_if=n >= PARALLEL_WORK):
             dx[i] = dy[i] if mask[i] == k else 0
 
 

@@ -9,13 +9,14 @@ from cython cimport floating
 from libc.math cimport expm1
 
 from .base import NeuronLayer
+from .kernels.parallel cimport PARALLEL_WORK, TRANSCENDENTAL
 
 
 def elu_forward(const floating[::1] x, floating[::1] y, double alpha):
     cdef Py_ssize_t i, n = x.shape[0]
     cdef floating v
     with nogil:
-        for i in prange(n, schedule="static"):
+        for i in prange(n, schedule="static", use_threads_if=n * TRANSCENDENTAL >= PARALLEL_WORK):
             v = x[i]
             y[i] = v if v > 0 else <floating>(alpha * expm1(v))
 
@@ -25,7 +26,7 @@ def elu_backward(const floating[::1] x, const floating[::1] y, const floating[::
     """dx = dy where x > 0, dy * (y + alpha) elsewhere; dx may alias dy."""
     cdef Py_ssize_t i, n = x.shape[0]
     with nogil:
-        for i in prange(n, schedule="static"):
+        for i in prange(n, schedule="static", use_threads_if=n >= PARALLEL_WORK):
             dx[i] = dy[i] if x[i] > 0 else <floating>(dy[i] * (y[i] + alpha))
 
 

@@ -14,13 +14,14 @@ from . import fillers
 from .backend import array_module
 from .base import Layer
 from .kernels.elementwise import broadcast, sum_outer_inner
+from .kernels.parallel cimport PARALLEL_WORK
 
 
 def scatter_rows(const Py_ssize_t[::1] index, const floating[:, ::1] dy, floating[:, ::1] dw):
     """dw[index[m], j] += dy[m, j]; each thread owns whole columns, so no two write alike."""
     cdef Py_ssize_t m, j, rows = dy.shape[0], cols = dy.shape[1]
     with nogil:
-        for j in prange(cols, schedule="static"):
+        for j in prange(cols, schedule="static", use_threads_if=rows * cols >= PARALLEL_WORK):
             for m in range(rows):
                 dw[index[m], j] += dy[m, j]
 

@@ -9,6 +9,7 @@ from cython.parallel import prange
 from cython cimport floating
 
 from .base_loss import LossLayer
+from .kernels.parallel cimport PARALLEL_WORK
 
 
 def euclidean_forward(const floating[::1] a, const floating[::1] b, floating[::1] diff):
@@ -17,7 +18,7 @@ def euclidean_forward(const floating[::1] a, const floating[::1] b, floating[::1
     cdef double total = 0
     cdef floating d
     with nogil:
-        for i in prange(n, schedule="static"):
+        for i in prange(n, schedule="static", use_threads_if=n >= PARALLEL_WORK):
             d = a[i] - b[i]
             diff[i] = d
             total += <double>d * d

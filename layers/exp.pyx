@@ -11,12 +11,13 @@ from libc.math cimport exp
 
 from ..proto.errors import NetError
 from .base import NeuronLayer
+from .kernels.parallel cimport PARALLEL_WORK, TRANSCENDENTAL
 
 
 def exp_forward(const floating[::1] x, floating[::1] y, double inner, double outer):
     cdef Py_ssize_t i, n = x.shape[0]
     with nogil:
-        for i in prange(n, schedule="static"):
+        for i in prange(n, schedule="static", use_threads_if=n * TRANSCENDENTAL >= PARALLEL_WORK):
             y[i] = <floating>(outer * exp(inner * x[i]))
 
 
@@ -25,7 +26,7 @@ def exp_backward(const floating[::1] y, const floating[::1] dy, floating[::1] dx
     """dx = dy * y * inner; dx may alias dy."""
     cdef Py_ssize_t i, n = y.shape[0]
     with nogil:
-        for i in prange(n, schedule="static"):
+        for i in prange(n, schedule="static", use_threads_if=n >= PARALLEL_WORK):
             dx[i] = <floating>(dy[i] * y[i] * inner)
 
 

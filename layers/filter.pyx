@@ -18,6 +18,7 @@ class Filter(Layer):
     type = "Filter"
     bottoms = (2, None)
     tops = (1, None)
+    reshape_by_shapes = False       # the tops' length is the selector's count of non-zeros
 
     def setup(self, bottom, top):
         if len(top) != len(bottom) - 1:

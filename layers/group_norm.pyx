@@ -23,6 +23,7 @@ from ..proto.errors import NetError
 from . import fillers
 from .backend import array_module
 from .base import Layer, channel_split
+from .kernels.parallel cimport PARALLEL_WORK
 
 # At most this many tasks share the scale and bias gradients (each keeps a row of partials).
 ITEM_CHUNKS = 32
@@ -39,7 +40,8 @@ def group_norm_forward(const floating[:, :, ::1] x, const floating[::1] scale,
     cdef double count = per_group * spatial
     cdef double acc, m, d, inv, h, a, b
     with nogil:
-        for r in prange(x.shape[0] * groups, schedule="static"):
+        for r in prange(x.shape[0] * groups, schedule="static",
+                        use_threads_if=x.shape[0] * channels * spatial >= PARALLEL_WORK):
             n = r // groups
             g = r % groups
             c0 = g * per_group
@@ -75,7 +77,8 @@ def group_norm_backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] 
     cdef double count = per_group * spatial
     cdef double sum_g, sum_gh, a, gi
     with nogil:
-        for r in prange(dy.shape[0] * groups, schedule="static"):
+        for r in prange(dy.shape[0] * groups, schedule="static",
+                        use_threads_if=dy.shape[0] * channels * spatial >= PARALLEL_WORK):
             n = r // groups
             g = r % groups
             c0 = g * per_group
@@ -109,7 +112,8 @@ def affine_gradients(const floating[:, :, ::1] dy, const floating[:, :, ::1] x_n
     cdef Py_ssize_t chunks = scale_partial.shape[0]
     cdef double acc_scale, acc_bias
     with nogil:
-        for t in prange(chunks, schedule="static"):
+        for t in prange(chunks, schedule="static",
+                        use_threads_if=num * channels * spatial >= PARALLEL_WORK):
             for c in range(channels):
                 scale_partial[t, c] = 0
                 bias_partial[t, c] = 0

@@ -30,6 +30,7 @@ class HDF5Data(Layer):
 
     type = "HDF5Data"
     bottoms = 0
+    reshape_by_shapes = False       # the batch's shape is the layer's to say, every time
     tops = (1, None)
     base_dir = None             # the prototxt's folder, set by the net
 

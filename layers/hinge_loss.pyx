@@ -15,6 +15,7 @@ from ..proto import cyffe_pb2 as pb
 from ..proto.errors import NetError
 from .backend import array_module
 from .base_loss import PerItemLabelLoss
+from .kernels.parallel cimport PARALLEL_WORK
 
 
 def hinge_margins(const floating[:, ::1] x, const Py_ssize_t[::1] label,
@@ -24,7 +25,7 @@ def hinge_margins(const floating[:, ::1] x, const Py_ssize_t[::1] label,
     cdef double total = 0
     cdef floating m
     with nogil:
-        for i in prange(num, schedule="static"):
+        for i in prange(num, schedule="static", use_threads_if=num * classes >= PARALLEL_WORK):
             for k in range(classes):
                 m = 1 - x[i, k] if k == label[i] else 1 + x[i, k]
                 if m < 0:

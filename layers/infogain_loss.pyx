@@ -24,6 +24,7 @@ from ..proto.io import blobproto_to_array
 from .backend import array_module
 from .base_loss import LOG_THRESHOLD, SoftmaxClassLoss, bad_label_error, label_indices
 from .kernels.softmax import softmax_array
+from .kernels.parallel cimport PARALLEL_WORK
 
 
 def read_infogain_matrix(layer, path):
@@ -51,7 +52,8 @@ def infogain_forward(const floating[:, :, ::1] prob, const Py_ssize_t[:, ::1] la
     cdef floating threshold = <floating>LOG_THRESHOLD, p
     cdef double loss = 0, row
     with nogil:
-        for i in prange(outer, schedule="static"):
+        for i in prange(outer, schedule="static",
+                        use_threads_if=outer * inner * classes >= PARALLEL_WORK):
             for j in range(inner):
                 l = label[i, j]
                 if l < 0:
@@ -71,7 +73,8 @@ def infogain_backward(const floating[:, :, ::1] prob, const Py_ssize_t[:, ::1] l
     cdef Py_ssize_t i, j, k, outer = prob.shape[0], classes = prob.shape[1]
     cdef Py_ssize_t inner = prob.shape[2], l
     with nogil:
-        for i in prange(outer, schedule="static"):
+        for i in prange(outer, schedule="static",
+                        use_threads_if=outer * inner * classes >= PARALLEL_WORK):
             for j in range(inner):
                 l = label[i, j]
                 for k in range(classes):

@@ -11,6 +11,7 @@ from libc.math cimport log
 
 from ..proto.errors import NetError
 from .base import NeuronLayer
+from .kernels.parallel cimport PARALLEL_WORK, TRANSCENDENTAL
 
 
 def log_forward(const floating[::1] x, floating[::1] y, double scale, double shift,
@@ -18,7 +19,7 @@ def log_forward(const floating[::1] x, floating[::1] y, double scale, double shi
     """y = base_scale * ln(shift + scale * x), base_scale = 1 / ln(base)."""
     cdef Py_ssize_t i, n = x.shape[0]
     with nogil:
-        for i in prange(n, schedule="static"):
+        for i in prange(n, schedule="static", use_threads_if=n * TRANSCENDENTAL >= PARALLEL_WORK):
             y[i] = <floating>(base_scale * log(shift + scale * x[i]))
 
 
@@ -28,7 +29,7 @@ def log_backward(const floating[::1] x, const floating[::1] dy, floating[::1] dx
     cdef Py_ssize_t i, n = x.shape[0]
     cdef double numerator = scale * base_scale
     with nogil:
-        for i in prange(n, schedule="static"):
+        for i in prange(n, schedule="static", use_threads_if=n >= PARALLEL_WORK):
             dx[i] = <floating>(dy[i] * numerator / (shift + scale * x[i]))
 
 

@@ -9,15 +9,16 @@ local_size n must be odd; windows are centred and zero-padded.
 Backward: dx = dy * scale^-beta - 2 * a * beta * x * W(dy * y / scale), where W is the
 same window sum (the windows are symmetric). Does not run in place.
 """
-import numpy as np
 from cython.parallel import prange
 from cython cimport floating
-from libc.math cimport pow
+from libc.math cimport pow, powf, sqrt, sqrtf
 
 from ..proto import cyffe_pb2 as pb
 from ..proto.errors import NetError
 from .backend import array_module
-from .base import Layer
+from .base import Layer, scratch_like
+from .kernels import arena
+from .kernels.parallel cimport PARALLEL_WORK, TRANSCENDENTAL
 
 
 def window_sum(const floating[:, :, ::1] src, floating[:, :, ::1] out, int half,
@@ -29,7 +30,8 @@ def window_sum(const floating[:, :, ::1] src, floating[:, :, ::1] out, int half,
     cdef Py_ssize_t rows = src.shape[0] * channels
     cdef floating v
     with nogil:
-        for r in prange(rows, schedule="static"):
+        for r in prange(rows, schedule="static",
+                        use_threads_if=rows * spatial * (2 * half + 1) >= PARALLEL_WORK):
             n = r // channels
             c = r % channels
             lo = c - half if c >= half else 0
@@ -49,7 +51,8 @@ def row_window_sum(const floating[:, :, ::1] src, floating[:, :, ::1] out, int h
     cdef Py_ssize_t planes = src.shape[0], height = src.shape[1], width = src.shape[2]
     cdef floating v, acc
     with nogil:
-        for p in prange(planes, schedule="static"):
+        for p in prange(planes, schedule="static",
+                        use_threads_if=planes * height * width * (2 * half + 1) >= PARALLEL_WORK):
             for h in range(height):
                 for w in range(width):
                     lo = w - half if w >= half else 0
@@ -61,34 +64,46 @@ def row_window_sum(const floating[:, :, ::1] src, floating[:, :, ::1] out, int h
                     out[p, h, w] = acc
 
 
-def lrn_output(const floating[::1] x, floating[::1] scale, floating[::1] power,
-               floating[::1] y, double shift, double a, double beta):
-    """scale = shift + a * scale (scale holds the window sums on entry), power = scale^-beta,
-    y = x * power."""
+cdef inline floating power(floating s, double beta) noexcept nogil:
+    """s^-beta; beta = 0.75 (AlexNet's, GoogLeNet's) as 1 / sqrt(s sqrt(s)), without pow."""
+    if beta == 0.75:
+        if floating is float:
+            return 1 / sqrtf(s * sqrtf(s))
+        return 1 / sqrt(s * sqrt(s))
+    if floating is float:
+        return powf(s, <float>-beta)
+    return pow(s, -beta)
+
+
+def lrn_output(const floating[::1] x, floating[::1] scale, floating[::1] y, double shift,
+               double a, double beta):
+    """scale = shift + a * scale (scale holds the window sums on entry), y = x scale^-beta."""
     cdef Py_ssize_t i, n = x.shape[0]
+    cdef floating s, k = <floating>shift, alpha = <floating>a
     with nogil:
-        for i in prange(n, schedule="static"):
-            scale[i] = <floating>(shift + a * scale[i])
-            power[i] = <floating>pow(scale[i], -beta)
-            y[i] = x[i] * power[i]
+        for i in prange(n, schedule="static", use_threads_if=n * TRANSCENDENTAL >= PARALLEL_WORK):
+            s = k + alpha * scale[i]
+            scale[i] = s
+            y[i] = x[i] * power(s, beta)
 
 
 def lrn_ratio(const floating[::1] dy, const floating[::1] x, const floating[::1] scale,
-              const floating[::1] power, floating[::1] ratio):
-    """ratio = dy * y / scale = dy * x * power / scale."""
+              floating[::1] ratio, double beta):
+    """ratio = dy * y / scale = dy * x * scale^-beta / scale."""
     cdef Py_ssize_t i, n = dy.shape[0]
     with nogil:
-        for i in prange(n, schedule="static"):
-            ratio[i] = dy[i] * x[i] * power[i] / scale[i]
+        for i in prange(n, schedule="static", use_threads_if=n * TRANSCENDENTAL >= PARALLEL_WORK):
+            ratio[i] = dy[i] * x[i] * power(scale[i], beta) / scale[i]
 
 
-def lrn_input_grad(const floating[::1] dy, const floating[::1] x, const floating[::1] power,
-                   const floating[::1] window, floating[::1] dx, double coef):
-    """dx = dy * power - coef * x * window."""
+def lrn_input_grad(const floating[::1] dy, const floating[::1] x, const floating[::1] scale,
+                   const floating[::1] window, floating[::1] dx, double beta, double coef):
+    """dx = dy * scale^-beta - coef * x * window."""
     cdef Py_ssize_t i, n = dy.shape[0]
+    cdef floating c = <floating>coef
     with nogil:
-        for i in prange(n, schedule="static"):
-            dx[i] = <floating>(dy[i] * power[i] - coef * x[i] * window[i])
+        for i in prange(n, schedule="static", use_threads_if=n * TRANSCENDENTAL >= PARALLEL_WORK):
+            dx[i] = dy[i] * power(scale[i], beta) - c * x[i] * window[i]
 
 
 class LRN(Layer):
@@ -127,26 +142,23 @@ class LRN(Layer):
         self.dims = (n, c, h * w) if self.across else (n * c, h, w)
         top[0].reshape(shape)
 
-    def _buffers(self, like):
-        if self.scale is None or self.scale.shape != like.shape or \
-                type(self.scale) is not type(like):
-            self.scale, self.power, self.tmp, self.ratio, self.window = (
-                like.copy() for _ in range(5))
-
-    def _window_sum_cpu(self, src, out, square):
+    def _window_sum_cpu(self, src, out, square, take):
         src, out = src.reshape(self.dims), out.reshape(self.dims)
         if not self.across:
             # The n x n window: along the rows, then down the columns of the row sums.
-            tmp = self.tmp.reshape(self.dims)
+            tmp = take(self.dims, src.dtype)
             row_window_sum(src, tmp, self.half, square)
             src, square = tmp, False
         window_sum(src, out, self.half, square)
 
     def forward_cpu(self, bottom, top):
-        self._buffers(bottom[0].data)
-        self._window_sum_cpu(bottom[0].data, self.scale, True)
-        lrn_output(bottom[0].data.reshape(-1), self.scale.reshape(-1), self.power.reshape(-1),
-                   top[0].data.reshape(-1), self.shift, self.a, self.beta)
+        x = bottom[0].data
+        x = bottom[0].data
+        self.scale = scratch_like(self.scale, x)      # kept for backward
+        with arena.scratch() as take:
+            self._window_sum_cpu(x, self.scale, True, take)
+        lrn_output(x.reshape(-1), self.scale.reshape(-1), top[0].data.reshape(-1), self.shift,
+                   self.a, self.beta)
 
     def backward_cpu(self, top, propagate_down, bottom):
         if not propagate_down[0]:
@@ -154,10 +166,12 @@ class LRN(Layer):
         # y is recomputed from x and scale^-beta: a later in-place layer may have changed
         # the top.
         dy, x = top[0].diff.reshape(-1), bottom[0].data.reshape(-1)
-        lrn_ratio(dy, x, self.scale.reshape(-1), self.power.reshape(-1), self.ratio.reshape(-1))
-        self._window_sum_cpu(self.ratio, self.window, False)
-        lrn_input_grad(dy, x, self.power.reshape(-1), self.window.reshape(-1),
-                       bottom[0].diff.reshape(-1), 2.0 * self.a * self.beta)
+        with arena.scratch() as take:
+            ratio, window = take(x.shape, x.dtype), take(x.shape, x.dtype)
+            lrn_ratio(dy, x, self.scale.reshape(-1), ratio.reshape(-1), self.beta)
+            self._window_sum_cpu(ratio, window, False, take)
+            lrn_input_grad(dy, x, self.scale.reshape(-1), window.reshape(-1),
+                           bottom[0].diff.reshape(-1), self.beta, 2.0 * self.a * self.beta)
 
     def _window_sum_gpu(self, src):
         """Zero-padded window sums with array ops (runs on numpy and cupy)."""

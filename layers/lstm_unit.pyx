@@ -17,6 +17,7 @@ from libc.math cimport exp, expf
 
 from .backend import array_module
 from .base import Layer
+from .kernels.parallel cimport PARALLEL_WORK, TRANSCENDENTAL
 
 
 cdef inline floating exp_(floating x) noexcept nogil:
@@ -43,7 +44,8 @@ def unit_forward(const floating[:, ::1] c_prev, const floating[:, ::1] x,
     cdef Py_ssize_t n, d, num = x.shape[0], dim = c.shape[1]
     cdef floating i, f, o, g, kept, cell
     with nogil:
-        for n in prange(num, schedule="static"):
+        for n in prange(num, schedule="static",
+                        use_threads_if=num * dim * TRANSCENDENTAL >= PARALLEL_WORK):
             for d in range(dim):
                 i = sigmoid(x[n, d])
                 f = sigmoid(x[n, dim + d])
@@ -67,7 +69,7 @@ def unit_backward(const floating[:, ::1] c_prev, const floating[:, ::1] acts,
     cdef Py_ssize_t n, d, num = acts.shape[0], dim = c.shape[1]
     cdef floating i, f, o, g, t, kept, dcell
     with nogil:
-        for n in prange(num, schedule="static"):
+        for n in prange(num, schedule="static", use_threads_if=num * dim >= PARALLEL_WORK):
             for d in range(dim):
                 i = acts[n, d]
                 f = acts[n, dim + d]

@@ -14,6 +14,7 @@ from cython cimport floating
 from ..proto.errors import NetError
 from .backend import array_module
 from .base import Layer, channel_split
+from .kernels.parallel cimport PARALLEL_WORK
 
 
 def maxout_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, int[:, :, ::1] piece):
@@ -24,7 +25,8 @@ def maxout_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, int[:, :,
     cdef floating best, v
     cdef int won
     with nogil:
-        for r in prange(x.shape[0] * outputs, schedule="static"):
+        for r in prange(x.shape[0] * outputs, schedule="static",
+                        use_threads_if=x.shape[0] * x.shape[1] * spatial >= PARALLEL_WORK):
             n = r // outputs
             j = r % outputs
             first = j * pieces
@@ -47,7 +49,8 @@ def maxout_backward(const floating[:, :, ::1] dy, const int[:, :, ::1] piece,
     cdef Py_ssize_t outputs = dy.shape[1], spatial = dy.shape[2]
     cdef Py_ssize_t pieces = dx.shape[1] // outputs if outputs else 0
     with nogil:
-        for r in prange(dy.shape[0] * outputs, schedule="static"):
+        for r in prange(dy.shape[0] * outputs, schedule="static",
+                        use_threads_if=dx.shape[0] * dx.shape[1] * spatial >= PARALLEL_WORK):
             n = r // outputs
             j = r % outputs
             first = j * pieces

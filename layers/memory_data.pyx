@@ -18,6 +18,7 @@ class MemoryData(Layer):
 
     type = "MemoryData"
     bottoms = 0
+    reshape_by_shapes = False       # batch_size and the arrays are the user's to change
     tops = 2
 
     def setup(self, bottom, top):

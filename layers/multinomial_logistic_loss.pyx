@@ -14,6 +14,7 @@ from libc.math cimport log
 
 from .backend import array_module
 from .base_loss import LOG_THRESHOLD, PerItemLabelLoss
+from .kernels.parallel cimport PARALLEL_WORK, TRANSCENDENTAL
 
 
 def multinomial_forward(const floating[:, ::1] prob, const Py_ssize_t[::1] label):
@@ -22,7 +23,8 @@ def multinomial_forward(const floating[:, ::1] prob, const Py_ssize_t[::1] label
     cdef floating threshold = <floating>LOG_THRESHOLD, p
     cdef double loss = 0
     with nogil:
-        for i in prange(num, schedule="static"):
+        for i in prange(num, schedule="static",
+                        use_threads_if=num * TRANSCENDENTAL >= PARALLEL_WORK):
             p = prob[i, label[i]]
             loss += -log(threshold if p < threshold else p)
     return loss
@@ -34,7 +36,7 @@ def multinomial_backward(const floating[:, ::1] prob, const Py_ssize_t[::1] labe
     cdef Py_ssize_t i, k, num = prob.shape[0], classes = prob.shape[1]
     cdef floating threshold = <floating>LOG_THRESHOLD, p
     with nogil:
-        for i in prange(num, schedule="static"):
+        for i in prange(num, schedule="static", use_threads_if=num * classes >= PARALLEL_WORK):
             for k in range(classes):
                 dx[i, k] = 0
             p = prob[i, label[i]]

@@ -15,6 +15,7 @@ from libc.math cimport sqrt
 
 from ..proto.errors import NetError
 from .base import Layer
+from .kernels.parallel cimport PARALLEL_WORK
 
 
 def mvn_forward(const floating[:, ::1] x, floating[:, ::1] y, double[::1] mean,
@@ -23,7 +24,7 @@ def mvn_forward(const floating[:, ::1] x, floating[:, ::1] y, double[::1] mean,
     cdef Py_ssize_t r, i, rows = x.shape[0], dim = x.shape[1]
     cdef double acc, m, d, scale
     with nogil:
-        for r in prange(rows, schedule="static"):
+        for r in prange(rows, schedule="static", use_threads_if=rows * dim >= PARALLEL_WORK):
             acc = 0
             for i in range(dim):
                 acc = acc + x[r, i]
@@ -46,7 +47,7 @@ def mvn_backward(const floating[:, ::1] dy, const floating[:, ::1] x, const doub
     cdef Py_ssize_t r, i, rows = dy.shape[0], dim = dy.shape[1]
     cdef double sum_dy, sum_dyx, denom, coef
     with nogil:
-        for r in prange(rows, schedule="static"):
+        for r in prange(rows, schedule="static", use_threads_if=rows * dim >= PARALLEL_WORK):
             sum_dy = 0
             sum_dyx = 0
             for i in range(dim):

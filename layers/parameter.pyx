@@ -15,6 +15,7 @@ class Parameter(Layer):
 
     type = "Parameter"
     bottoms = 0
+    reshape_by_shapes = False       # re-shares the param blob, which a solver may replace
     tops = 1
 
     def setup(self, bottom, top):

@@ -26,7 +26,7 @@ from ..proto import cyffe_pb2 as pb
 from ..proto.errors import NetError
 from .backend import array_module, rng
 from .base import Layer
-from .kernels import pooling
+from .kernels import arena, pooling
 from .kernels.padding import same_padding
 from .kernels.window import Geometry
 
@@ -150,8 +150,8 @@ class Pooling(Layer):
         """(N*C, H, W) view of a 4-D array."""
         return array.reshape((-1,) + array.shape[2:])
 
-    def _source(self, bottom):
-        return self._planes(self.geometry.source(np.ascontiguousarray(bottom[0].data)))
+    def _source(self, bottom, take):
+        return self._planes(self.geometry.source(np.ascontiguousarray(bottom[0].data), take))
 
     def _draws(self, shape):
         """One U[0, 1) draw per window (stochastic TRAIN), in the layer's dtype, from the
@@ -160,8 +160,9 @@ class Pooling(Layer):
 
     def forward_cpu(self, bottom, top):
         y = self._planes(top[0].data)
-        pooling.forward(self.method, self.geometry, self._source(bottom), y, self._mask,
-                        self._draws(y.shape))
+        with arena.scratch() as take:
+            pooling.forward(self.method, self.geometry, self._source(bottom, take), y,
+                            self._mask, self._draws(y.shape))
         if len(top) > 1:
             index = pooling.image_index(np, self.geometry, self._mask)
             top[1].data[...] = index.reshape(top[1].shape)
@@ -176,13 +177,15 @@ class Pooling(Layer):
             return
         self._check_backward()
         dx = bottom[0].diff
-        g = self.geometry.source_gradient(dx)
-        x = self._source(bottom) if self.method == "l2" else None
-        y = self._planes(np.ascontiguousarray(top[0].data)) if self.method == "l2" else None
-        pooling.backward(self.method, self.geometry,
-                         self._planes(np.ascontiguousarray(top[0].diff)), self._planes(g),
-                         self._mask, x, y)
-        self.geometry.fold(g, dx)
+        l2 = self.method == "l2"
+        with arena.scratch() as take:
+            g = self.geometry.source_gradient(dx, take)
+            x = self._source(bottom, take) if l2 else None
+            y = self._planes(np.ascontiguousarray(top[0].data)) if l2 else None
+            pooling.backward(self.method, self.geometry,
+                             self._planes(np.ascontiguousarray(top[0].diff)), self._planes(g),
+                             self._mask, x, y)
+            self.geometry.fold(g, dx)
 
     def forward_gpu(self, bottom, top):
         xp = array_module(bottom[0].data)

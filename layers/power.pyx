@@ -13,6 +13,7 @@ from cython cimport floating
 from libc.math cimport pow
 
 from .base import NeuronLayer
+from .kernels.parallel cimport PARALLEL_WORK, TRANSCENDENTAL
 
 
 def power_forward(const floating[::1] x, floating[::1] y, double power, double scale,
@@ -20,10 +21,11 @@ def power_forward(const floating[::1] x, floating[::1] y, double power, double s
     cdef Py_ssize_t i, n = x.shape[0]
     with nogil:
         if power == 1:
-            for i in prange(n, schedule="static"):
+            for i in prange(n, schedule="static", use_threads_if=n >= PARALLEL_WORK):
                 y[i] = <floating>(shift + scale * x[i])
         else:
-            for i in prange(n, schedule="static"):
+            for i in prange(n, schedule="static",
+                            use_threads_if=n * TRANSCENDENTAL >= PARALLEL_WORK):
                 y[i] = <floating>pow(shift + scale * x[i], power)
 
 
@@ -34,13 +36,14 @@ def power_backward(const floating[::1] x, const floating[::1] dy, floating[::1] 
     cdef double diff_scale = power * scale
     with nogil:
         if power == 1:
-            for i in prange(n, schedule="static"):
+            for i in prange(n, schedule="static", use_threads_if=n >= PARALLEL_WORK):
                 dx[i] = <floating>(diff_scale * dy[i])
         elif power == 2:
-            for i in prange(n, schedule="static"):
+            for i in prange(n, schedule="static", use_threads_if=n >= PARALLEL_WORK):
                 dx[i] = <floating>(diff_scale * (shift + scale * x[i]) * dy[i])
         else:
-            for i in prange(n, schedule="static"):
+            for i in prange(n, schedule="static",
+                            use_threads_if=n * TRANSCENDENTAL >= PARALLEL_WORK):
                 dx[i] = <floating>(diff_scale * pow(shift + scale * x[i], power - 1) * dy[i])
 
 

@@ -15,6 +15,7 @@ from ..proto.errors import NetError
 from . import fillers
 from .backend import array_module
 from .base import NeuronLayer, channel_split
+from .kernels.parallel cimport PARALLEL_WORK
 
 
 def prelu_apply(const floating[:, :, ::1] x, const floating[:, :, ::1] v,
@@ -27,7 +28,8 @@ def prelu_apply(const floating[:, :, ::1] x, const floating[:, :, ::1] v,
     cdef Py_ssize_t channels = x.shape[1], dim = x.shape[2]
     cdef floating a
     with nogil:
-        for r in prange(x.shape[0] * channels, schedule="static"):
+        for r in prange(x.shape[0] * channels, schedule="static",
+                        use_threads_if=x.shape[0] * channels * dim >= PARALLEL_WORK):
             n = r // channels
             c = r % channels
             a = slope[0] if shared else slope[c]
@@ -42,7 +44,8 @@ def prelu_slope_gradient(const floating[:, :, ::1] x, const floating[:, :, ::1] 
     cdef double acc
     cdef floating v
     with nogil:
-        for c in prange(x.shape[1], schedule="static"):
+        for c in prange(x.shape[1], schedule="static",
+                        use_threads_if=x.shape[0] * x.shape[1] * x.shape[2] >= PARALLEL_WORK):
             acc = 0
             for n in range(x.shape[0]):
                 for d in range(x.shape[2]):

@@ -111,6 +111,7 @@ class PythonLayer(Layer):
             if getattr(user_class, method) is getattr(Layer, method):
                 setattr(layer, method, _not_defined(where, user_class, method))
         layer.type = cls.type
+        layer.reshape_by_shapes = False     # the user's reshape may do anything
         layer.phase = phase
         layer.dtype = np.dtype(dtype)
         layer.param_str = param.python_param.param_str

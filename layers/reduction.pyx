@@ -14,6 +14,7 @@ from ..proto import cyffe_pb2 as pb
 from ..proto.errors import NetError
 from .backend import array_module
 from .base import Layer, canonical_axis
+from .kernels.parallel cimport PARALLEL_WORK
 
 SUM = pb.ReductionParameter.SUM
 ASUM = pb.ReductionParameter.ASUM
@@ -40,7 +41,7 @@ def reduce_rows(const floating[:, ::1] x, floating[::1] y, int op, double coeff)
     cdef double acc
     if rows >= dim:
         with nogil:
-            for i in prange(rows, schedule="static"):
+            for i in prange(rows, schedule="static", use_threads_if=rows * dim >= PARALLEL_WORK):
                 acc = 0
                 for j in range(dim):
                     acc = acc + term(x[i, j], op)
@@ -49,7 +50,7 @@ def reduce_rows(const floating[:, ::1] x, floating[::1] y, int op, double coeff)
         for i in range(rows):
             acc = 0
             with nogil:
-                for j in prange(dim, schedule="static"):
+                for j in prange(dim, schedule="static", use_threads_if=dim >= PARALLEL_WORK):
                     acc += term(x[i, j], op)
             y[i] = <floating>(coeff * acc)
 
@@ -60,7 +61,7 @@ def reduce_backward(const floating[:, ::1] x, const floating[::1] dy, floating[:
     cdef Py_ssize_t k, i, j, rows = x.shape[0], dim = x.shape[1]
     cdef double g, v
     with nogil:
-        for k in prange(rows * dim, schedule="static"):
+        for k in prange(rows * dim, schedule="static", use_threads_if=rows * dim >= PARALLEL_WORK):
             i = k // dim
             j = k - i * dim
             g = coeff * dy[i]

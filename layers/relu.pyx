@@ -3,13 +3,14 @@ from cython.parallel import prange
 from cython cimport floating
 
 from .base import NeuronLayer
+from .kernels.parallel cimport PARALLEL_WORK
 
 
 def relu_forward(const floating[::1] x, floating[::1] y, double slope):
     cdef Py_ssize_t i, n = x.shape[0]
     cdef floating v
     with nogil:
-        for i in prange(n, schedule="static"):
+        for i in prange(n, schedule="static", use_threads_if=n >= PARALLEL_WORK):
             v = x[i]
             y[i] = v if v > 0 else <floating>(v * slope)
 
@@ -18,7 +19,7 @@ def relu_backward(const floating[::1] x, const floating[::1] dy, floating[::1] d
     """dx = dy where x > 0, slope * dy elsewhere; x may be the output (same sign)."""
     cdef Py_ssize_t i, n = x.shape[0]
     with nogil:
-        for i in prange(n, schedule="static"):
+        for i in prange(n, schedule="static", use_threads_if=n >= PARALLEL_WORK):
             dx[i] = dy[i] if x[i] > 0 else <floating>(dy[i] * slope)
 
 

@@ -7,12 +7,13 @@ from cython cimport floating
 from libc.math cimport tanh
 
 from .base import NeuronLayer
+from .kernels.parallel cimport PARALLEL_WORK, TRANSCENDENTAL
 
 
 def sigmoid_forward(const floating[::1] x, floating[::1] y):
     cdef Py_ssize_t i, n = x.shape[0]
     with nogil:
-        for i in prange(n, schedule="static"):
+        for i in prange(n, schedule="static", use_threads_if=n * TRANSCENDENTAL >= PARALLEL_WORK):
             y[i] = <floating>(0.5 * tanh(0.5 * x[i]) + 0.5)
 
 
@@ -21,7 +22,7 @@ def sigmoid_backward(const floating[::1] y, const floating[::1] dy, floating[::1
     cdef Py_ssize_t i, n = y.shape[0]
     cdef floating v
     with nogil:
-        for i in prange(n, schedule="static"):
+        for i in prange(n, schedule="static", use_threads_if=n >= PARALLEL_WORK):
             v = y[i]
             dx[i] = dy[i] * v * (1 - v)
 

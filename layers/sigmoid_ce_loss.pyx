@@ -18,6 +18,7 @@ from libc.math cimport exp, fabs, log1p, tanh
 from ..proto import cyffe_pb2 as pb
 from .backend import array_module
 from .base_loss import LossLayer, loss_normalizer, normalization_mode
+from .kernels.parallel cimport PARALLEL_WORK, TRANSCENDENTAL
 
 
 cdef inline bint is_ignored(double target, bint has_ignore, int ignore_label) noexcept nogil:
@@ -32,7 +33,7 @@ def sigmoid_ce_forward(const floating[::1] x, const floating[::1] t, bint has_ig
     cdef Py_ssize_t i, n = x.shape[0], count = 0
     cdef double loss = 0, v
     with nogil:
-        for i in prange(n, schedule="static"):
+        for i in prange(n, schedule="static", use_threads_if=n * TRANSCENDENTAL >= PARALLEL_WORK):
             if is_ignored(t[i], has_ignore, ignore_label):
                 continue
             v = x[i]
@@ -46,7 +47,7 @@ def sigmoid_ce_backward(const floating[::1] x, const floating[::1] t, floating[:
     """dx = (sigmoid(x) - t) * scale, zero where the target is ignored."""
     cdef Py_ssize_t i, n = x.shape[0]
     with nogil:
-        for i in prange(n, schedule="static"):
+        for i in prange(n, schedule="static", use_threads_if=n * TRANSCENDENTAL >= PARALLEL_WORK):
             if is_ignored(t[i], has_ignore, ignore_label):
                 dx[i] = 0
             else:

@@ -3,9 +3,8 @@
 The bottom is viewed as (outer, C, inner) around softmax_param.axis. Backward:
 dx = y * (dy - sum_c(dy * y)). Subtracting the max keeps exp from overflowing.
 """
-import numpy as np
-
 from .base import Layer, canonical_axis, split_shape
+from .kernels import arena
 from .kernels.softmax import softmax_array, softmax_backward, softmax_forward
 
 
@@ -17,24 +16,25 @@ class Softmax(Layer):
 
     def setup(self, bottom, top):
         self.axis_param = self.param.softmax_param.axis
-        self.scratch = None
 
     def reshape(self, bottom, top):
         self.axis = canonical_axis(self.axis_param, len(bottom[0].shape), self)
         self.dims = split_shape(bottom[0].shape, self.axis)
         top[0].reshape(bottom[0].shape)
-        scratch_shape = (self.dims[0], self.dims[2])
-        if self.scratch is None or self.scratch.shape != scratch_shape:
-            self.scratch = np.empty(scratch_shape, self.dtype)
 
     def forward_cpu(self, bottom, top):
-        softmax_forward(bottom[0].data.reshape(self.dims), top[0].data.reshape(self.dims),
-                        self.scratch)
+        x = bottom[0].data
+        with arena.scratch() as take:
+            softmax_forward(x.reshape(self.dims), top[0].data.reshape(self.dims),
+                            take((self.dims[0], self.dims[2]), x.dtype))
 
     def backward_cpu(self, top, propagate_down, bottom):
         if propagate_down[0]:
-            softmax_backward(top[0].data.reshape(self.dims), top[0].diff.reshape(self.dims),
-                             bottom[0].diff.reshape(self.dims), self.scratch)
+            y = top[0].data
+            with arena.scratch() as take:
+                softmax_backward(y.reshape(self.dims), top[0].diff.reshape(self.dims),
+                                 bottom[0].diff.reshape(self.dims),
+                                 take((self.dims[0], self.dims[2]), y.dtype))
 
     def forward_gpu(self, bottom, top):
         top[0].data[...] = softmax_array(bottom[0].data, self.axis)

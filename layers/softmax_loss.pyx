@@ -19,6 +19,7 @@ from libc.math cimport log
 from .backend import array_module
 from .base_loss import SoftmaxClassLoss, bad_label_error, label_indices
 from .kernels.softmax import softmax_array
+from .kernels.parallel cimport PARALLEL_WORK
 
 cdef enum:
     IGNORED = -1
@@ -72,7 +73,8 @@ def softmax_loss_backward(const floating[:, :, ::1] prob, const floating[:, ::1]
     cdef floating s = <floating>scale
     cdef int k
     with nogil:
-        for i in prange(outer, schedule="static"):
+        for i in prange(outer, schedule="static",
+                        use_threads_if=outer * channels * inner >= PARALLEL_WORK):
             for j in range(inner):
                 k = label_index(label[i, j], channels, has_ignore, ignore_label)
                 if k < 0:

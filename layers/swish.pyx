@@ -9,6 +9,7 @@ from cython cimport floating
 from libc.math cimport tanh
 
 from .base import NeuronLayer, scratch_like
+from .kernels.parallel cimport PARALLEL_WORK, TRANSCENDENTAL
 
 
 def swish_forward(const floating[::1] x, floating[::1] y, floating[::1] s, double beta):
@@ -16,7 +17,7 @@ def swish_forward(const floating[::1] x, floating[::1] y, floating[::1] s, doubl
     cdef Py_ssize_t i, n = x.shape[0]
     cdef floating v, sig
     with nogil:
-        for i in prange(n, schedule="static"):
+        for i in prange(n, schedule="static", use_threads_if=n * TRANSCENDENTAL >= PARALLEL_WORK):
             v = x[i]
             sig = <floating>(0.5 * tanh(0.5 * beta * v) + 0.5)
             s[i] = sig
@@ -29,7 +30,7 @@ def swish_backward(const floating[::1] y, const floating[::1] s, const floating[
     cdef Py_ssize_t i, n = y.shape[0]
     cdef double by
     with nogil:
-        for i in prange(n, schedule="static"):
+        for i in prange(n, schedule="static", use_threads_if=n >= PARALLEL_WORK):
             by = beta * y[i]
             dx[i] = <floating>(dy[i] * (by + s[i] * (1 - by)))
 

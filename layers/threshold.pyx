@@ -8,12 +8,13 @@ from cython cimport floating
 
 from ..proto.errors import NetError
 from .base import NeuronLayer
+from .kernels.parallel cimport PARALLEL_WORK
 
 
 def threshold_forward(const floating[::1] x, floating[::1] y, double threshold):
     cdef Py_ssize_t i, n = x.shape[0]
     with nogil:
-        for i in prange(n, schedule="static"):
+        for i in prange(n, schedule="static", use_threads_if=n >= PARALLEL_WORK):
             y[i] = 1 if x[i] > threshold else 0
 
 

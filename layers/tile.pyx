@@ -10,6 +10,7 @@ from cython cimport floating
 
 from ..proto.errors import NetError
 from .base import Layer, canonical_axis
+from .kernels.parallel cimport PARALLEL_WORK
 
 
 def sum_tiles(const floating[:, :, ::1] dy, floating[:, ::1] dx):
@@ -18,7 +19,8 @@ def sum_tiles(const floating[:, :, ::1] dy, floating[:, ::1] dx):
     cdef Py_ssize_t outer = dy.shape[0], tiles = dy.shape[1], inner = dy.shape[2]
     cdef double acc
     with nogil:
-        for k in prange(outer * inner, schedule="static"):
+        for k in prange(outer * inner, schedule="static",
+                        use_threads_if=outer * inner * tiles >= PARALLEL_WORK):
             o = k // inner
             j = k - o * inner
             acc = 0

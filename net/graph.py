@@ -12,13 +12,14 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..layers.backend import array_module, device_side, one_blas_thread
-from ..layers.blob import Blob
+from ..layers.backend import array_module, device_side, gpu_mode, mode, one_blas_thread
+from ..layers.blob import Blob, generation
 from ..layers.registry import layer_class
 from ..proto import cyffe_pb2 as pb
 from ..proto.errors import NetError, NonFiniteError, ShapeError
 from ..proto.io import read_net
 from ..proto.upgrade import upgrade_net
+from .fold import find_folds
 from .glog import log_net_setup
 from .weights import load_weights, save_weights, weights_to_proto
 
@@ -85,6 +86,8 @@ class Net:
         self._wire(layer_params)
         self._setup_layers()
         self._decide_backward(param.force_backward)
+        self._folds = find_folds(self) if phase == pb.TEST and not param.force_backward else {}
+        self._folded = False            # whether the blobs hold a folded forward's values
         log_net_setup(self)
         if weights is not None:
             self.copy_from(weights)
@@ -207,6 +210,14 @@ class Net:
             self._layer_names.append(lp.name)
             for name, blob in zip(lp.top, ts):
                 self.blobs[name] = blob      # a later in-place version takes the name
+        self._blobs_of = [bs + ts for bs, ts in zip(self._bottom, self._top)]
+        # The blob generation after each layer's last reshape; the generation at the end of
+        # the last whole forward in which nothing changed (then no reshape is due); the
+        # backend mode they were made in.
+        self._reshaped_at = [0] * len(self.layers)
+        self._settled = None
+        self._mode = mode()
+        self._outputs = None
 
     def _setup_layers(self):
         self._loss_tops = []              # (blob, layer index) pairs weighed into the loss
@@ -301,13 +312,15 @@ class Net:
     @property
     def outputs(self):
         """Names of the blobs no layer consumes."""
-        consumed = set(id(b) for bs in self._bottom for b in bs)
-        seen, names = set(), []
-        for name, blob in self.blobs.items():
-            if id(blob) not in consumed and id(blob) not in seen and "_split_" not in name:
-                seen.add(id(blob))
-                names.append(name)
-        return names
+        if self._outputs is None:
+            consumed = set(id(b) for bs in self._bottom for b in bs)
+            seen, names = set(), []
+            for name, blob in self.blobs.items():
+                if id(blob) not in consumed and id(blob) not in seen and "_split_" not in name:
+                    seen.add(id(blob))
+                    names.append(name)
+            self._outputs = names
+        return list(self._outputs)
 
     @property
     def batch_size(self):
@@ -320,15 +333,44 @@ class Net:
         return None
 
     def reshape(self):
-        """Propagate input shapes through every layer (after reshaping an input blob)."""
+        """Propagate input shapes through every layer (after reshaping an input blob).
+
+        forward() does this itself, layer by layer, where a blob changed shape or memory.
+        """
+        start = generation()
         for li in range(len(self.layers)):
             self._reshape_layer(li)
+        self._after_run(start, False)
 
     def _reshape_layer(self, li):
         """Shape layer li's tops, on the side its forward runs (see Layer.reshape_side)."""
         layer, bottom, top = self.layers[li], self._bottom[li], self._top[li]
         with layer.reshape_side(bottom, top):
             layer.reshape(bottom, top)
+        self._reshaped_at[li] = generation()
+
+    def _reshape_if_changed(self, li):
+        """Reshape layer li, as Caffe before every forward, unless its reshape depends on
+        shapes only and none of its blobs changed shape or memory since its last one."""
+        if self.layers[li].reshape_by_shapes and max(
+                [b._stamp for b in self._blobs_of[li]], default=0) <= self._reshaped_at[li]:
+            return
+        self._reshape_layer(li)
+
+    def _follow_mode(self):
+        """After a switch between CPU and GPU mode, every layer reshapes (its scratch moves)."""
+        if mode() != self._mode:
+            self._mode = mode()
+            self._reshaped_at = [-1] * len(self.layers)
+            self._settled = None
+
+    def _after_run(self, start, whole):
+        """Bookkeeping after layers ran from blob generation `start`: a whole forward that
+        changed nothing settles the net."""
+        if generation() != start:
+            self._settled = None
+        elif whole:
+            self._settled = start
 
     def _layer_index(self, name, default):
         """The run-order index of the layer called name (default when name is None)."""
@@ -460,15 +502,22 @@ class Net:
     def forward_from_to(self, first, last):
         """Forward through the layers first..last (run-order indices, both included).
 
+        Each layer reshapes first, as in Caffe, but only if one of its blobs changed shape
+        or memory since its last reshape (always, where Layer.reshape_by_shapes is False).
+        A whole pass of a TEST net on the CPU (without force_backward) folds BatchNorm,
+        Scale, Bias and ReLU chains into the convolutions before them (net/fold.py).
         Returns the weighted loss of the loss tops among them.
         """
-        with one_blas_thread():
-            for li in range(first, last + 1):
-                self._reshape_layer(li)
-                self.layers[li].forward(self._bottom[li], self._top[li])
+        whole = first == 0 and last == len(self.layers) - 1
+        self._follow_mode()
+        start = generation()
+        self._run(range(first, last + 1), bool(self._folds) and whole and not gpu_mode())
+        self._after_run(start, whole)
+        losses = [b for b, li in self._loss_tops if first <= li <= last]
+        if not losses:
+            return 0.0
         with device_side():             # summed where the tops are: one number comes back
-            return float(sum(float(array_module(b.data).sum(b.data * b.diff))
-                             for b, li in self._loss_tops if first <= li <= last))
+            return float(sum(float(array_module(b.data).sum(b.data * b.diff)) for b in losses))
 
     def backward(self, diffs=None, start=None, end=None, **top_diffs):
         """Run backward from layer `start` down to layer `end` (both included; default: all).
@@ -494,8 +543,32 @@ class Net:
         """Backward through the layers that need it, last to first."""
         self.backward_from_to(len(self.layers) - 1, 0)
 
+    def _run(self, indices, folding):
+        """Forward the layers of `indices`, folded or each as written (net/fold.py)."""
+        skipped = set()
+        for li, (fold, folded) in self._folds.items():
+            self.layers[li].fold = fold if folding else None
+            if folding:
+                skipped.update(folded)
+        self._folded = folding
+        layers, bottoms, tops = self.layers, self._bottom, self._top
+        with one_blas_thread():
+            for li in indices:
+                if li in skipped:
+                    continue
+                if generation() != self._settled or not layers[li].reshape_by_shapes:
+                    self._reshape_if_changed(li)
+                layers[li].forward(bottoms[li], tops[li])
+
     def backward_from_to(self, first, last):
-        """Backward through the layers first down to last (run-order indices, both included)."""
+        """Backward through the layers first down to last (run-order indices, both included).
+
+        After a folded forward (see forward_from_to) the folded layers hold no state for a
+        backward: every layer but the data sources (whose batch stays) runs again first,
+        each as written.
+        """
+        if self._folded:
+            self._run([li for li in range(len(self.layers)) if self._bottom[li]], False)
         with one_blas_thread():
             for li in range(first, last - 1, -1):
                 if self._layer_needs_backward[li]:

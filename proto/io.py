@@ -137,15 +137,35 @@ def blobproto_to_array(blob):
     return values.reshape(shape)
 
 
+def _packed_field(number, values):
+    """The wire bytes of a packed repeated field: tag, length, the values' little-endian bytes."""
+    raw = values.tobytes()
+    return _varint(number << 3 | 2) + _varint(len(raw)) + raw
+
+
+def _varint(value):
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
 def array_to_blobproto(array, diff=None):
-    """A BlobProto holding array (float32 data; float64 arrays keep double_data)."""
+    """A BlobProto holding array (float32 data; float64 arrays keep double_data).
+
+    The values go in as the wire bytes of their packed fields, which protobuf parses at
+    memory speed: extending a repeated field from a Python list took 10 s for VGG-16.
+    """
     array = np.asarray(array)
     blob = pb.BlobProto()
     blob.shape.dim.extend(array.shape)
     if array.dtype == np.float64:
-        blob.double_data.extend(array.ravel().tolist())
+        raw = _packed_field(8, array.astype("<f8", copy=False).ravel())
     else:
-        blob.data.extend(array.astype(np.float32, copy=False).ravel().tolist())
+        raw = _packed_field(5, array.astype("<f4", copy=False).ravel())
     if diff is not None:
-        blob.diff.extend(np.asarray(diff, np.float32).ravel().tolist())
+        raw += _packed_field(6, np.asarray(diff).astype("<f4", copy=False).ravel())
+    blob.MergeFromString(raw)
     return blob

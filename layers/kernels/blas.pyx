@@ -26,8 +26,33 @@ cdef extern from *:
     int omp_max_threads "cyffe_max_threads" () noexcept nogil
 
 
+cdef extern from "dot_rows.h":
+    void dot_rows_f32 "cyffe_dot_rows_f32" (int m, int n, int k, float alpha, const float* a,
+                                            Py_ssize_t lda, const float* b, Py_ssize_t ldb,
+                                            float beta, float* c, Py_ssize_t ldc,
+                                            Py_ssize_t ldc_j) noexcept nogil
+    void dot_rows_f64 "cyffe_dot_rows_f64" (int m, int n, int k, double alpha,
+                                            const double* a, Py_ssize_t lda, const double* b,
+                                            Py_ssize_t ldb, double beta, double* c,
+                                            Py_ssize_t ldc, Py_ssize_t ldc_j) noexcept nogil
+
+cdef enum:
+    # Fewer rows of c than this, with a transposed b, go to dot_rows (the AVX-512 kernel's
+    # tile height).
+    DOT_ROWS = 8
+
+
 cdef int max_threads() noexcept nogil:
     return omp_max_threads()
+
+
+cdef inline void dot_rows(int m, int n, int k, floating alpha, const floating* a,
+                          Py_ssize_t lda, const floating* b, Py_ssize_t ldb, floating beta,
+                          floating* c, Py_ssize_t ldc, Py_ssize_t ldc_j) noexcept nogil:
+    if floating is float:
+        dot_rows_f32(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ldc_j)
+    else:
+        dot_rows_f64(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ldc_j)
 
 
 cdef void gemm_rows(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
@@ -35,11 +60,20 @@ cdef void gemm_rows(bint trans_a, bint trans_b, int m, int n, int k, floating al
                     floating* c, int ldc) noexcept nogil:
     """c (m, n) = alpha op(a) op(b) + beta c, all row-major with leading dimensions ld*.
 
-    BLAS is column-major: a row-major matrix is the column-major transpose, so this asks
-    for c^T = op(b)^T op(a)^T, which swaps the operands, not the transposes.
+    A few rows against a transposed b (an InnerProduct on a few images), and a matrix
+    times one column, are dot products of rows: dot_rows reads each row once where a GEMM
+    kernel would pack it. BLAS is column-major: a row-major matrix is the column-major
+    transpose, so this asks for c^T = op(b)^T op(a)^T, which swaps the operands, not the
+    transposes.
     """
     cdef char ta = b'T' if trans_a else b'N'
     cdef char tb = b'T' if trans_b else b'N'
+    if not trans_a and trans_b and m < DOT_ROWS:
+        dot_rows(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, 1)
+        return
+    if not trans_a and not trans_b and n == 1 and ldb == 1:
+        dot_rows(1, m, k, alpha, b, 0, a, lda, beta, c, 0, ldc)
+        return
     if floating is float:
         # (the kernel declines, writing nothing, only if its panels could not be allocated)
         if not avx512.sgemm_suits(trans_b, m) or avx512.sgemm(

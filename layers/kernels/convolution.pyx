@@ -30,6 +30,7 @@ import numpy as np
 from cython.parallel import parallel, prange, threadid
 from cython cimport floating
 
+from . import arena
 from .blas cimport gemm_rows, max_threads
 from .im2col cimport columns_to_plane, plane_to_columns
 from .window cimport Window, window_of
@@ -38,12 +39,16 @@ from .window cimport Window, window_of
 # channel of one image): 2^17 (512 KiB of float32) keeps them in the core's L2 cache
 # between the im2col that writes them and the GEMMs that read them.
 CHUNK_ELEMENTS = 1 << 17
+# A forward of less work than this (multiply-adds times 2) stays on one thread: waking
+# another costs more than it saves.
+PARALLEL_FLOPS = 1 << 22
 
 
 cdef struct Plan:
     Py_ssize_t num, channels, outputs, group, per_channels, per_group, k
-    Py_ssize_t chunk, block, blocks
+    Py_ssize_t chunk, block, blocks, bands
     bint identity, forward, bias, weight_diff, bias_diff, data_diff
+    const double* slopes        # a ReLU's negative slope per output after the bias, or NULL
 
 
 cdef inline const floating* chunk_columns(const floating* x, const Plan* p, Py_ssize_t count,
@@ -65,13 +70,22 @@ cdef void run_chunk(const Plan* p, const Window* win, Py_ssize_t step, const flo
                     const floating* weights, const floating* bias, floating* y,
                     const floating* dy, floating* dx, floating* col,
                     floating* partial) noexcept nogil:
-    """Every asked-for job on chunk `step`; partial: the thread's dW^T per group (k,
-    per_group) at g * k * per_group, then the bias sums."""
-    cdef Py_ssize_t n0 = step * p.chunk, images = min(p.chunk, p.num - n0)
+    """Every asked-for job on work item `step`: a chunk of images, or in a forward of fewer
+    chunks than threads one band of output rows of one (p.bands > 1, 2-D). partial: the
+    thread's dW^T per group (k, per_group) at g * k * per_group, then the bias sums."""
+    cdef Py_ssize_t n0 = step // p.bands * p.chunk, images = min(p.chunk, p.num - n0)
     cdef Py_ssize_t length = win.length, volume = win.volume, kv = win.kernel_volume
-    cdef int per_group = p.per_group, k = p.k, width = images * length, rows
+    cdef Window band = win[0]
+    cdef Py_ssize_t first = step % p.bands * win.ho // p.bands, offset = 0
+    if p.bands > 1:
+        band.ho = (step % p.bands + 1) * win.ho // p.bands - first
+        band.ph = win.ph - first * win.sh
+        band.length = band.ho * win.wo
+        offset = first * win.wo
+    cdef int per_group = p.per_group, k = p.k, width = images * band.length, rows
+    cdef int ld = volume if p.identity else width
     cdef Py_ssize_t g, part, c0, n, o, l, i, plane, out
-    cdef floating one = 1, zero = 0, total
+    cdef floating one = 1, zero = 0, total, value
     cdef const floating* source
     cdef const floating* w
     cdef const floating* src
@@ -89,13 +103,15 @@ cdef void run_chunk(const Plan* p, const Window* win, Py_ssize_t step, const flo
             c0 = part * p.block
             rows = min(p.block, p.per_channels - c0) * kv
             plane = n0 * p.channels + g * p.per_channels + c0
-            out = (n0 * p.outputs + g * per_group) * length
+            out = (n0 * p.outputs + g * per_group) * length + offset
             w = weights + g * per_group * k + c0 * kv
             if p.forward or p.weight_diff:
-                source = chunk_columns(x + plane * volume, p, rows // kv, images, col, win)
+                source = chunk_columns(x + plane * volume, p, rows // kv, images, col, &band)
+                if p.identity:
+                    source = source + offset
             for n in range(images if p.forward else 0):
-                gemm_rows(False, False, per_group, length, rows, one, w, k, source + n * length,
-                          width, zero if part == 0 else one,
+                gemm_rows(False, False, per_group, band.length, rows, one, w, k,
+                          source + n * band.length, ld, zero if part == 0 else one,
                           y + out + n * p.outputs * length, length)
             for n in range(images if p.weight_diff else 0):
                 gemm_rows(False, True, rows, per_group, length, one, source + n * length, width,
@@ -112,41 +128,56 @@ cdef void run_chunk(const Plan* p, const Window* win, Py_ssize_t step, const flo
                 for i in range(rows // kv):
                     columns_to_plane(col + i * kv * width + n * length, width,
                                      dx + (plane + n * p.channels + i) * volume, win)
-    for n in range(images if p.forward and p.bias else 0):
+    for n in range(images if p.forward and (p.bias or p.slopes != NULL) else 0):
         for o in range(p.outputs):
-            dst = y + ((n0 + n) * p.outputs + o) * length
-            for l in range(length):
-                dst[l] = dst[l] + bias[o]
+            dst = y + ((n0 + n) * p.outputs + o) * length + offset
+            total = bias[o] if p.bias else 0
+            if p.slopes != NULL:
+                for l in range(band.length):
+                    value = dst[l] + total
+                    dst[l] = value if value > 0 else <floating>(value * p.slopes[o])
+            else:
+                for l in range(band.length):
+                    dst[l] = dst[l] + total
 
 
 def convolve_chunks(geometry, Py_ssize_t group, Py_ssize_t chunk, Py_ssize_t block,
-                    floating[:, ::1] scratch, const floating[:, ::1] weights,
+                    Py_ssize_t bands, floating[:, ::1] scratch, const floating[:, ::1] weights,
                     const floating[:, :, ::1] x, const floating[::1] bias,
                     floating[:, :, ::1] y, const floating[:, :, ::1] dy,
                     floating[:, :, ::1] dx, floating[:, ::1] weight_diff,
-                    floating[::1] bias_diff):
+                    floating[::1] bias_diff, const double[::1] slopes=None):
     """The jobs whose arrays are not empty (see the module docstring), on the source planes:
     x, dx (N, C, V); y, dy (N, M, L); weights, weight_diff (M, C/group*K); bias, bias_diff
-    (M,). scratch: a row per thread of Pipeline.scratch_size elements."""
+    (M,); slopes: None, or per output the negative slope of a ReLU (or PReLU) applied to y
+    after the bias (folded into the forward). scratch: a row per thread of the Pipeline's
+    scratch."""
     cdef Window win = window_of(geometry)
     cdef Plan p
     p.num = dy.shape[0] if dy.shape[0] else x.shape[0]
     p.channels = dx.shape[1] if dx.shape[0] else x.shape[1]
     p.outputs, p.k, p.group = weights.shape[0], weights.shape[1], group
     p.per_channels, p.per_group = p.channels // group, p.outputs // group
-    p.chunk, p.block = chunk, block
+    p.chunk, p.block, p.bands = chunk, block, bands
     p.blocks = (p.per_channels + block - 1) // block
     p.identity = geometry.identity
     p.forward, p.bias = y.shape[0] > 0, bias.shape[0] > 0
     p.weight_diff, p.bias_diff = weight_diff.shape[0] > 0, bias_diff.shape[0] > 0
     p.data_diff = dx.shape[0] > 0
+    if slopes is not None and slopes.shape[0] != p.outputs:
+        raise ValueError(f"convolve_chunks: {slopes.shape[0]} slopes for {p.outputs} outputs")
+    p.slopes = &slopes[0] if slopes is not None else NULL
+    if bands > 1 and (p.weight_diff or p.data_diff or win.nd or bands > win.ho):
+        raise ValueError(f"convolve_chunks: {bands} bands of output rows are for a 2-D "
+                         f"forward of at least as many rows")
     if p.bias_diff and not p.weight_diff:
         raise ValueError("convolve_chunks: the bias gradient comes with the weight gradient")
     if p.identity and chunk != 1:
         raise ValueError(f"convolve_chunks: identity patches go one image per chunk, not {chunk}")
-    cdef Py_ssize_t columns = block * win.kernel_volume * chunk * win.length
+    cdef Py_ssize_t band_length = (win.ho + bands - 1) // bands * win.wo if bands > 1 else win.length
+    cdef Py_ssize_t columns = block * win.kernel_volume * chunk * band_length
     cdef Py_ssize_t sums = p.outputs * (p.k + 1) if p.weight_diff else 0
-    cdef Py_ssize_t threads = max_threads(), chunks = (p.num + chunk - 1) // chunk
+    cdef Py_ssize_t threads = max_threads(), chunks = (p.num + chunk - 1) // chunk * bands
     if scratch.shape[0] < threads or scratch.shape[1] < columns + sums:
         raise ValueError("convolve_chunks: scratch too small")
     cdef const floating* xs = &x[0, 0, 0] if x.shape[0] else NULL
@@ -155,10 +186,12 @@ def convolve_chunks(geometry, Py_ssize_t group, Py_ssize_t chunk, Py_ssize_t blo
     cdef const floating* dys = &dy[0, 0, 0] if dy.shape[0] else NULL
     cdef floating* dxs = &dx[0, 0, 0] if p.data_diff else NULL
     cdef Py_ssize_t step, t, g, i, o
+    cdef bint parallel_run = chunks > 1 and 2.0 * p.outputs * p.k * win.length * p.num >= \
+        PARALLEL_FLOPS
     cdef floating* col
     with nogil:
         if not p.weight_diff:
-            with parallel():
+            with parallel(use_threads_if=parallel_run):
                 col = &scratch[threadid(), 0]
                 for step in prange(chunks, schedule="dynamic"):
                     run_chunk(&p, &win, step, xs, &weights[0, 0], bs, ys, dys, dxs, col, NULL)
@@ -166,7 +199,7 @@ def convolve_chunks(geometry, Py_ssize_t group, Py_ssize_t chunk, Py_ssize_t blo
             for t in range(threads):
                 for i in range(sums):
                     scratch[t, columns + i] = 0
-            with parallel():
+            with parallel(use_threads_if=parallel_run):
                 col = &scratch[threadid(), 0]
                 for step in prange(chunks, schedule="static"):
                     run_chunk(&p, &win, step, xs, &weights[0, 0], bs, ys, dys, dxs, col,
@@ -181,9 +214,16 @@ def convolve_chunks(geometry, Py_ssize_t group, Py_ssize_t chunk, Py_ssize_t blo
                     bias_diff[o] += scratch[t, columns + p.outputs * p.k + o]
 
 
+def _even_block(channels, fitting):
+    """Channels per block: as few blocks as hold at most `fitting` each, as even as they come."""
+    blocks = -(-channels // max(1, fitting))
+    return -(-channels // blocks)
+
+
 class Pipeline:
     """The pipeline of one geometry, image count, channel count (C), output count (M) and
-    group: its chunk and block sizes and its per-thread scratch."""
+    group: how it cuts the work (chunk of images, block of channels, bands of output rows)
+    and its per-thread scratch."""
 
     def __init__(self, geometry, num, channels, outputs, group, dtype):
         self.geometry, self.group, self.outputs = geometry, group, outputs
@@ -194,45 +234,68 @@ class Pipeline:
         # image, blocks of a group's channels (as even as they come) instead.
         self.chunk = 1 if geometry.identity else max(1, min(
             CHUNK_ELEMENTS // max(1, channels * per_image), -(-num // threads)))
-        fitting = max(1, CHUNK_ELEMENTS // max(1, self.chunk * per_image))
-        blocks = 1 if geometry.identity else -(-per_channels // fitting)
-        self.block = -(-per_channels // blocks)
-        self.columns = self.block * per_image * self.chunk
+        self.block = per_channels if geometry.identity else _even_block(
+            per_channels, CHUNK_ELEMENTS // max(1, self.chunk * per_image))
+        # A forward may cut an image into bands of output rows (2-D) instead: when that
+        # moves less data than channel blocks do (each band reads the weights again, each
+        # block the top), and when there are fewer chunks than threads (batch 1), to busy
+        # every core.
+        self.bands, self.band_chunk, self.band_block = 1, self.chunk, self.block
+        rows = geometry.out_shape[0] if geometry.fast_2d else 0
+        if rows:
+            row = geometry.kernel_volume * geometry.out_shape[1]
+            weights = outputs // group * per_channels * geometry.kernel_volume
+            blocks = -(-per_channels // self.block)
+            if (per_channels * row <= CHUNK_ELEMENTS and self.chunk == 1 and blocks > 1 and
+                    not geometry.identity):
+                bands = -(-rows // (CHUNK_ELEMENTS // (per_channels * row)))
+                if bands * weights < blocks * outputs // group * geometry.length * 2:
+                    self.bands, self.band_block = bands, per_channels
+            chunks = -(-num // self.chunk)
+            work = 2 * outputs // group * per_channels * per_image * num
+            if (chunks < threads and self.bands < -(-2 * threads // chunks) and
+                    work >= PARALLEL_FLOPS):
+                self.bands = min(rows, -(-2 * threads // chunks))
+                self.band_block = per_channels if geometry.identity else _even_block(
+                    per_channels, CHUNK_ELEMENTS // (-(-rows // self.bands) * row))
+        band_rows = -(-rows // self.bands) if rows else 0
+        self.columns = max(self.block * per_image * self.chunk,
+                           self.band_block * band_rows * geometry.kernel_volume *
+                           (geometry.out_shape[1] if rows else 0) * self.band_chunk)
         self.sums = outputs * (per_channels * geometry.kernel_volume + 1)
         self._empty = {d: np.empty((0,) * d, dtype) for d in (1, 2, 3)}
-        self._scratch = None
-
-    def _scratch_for(self, weight_diff, dtype):
-        size = self.columns + (self.sums if weight_diff else 0)
-        rows = self._scratch
-        if rows is None or rows.shape[0] < max_threads() or rows.shape[1] < size:
-            rows = self._scratch = np.empty((max_threads(), size), dtype)
-        return rows
 
     @staticmethod
     def _planes(images):
         return images.reshape(images.shape[0], images.shape[1], -1)
 
     def run(self, weights, x=None, y=None, bias=None, dy=None, dx=None, weight_diff=None,
-            bias_diff=None):
+            bias_diff=None, slopes=None):
         """The jobs given arrays: x, dx images (N, C, *in); y, dy (N, M, *out) or (N, M, L);
         weights and weight_diff (M, C/group, *kernel) or flat per output; bias, bias_diff
-        (M,). dx is written; weight_diff and bias_diff accumulate."""
+        (M,). dx is written; weight_diff and bias_diff accumulate. slopes: per output the
+        negative slope of a ReLU folded into the forward (float64), or None."""
         empty = self._empty
         geometry = self.geometry
-        source = self._planes(geometry.source(np.ascontiguousarray(x))) if x is not None \
-            else empty[3]
-        g = geometry.source_gradient(dx) if dx is not None else None
         weights = weights.reshape(self.outputs, -1)
-        convolve_chunks(
-            geometry, self.group, self.chunk, self.block,
-            self._scratch_for(weight_diff is not None, weights.dtype), weights, source,
-            bias if bias is not None else empty[1],
-            y.reshape(y.shape[0], self.outputs, -1) if y is not None else empty[3],
-            np.ascontiguousarray(dy).reshape(dy.shape[0], self.outputs, -1)
-            if dy is not None else empty[3],
-            self._planes(g) if g is not None else empty[3],
-            weight_diff.reshape(self.outputs, -1) if weight_diff is not None else empty[2],
-            bias_diff if bias_diff is not None else empty[1])
-        if dx is not None:
-            geometry.fold(g, dx)
+        forward_only = dy is None and dx is None
+        with arena.scratch() as take:
+            source = (self._planes(geometry.source(np.ascontiguousarray(x), take))
+                      if x is not None else empty[3])
+            g = geometry.source_gradient(dx, take) if dx is not None else None
+            # A row per thread: its columns, then (weight_diff) its partial sums.
+            rows = take((max_threads(), self.columns + (self.sums if weight_diff is not None
+                                                        else 0)), weights.dtype)
+            convolve_chunks(
+                geometry, self.group, self.band_chunk if forward_only else self.chunk,
+                self.band_block if forward_only else self.block,
+                self.bands if forward_only else 1, rows, weights, source,
+                bias if bias is not None else empty[1],
+                y.reshape(y.shape[0], self.outputs, -1) if y is not None else empty[3],
+                np.ascontiguousarray(dy).reshape(dy.shape[0], self.outputs, -1)
+                if dy is not None else empty[3],
+                self._planes(g) if g is not None else empty[3],
+                weight_diff.reshape(self.outputs, -1) if weight_diff is not None else empty[2],
+                bias_diff if bias_diff is not None else empty[1], slopes)
+            if dx is not None:
+                geometry.fold(g, dx)

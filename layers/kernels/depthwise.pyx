@@ -10,26 +10,35 @@ import numpy as np
 from cython.parallel import prange
 from cython cimport floating
 
+from . import arena
 from .window cimport Window, end_inside, first_inside, window_of
+from .parallel cimport PARALLEL_WORK
 
 
-def forward(geometry, x, weights, bias, y):
+def forward(geometry, x, weights, bias, y, slopes=None):
     """y (N, M, *out) = the depthwise convolution of the images x (N, C, H, W) by weights
-    (M, 1, kh, kw) plus bias (M,; None: none)."""
+    (M, 1, kh, kw) plus bias (M,; None: none), then a ReLU of negative slope slopes[o] per
+    output unless slopes is None."""
     kernel_shape = (weights.shape[0],) + geometry.kernel
-    forward_planes(geometry, geometry.source(x), weights.reshape(kernel_shape),
-                   bias if bias is not None else np.empty(0, x.dtype), y)
+    with arena.scratch() as take:
+        forward_planes(geometry, geometry.source(x, take), weights.reshape(kernel_shape),
+                       bias if bias is not None else np.empty(0, x.dtype), y, slopes)
 
 
 def backward(geometry, x, weights, dy, dx, weight_diff, bias_diff):
     """Accumulate the weight and bias (None: none) gradients of dy; write dx unless None."""
     kernel_shape = (weights.shape[0],) + geometry.kernel
-    backward_params_planes(geometry, geometry.source(x), dy, weight_diff.reshape(kernel_shape),
-                           bias_diff if bias_diff is not None else np.empty(0, x.dtype))
+    with arena.scratch() as take:
+        rows = take((dy.shape[1], kernel_shape[1] * kernel_shape[2] + 1, dy.shape[3]), dy.dtype)
+        backward_params_planes(geometry, geometry.source(x, take), dy,
+                               weight_diff.reshape(kernel_shape),
+                               bias_diff if bias_diff is not None else np.empty(0, x.dtype),
+                               rows)
     if dx is not None:
-        g = geometry.source_gradient(dx)
-        backward_data_planes(geometry, dy, weights.reshape(kernel_shape), g)
-        geometry.fold(g, dx)
+        with arena.scratch() as take:
+            g = geometry.source_gradient(dx, take)
+            backward_data_planes(geometry, dy, weights.reshape(kernel_shape), g)
+            geometry.fold(g, dx)
 
 
 cdef inline void correlate(const floating[:, :, :, ::1] src, floating[:, :, :, ::1] dst,
@@ -64,16 +73,20 @@ cdef inline void correlate(const floating[:, :, :, ::1] src, floating[:, :, :, :
 
 
 def forward_planes(geometry, const floating[:, :, :, ::1] x, const floating[:, :, ::1] w,
-                   const floating[::1] bias, floating[:, :, :, ::1] y):
-    """y[n, o] = sum_ij w[o, i, j] x[n, o // M, y*sh - ph + i*dh, x*sw - pw + j*dw] + b[o]."""
+                   const floating[::1] bias, floating[:, :, :, ::1] y,
+                   const double[::1] slopes=None):
+    """y[n, o] = sum_ij w[o, i, j] x[n, o // M, y*sh - ph + i*dh, x*sw - pw + j*dw] + b[o],
+    then (slopes) y if y > 0 else slopes[o] * y."""
     cdef Window win = window_of(geometry)
     cdef Py_ssize_t num = y.shape[0], outputs = y.shape[1], ho = y.shape[2], wo = y.shape[3]
     cdef Py_ssize_t multiplier = outputs // x.shape[1]
     cdef Py_ssize_t plane, n, o, yo, xo
-    cdef bint has_bias = bias.shape[0] > 0
-    cdef floating b
+    cdef bint has_bias = bias.shape[0] > 0, relu = slopes is not None
+    cdef floating b, v
     with nogil:
-        for plane in prange(num * outputs, schedule="static"):
+        for plane in prange(num * outputs, schedule="static",
+                            use_threads_if=num * outputs * ho * wo * win.kh * win.kw
+                            >= PARALLEL_WORK):
             n = plane // outputs
             o = plane % outputs
             b = bias[o] if has_bias else 0
@@ -81,6 +94,10 @@ def forward_planes(geometry, const floating[:, :, :, ::1] x, const floating[:, :
                 for xo in range(wo):
                     y[n, o, yo, xo] = b
             correlate(x, y, w, &win, n, o, o // multiplier, False)
+            for yo in range(ho if relu else 0):
+                for xo in range(wo):
+                    v = y[n, o, yo, xo]
+                    y[n, o, yo, xo] = v if v > 0 else <floating>(v * slopes[o])
 
 
 def backward_data_planes(geometry, const floating[:, :, :, ::1] dy, const floating[:, :, ::1] w,
@@ -93,7 +110,9 @@ def backward_data_planes(geometry, const floating[:, :, :, ::1] dy, const floati
     cdef Py_ssize_t plane, n, c, m, yo, xo
     with nogil:
         # Each input plane gathers from its own outputs: no races.
-        for plane in prange(num * channels, schedule="static"):
+        for plane in prange(num * channels, schedule="static",
+                            use_threads_if=num * dy.shape[1] * height * width * win.kh * win.kw
+                            >= PARALLEL_WORK):
             n = plane // channels
             c = plane % channels
             for yo in range(height):
@@ -105,8 +124,11 @@ def backward_data_planes(geometry, const floating[:, :, :, ::1] dy, const floati
 
 def backward_params_planes(geometry, const floating[:, :, :, ::1] x,
                            const floating[:, :, :, ::1] dy, floating[:, :, ::1] dw_out,
-                           floating[::1] db):
-    """dw_out[o, i, j] += sum_n <dy[n, o], the window of x[n, o // M]>; db[o] += sum dy[:, o]."""
+                           floating[::1] db, floating[:, :, ::1] rows):
+    """dw_out[o, i, j] += sum_n <dy[n, o], the window of x[n, o // M]>; db[o] += sum dy[:, o].
+
+    rows (M, kh * kw + 1, wo) is scratch.
+    """
     cdef Window win = window_of(geometry)
     cdef Py_ssize_t ph = win.ph, pw = win.pw, sh = win.sh, sw = win.sw, dh = win.dh
     cdef Py_ssize_t dw = win.dw
@@ -120,12 +142,14 @@ def backward_params_planes(geometry, const floating[:, :, :, ::1] x,
     # Per-output rows of partial sums, one per kernel offset and one for the bias: the inner
     # loops stay elementwise (they vectorize), each row is summed once at the end, and every
     # row of dy and x is read once per image while it sits in cache.
-    cdef floating[:, :, ::1] rows = np.zeros((outputs, kh * kw + 1, wo),
-                                             dtype=np.asarray(dy).dtype)
     with nogil:
         # Each output owns its weights, bias and rows: no races.
-        for o in prange(outputs, schedule="static"):
+        for o in prange(outputs, schedule="static",
+                        use_threads_if=num * outputs * ho * wo * (kh * kw + 1) >= PARALLEL_WORK):
             c = o // multiplier
+            for row in range(kh * kw + 1):
+                for xo in range(wo):
+                    rows[o, row, xo] = 0
             for n in range(num):
                 for yo in range(ho):
                     if has_bias:

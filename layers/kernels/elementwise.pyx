@@ -6,6 +6,7 @@ from cython.parallel import prange
 from cython cimport floating
 
 from .row_sums cimport row_dot, row_sum
+from .parallel cimport PARALLEL_WORK
 
 
 def broadcast(const floating[:, :, ::1] x, const floating[::1] b, floating[:, :, ::1] y,
@@ -14,7 +15,7 @@ def broadcast(const floating[:, :, ::1] x, const floating[::1] b, floating[:, :,
     cdef Py_ssize_t r, i, o, d
     cdef Py_ssize_t dim = x.shape[1], inner = x.shape[2], rows = x.shape[0] * x.shape[1]
     with nogil:
-        for r in prange(rows, schedule="static"):
+        for r in prange(rows, schedule="static", use_threads_if=rows * inner >= PARALLEL_WORK):
             o = r // dim
             d = r % dim
             for i in range(inner):
@@ -29,7 +30,8 @@ def sum_outer_inner(const floating[:, :, ::1] dy, floating[::1] out, bint accumu
     cdef bint weighted = x is not None
     cdef double acc
     with nogil:
-        for d in prange(dim, schedule="static"):
+        for d in prange(dim, schedule="static",
+                        use_threads_if=dim * outer * inner >= PARALLEL_WORK):
             acc = 0
             for o in range(outer):
                 if weighted:
@@ -46,5 +48,5 @@ def add_into(floating[::1] acc, const floating[::1] x):
     """acc += x."""
     cdef Py_ssize_t i, n = acc.shape[0]
     with nogil:
-        for i in prange(n, schedule="static"):
+        for i in prange(n, schedule="static", use_threads_if=n >= PARALLEL_WORK):
             acc[i] += x[i]

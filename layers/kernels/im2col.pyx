@@ -23,7 +23,9 @@ from cython.parallel import prange
 from cython cimport floating
 
 from . cimport avx512
+from . import arena
 from .window cimport Window, end_inside, first_inside, nd_offset, window_of
+from .parallel cimport PARALLEL_WORK
 
 
 cdef void plane_to_columns(const floating* plane, floating* col, Py_ssize_t ld,
@@ -117,7 +119,9 @@ cdef void to_columns(const floating* x, floating* col, Py_ssize_t num, Py_ssize_
                      const Window* w) noexcept nogil:
     """col (C*K, N*L) from x (N, C, volume), one (image, channel) plane per task."""
     cdef Py_ssize_t plane, n, c, ld = num * w.length
-    for plane in prange(num * channels, schedule="static"):
+    for plane in prange(num * channels, schedule="static",
+                        use_threads_if=num * channels * w.kernel_volume * w.length
+                        >= PARALLEL_WORK):
         n = plane // channels
         c = plane % channels
         plane_to_columns(x + plane * w.volume, col + c * w.kernel_volume * ld + n * w.length,
@@ -128,7 +132,9 @@ cdef void from_columns(const floating* col, floating* x, Py_ssize_t num, Py_ssiz
                        const Window* w) noexcept nogil:
     """x (N, C, volume) = col2im of col; each plane gathers its own entries: no races."""
     cdef Py_ssize_t plane, n, c, ld = num * w.length
-    for plane in prange(num * channels, schedule="static"):
+    for plane in prange(num * channels, schedule="static",
+                        use_threads_if=num * channels * w.kernel_volume * w.length
+                        >= PARALLEL_WORK):
         n = plane // channels
         c = plane % channels
         columns_to_plane(col + c * w.kernel_volume * ld + n * w.length, ld,
@@ -152,27 +158,32 @@ def _planes(images):
 
 def im2col(geometry, x, floating[:, ::1] col):
     """Fill col (C*K, N*L) with the patches of the images x (N, C, *in_shape)."""
-    cdef const floating[:, :, ::1] source = _planes(geometry.source(x))
+    cdef const floating[:, :, ::1] source
     cdef Window w = window_of(geometry)
-    check_columns("im2col", geometry, col.shape[0], col.shape[1], source.shape[1],
-                  source.shape[0])
-    if col.size:
-        with nogil:
-            to_columns(&source[0, 0, 0], &col[0, 0], source.shape[0], source.shape[1], &w)
+    with arena.scratch() as take:
+        source = _planes(geometry.source(x, take))
+        check_columns("im2col", geometry, col.shape[0], col.shape[1], source.shape[1],
+                      source.shape[0])
+        if col.size:
+            with nogil:
+                to_columns(&source[0, 0, 0], &col[0, 0], source.shape[0], source.shape[1], &w)
 
 
 def col2im(geometry, const floating[:, ::1] col, dx):
     """Write into the images dx (N, C, *in_shape) the sum of the col entries taken from each
     pixel."""
-    g = geometry.source_gradient(dx)
-    cdef floating[:, :, ::1] target = _planes(g)
+    cdef floating[:, :, ::1] target
     cdef Window w = window_of(geometry)
-    check_columns("col2im", geometry, col.shape[0], col.shape[1], target.shape[1],
-                  target.shape[0])
-    if target.size:
-        with nogil:
-            from_columns(&col[0, 0], &target[0, 0, 0], target.shape[0], target.shape[1], &w)
-    geometry.fold(g, dx)
+    with arena.scratch() as take:
+        g = geometry.source_gradient(dx, take)
+        target = _planes(g)
+        check_columns("col2im", geometry, col.shape[0], col.shape[1], target.shape[1],
+                      target.shape[0])
+        if target.size:
+            with nogil:
+                from_columns(&col[0, 0], &target[0, 0, 0], target.shape[0], target.shape[1],
+                             &w)
+        geometry.fold(g, dx)
 
 
 # -- array-API (the GPU path; runs on numpy too) -------------------------------------

@@ -24,6 +24,7 @@ from libc.math cimport sqrt
 from . cimport avx512
 from . import padding
 from .window cimport Window, window_of
+from .parallel cimport PARALLEL_WORK
 
 cdef enum Method:
     MAX, AVE, L2, STOCHASTIC, WEIGHTED
@@ -106,7 +107,8 @@ def forward(str method, geometry, const floating[:, :, ::1] x, floating[:, :, ::
         raise ValueError(f"pooling.forward: {method} needs a mask" +
                          (" and draws" if m == STOCHASTIC else ""))
     with nogil:
-        for p in prange(planes, schedule="static"):
+        for p in prange(planes, schedule="static",
+                        use_threads_if=planes * w.ho * w.wo * w.kh * w.kw >= PARALLEL_WORK):
             if floating is float:
                 if vector and m == MAX:
                     avx512.max_pool_plane(&x[p, 0, 0], w.height, w.width, &y[p, 0, 0],
@@ -144,7 +146,9 @@ def backward(str method, geometry, const floating[:, :, ::1] dy, floating[:, :, 
                          ("the mask" if routed else "x and y"))
     cdef Py_ssize_t height = w.height, width = w.width, ho = w.ho, wo = w.wo
     with nogil:
-        for p in prange(planes, schedule="static"):
+        for p in prange(planes, schedule="static",
+                        use_threads_if=planes * (height * width + ho * wo * w.kh * w.kw)
+                        >= PARALLEL_WORK):
             for h in range(height):
                 for k in range(width):
                     dx[p, h, k] = 0

@@ -7,6 +7,7 @@ from cython cimport floating
 from libc.math cimport exp
 
 from ..backend import array_module
+from .parallel cimport PARALLEL_WORK, TRANSCENDENTAL
 
 def softmax_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
                     floating[:, ::1] scratch):
@@ -14,7 +15,8 @@ def softmax_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
     cdef Py_ssize_t i, c, j
     cdef Py_ssize_t outer = x.shape[0], channels = x.shape[1], inner = x.shape[2]
     with nogil:
-        for i in prange(outer, schedule="static"):
+        for i in prange(outer, schedule="static",
+                        use_threads_if=outer * channels * inner * TRANSCENDENTAL >= PARALLEL_WORK):
             for j in range(inner):
                 scratch[i, j] = x[i, 0, j]
             for c in range(1, channels):
@@ -40,7 +42,8 @@ def softmax_backward(const floating[:, :, ::1] y, const floating[:, :, ::1] dy,
     cdef Py_ssize_t i, c, j
     cdef Py_ssize_t outer = y.shape[0], channels = y.shape[1], inner = y.shape[2]
     with nogil:
-        for i in prange(outer, schedule="static"):
+        for i in prange(outer, schedule="static",
+                        use_threads_if=outer * channels * inner >= PARALLEL_WORK):
             for j in range(inner):
                 scratch[i, j] = 0
             for c in range(channels):

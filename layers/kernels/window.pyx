@@ -49,7 +49,6 @@ class Geometry:
         self.fast_2d = len(self.kernel) == 2 and not force_nd
         self.identity = (self.kernel_volume == 1 and self.out_shape == self.source_shape and
                          not any(self.source_pads))
-        self._scratch = {}
         self._nd = None
 
     def __repr__(self):
@@ -73,29 +72,20 @@ class Geometry:
 
     # -- the padded source (filled padding only) ---------------------------------
 
-    def _scratch_for(self, role, num, channels, dtype):
-        """A (num, channels, *source_shape) buffer for `role`, kept between calls."""
-        shape = (num, channels) + self.source_shape
-        size = math.prod(shape)
-        buffer = self._scratch.get(role)
-        if buffer is None or buffer.size < size or buffer.dtype != dtype:
-            buffer = self._scratch[role] = np.empty(size, dtype)
-        return buffer[:size].reshape(shape)
-
-    def source(self, x):
-        """x (N, C, *in_shape) itself, or a padded copy holding the fill (in scratch kept
-        between calls)."""
+    def source(self, x, take):
+        """x (N, C, *in_shape) itself, or a padded copy holding the fill, in take's arena
+        frame (kernels/arena)."""
         if not self.copies:
             return x
-        out = self._scratch_for("source", x.shape[0], x.shape[1], x.dtype)
+        out = take((x.shape[0], x.shape[1]) + self.source_shape, x.dtype)
         return padding.pad_into(out, x, self.pad_before, self.pad_after, self.fill, self.value)
 
-    def source_gradient(self, dx):
-        """Where to write the gradient of the source: dx itself, or scratch (another than
-        source()'s, so a backward may read the one and write the other)."""
+    def source_gradient(self, dx, take):
+        """Where to write the gradient of the source: dx itself, or scratch from take's
+        frame (another than source()'s, so a backward may read the one and write the other)."""
         if not self.copies:
             return dx
-        return self._scratch_for("gradient", dx.shape[0], dx.shape[1], dx.dtype)
+        return take((dx.shape[0], dx.shape[1]) + self.source_shape, dx.dtype)
 
     def fold(self, g, dx):
         """dx = the gradient of the image, given g = the gradient of its source."""

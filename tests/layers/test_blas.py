@@ -68,6 +68,24 @@ def test_strided_views_in_and_out(dtype):
     assert not wide_c[:, :200].any() and not wide_c[:, 801:].any()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m", [1, 3, 7])
+def test_few_rows_and_a_single_column_are_dot_products(dtype, m):
+    """A few rows against a transposed b (an InnerProduct on a few images) and a matrix
+    times one column go to dot_rows: strided rows, a k that is no multiple of its lanes."""
+    rng = np.random.default_rng(m)
+    x = rng.standard_normal((m, 1000)).astype(dtype)[:, 3:998]
+    w = rng.standard_normal((301, 1000)).astype(dtype)[:, 3:998]
+    c = np.full((m, 301), np.nan, dtype)
+    gemm(x, w, c, trans_b=True)
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(c, product(x, w, False, True), rtol=tol, atol=tol * 30)
+    column = np.full((301, 1), np.nan, dtype)
+    gemm(w, x[:1].T.copy(), column)
+    np.testing.assert_allclose(column, product(w, x[:1].T, False, False), rtol=tol,
+                               atol=tol * 30)
+
+
 # The AVX-512 kernel works in tiles of 8 rows by 32 columns, panels of 256 rows of op(b)
 # and blocks of 256 columns: every remainder of each, and more than one panel and block.
 KERNEL_SHAPES = [(m, n, k) for m in (1, 7, 8, 9, 33)

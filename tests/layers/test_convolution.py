@@ -87,6 +87,28 @@ def test_no_propagate_down_leaves_bottom_diff_alone():
     assert np.any(layer.blobs[0].diff != 0)
 
 
+@pytest.mark.parametrize("fields", [dict(kernel_size=[3], pad=[1], group=2),
+                                    dict(kernel_size=[3], stride=[2]),
+                                    dict(kernel_size=[1])])
+@pytest.mark.parametrize("elements, threads", [(1 << 30, 2), (1 << 30, 3), (2000, 1)])
+def test_forward_in_bands_of_output_rows(monkeypatch, fields, elements, threads):
+    """One image on several threads, or an image whose columns pass CHUNK_ELEMENTS, goes in
+    bands of output rows: the same forward as the direct sum."""
+    monkeypatch.setattr(pipeline_module, "CHUNK_ELEMENTS", elements)
+    monkeypatch.setattr(pipeline_module, "PARALLEL_FLOPS", 0)
+    x = np.random.default_rng(9).standard_normal((1, 4, 30, 27))
+    with threadpool_limits(threads, "openmp"):
+        layer = make_conv(num_output=6, **fields)
+        _, top = run_layer(layer, x)
+    # (a 1x1 kernel reads the image as its columns: bands only to busy the threads)
+    assert layer.pipeline.bands > 1 or layer.geometry.identity and threads == 1
+    stride = (2, 2) if "stride" in fields else (1, 1)
+    pad = (1, 1) if "pad" in fields else (0, 0)
+    expected = reference_conv(x, layer.blobs[0].data, layer.blobs[1].data, stride, (1, 1),
+                              pad, pad, fields.get("group", 1))
+    np.testing.assert_allclose(top[0].data, expected, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("group", [1, 2])
 def test_any_chunk_size_and_thread_count_give_one_result(monkeypatch, group):
     """Chunks of 1, 2 or all 6 images, whole groups or blocks of one channel, on 1, 2 or 3
@@ -250,3 +272,30 @@ def test_bottoms_and_tops_must_pair_up():
     layer = make_conv(num_output=2, kernel_size=[3])
     with pytest.raises(NetError, match="'conv'.*one top per bottom"):
         setup_layer(layer, [Blob((1, 1, 5, 5)), Blob((1, 1, 5, 5))], num_top=1)
+
+
+@pytest.mark.parametrize("fields", [dict(kernel_size=[3], pad=[1]),
+                                    dict(kernel_size=[3], pad=[1], group=4),
+                                    dict(kernel_size=[3], pad=[1], bias_term=False)])
+@pytest.mark.parametrize("phase", [pb.TRAIN, pb.TEST])
+@pytest.mark.parametrize("slope", [0.0, 0.1])
+def test_a_fused_relu_equals_the_relu_layer(monkeypatch, fields, phase, slope):
+    """A ReLU folded into the output pass (the im2col pipeline, Winograd in TEST, the
+    depthwise kernels) gives what a ReLU layer after the convolution gives, to the bit."""
+    from cyffe.layers.kernels import winograd
+    from cyffe.net.fold import Fold
+    monkeypatch.setattr(winograd, "MIN_CHANNELS", 0)
+    monkeypatch.setattr(winograd, "MIN_TILES", 0)
+    x = np.random.default_rng(12).standard_normal((2, 4, 9, 10)).astype(np.float32)
+    outputs = []
+    for fused in (False, True):
+        set_random_seed(2)
+        layer = make_conv(dtype=np.float32, num_output=8, **fields)
+        layer.phase = phase
+        if fused:
+            layer.fold = Fold(layer, [], slope)
+        _, top = run_layer(layer, x)
+        y = top[0].data
+        outputs.append(y if fused else np.where(y > 0, y, (y.astype(np.float64) * slope)
+                                                .astype(np.float32)))
+    np.testing.assert_array_equal(outputs[1], outputs[0])

@@ -1,0 +1,229 @@
+"""Winograd convolution F(4x4, 3x3): 3x3 kernels, stride 1, no dilation (Lavin and Gray).
+
+Every 4x4 block of outputs ("tile") of one (image, output channel) is
+
+    Y = A^T [ sum_c (G g_c G^T) * (B^T d_c B) ] A
+
+where d_c is the 6x6 input patch of channel c under the tile, g_c the 3x3 kernel, and *
+is elementwise: 36 products per channel and tile where the direct sum takes 144. With
+U = G g G^T (36, K, C/group) transformed once per set of weights and V = B^T d B the
+transformed patches (36, C, tiles), the 36 positions are 36 independent GEMMs,
+M[xi] = U[xi] V[xi] (K, tiles), one per group, then A^T M A gives the tiles.
+
+The points are 0, +-1, +-2 and infinity; in float32 the outputs differ from the direct
+sum by a few units in the 6th digit at most for inputs and weights of one scale (the
+tests hold it to im2col's float64 result).
+
+Tiles are processed in chunks of whole tile rows so that a chunk's V and M stay in the
+cache (a few MB); every phase of a chunk (input transform, GEMMs, output transform) is
+split over the OpenMP threads, so one image keeps every core busy.
+"""
+import numpy as np
+from cython.parallel import prange, threadid
+from cython cimport floating
+
+from . import arena
+from .blas cimport gemm_rows, max_threads
+from .fingerprint import fingerprint
+from .window cimport Window, window_of
+
+# Elements of V and M a chunk of tiles may hold (each): 2^20 floats, 4 MiB.
+CHUNK_ELEMENTS = 1 << 20
+
+
+def chunk_tile_rows(geometry, channels, outputs, num):
+    """Tile rows per chunk: as many as keep V and M within CHUNK_ELEMENTS each."""
+    tiles = -(-geometry.out_shape[1] // 4)
+    rows = num * -(-geometry.out_shape[0] // 4)
+    return max(1, min(rows, CHUNK_ELEMENTS // (36 * max(channels, outputs) * tiles)))
+
+
+def scratch_size(geometry, channels, outputs, num):
+    """Elements of scratch forward() needs: V and M of a chunk, and a row buffer a thread."""
+    tiles = -(-geometry.out_shape[1] // 4)
+    rows = chunk_tile_rows(geometry, channels, outputs, num)
+    return 36 * (channels + outputs) * rows * tiles + max_threads() * 48 * (tiles + 1)
+
+
+# Below these sizes the transforms cost more than the 36 GEMMs save (and thin GEMMs run
+# slowly): C K / (C + K) per group (the GEMMs' work per transformed element), and tiles.
+MIN_CHANNELS = 32
+MIN_TILES = 16
+
+
+def suits(geometry, num, channels, outputs, group):
+    """Whether a convolution of this geometry and size is faster as F(4x4, 3x3)."""
+    if not (geometry.fast_2d and geometry.kernel == (3, 3) and geometry.stride == (1, 1) and
+            geometry.dilation == (1, 1)):
+        return False
+    c, k = channels // group, outputs // group
+    tiles = num * -(-geometry.out_shape[0] // 4) * -(-geometry.out_shape[1] // 4)
+    return c * k >= MIN_CHANNELS * (c + k) and tiles >= MIN_TILES
+
+
+cdef inline void kernel_transform(const floating* g, floating* u, Py_ssize_t step) noexcept nogil:
+    """u[xi * step] = (G g G^T) for the 3x3 kernel g (row-major), xi = 6*i + j."""
+    cdef floating t[6][3]
+    cdef Py_ssize_t i, j
+    cdef floating a, b, c
+    for j in range(3):
+        a, b, c = g[j], g[3 + j], g[6 + j]
+        t[0][j] = a / 4
+        t[1][j] = -(a + b + c) / 6
+        t[2][j] = -(a - b + c) / 6
+        t[3][j] = a / 24 + b / 12 + c / 6
+        t[4][j] = a / 24 - b / 12 + c / 6
+        t[5][j] = c
+    for i in range(6):
+        a, b, c = t[i][0], t[i][1], t[i][2]
+        u[(6 * i + 0) * step] = a / 4
+        u[(6 * i + 1) * step] = -(a + b + c) / 6
+        u[(6 * i + 2) * step] = -(a - b + c) / 6
+        u[(6 * i + 3) * step] = a / 24 + b / 12 + c / 6
+        u[(6 * i + 4) * step] = a / 24 - b / 12 + c / 6
+        u[(6 * i + 5) * step] = c
+
+
+def transform_weights(const floating[:, :, :, ::1] weights, floating[:, :, ::1] u):
+    """u (36, K, C/group) = G g G^T for every 3x3 kernel g of weights (K, C/group, 3, 3)."""
+    cdef Py_ssize_t outputs = weights.shape[0], channels = weights.shape[1], r, k, c
+    cdef Py_ssize_t step = outputs * channels
+    if weights.shape[2] != 3 or weights.shape[3] != 3 or u.shape[0] != 36 or \
+            u.shape[1] != outputs or u.shape[2] != channels:
+        raise ValueError("transform_weights: expected weights (K, C, 3, 3) and u (36, K, C)")
+    with nogil:
+        for r in prange(outputs * channels, schedule="static"):
+            k = r // channels
+            c = r % channels
+            kernel_transform(&weights[k, c, 0, 0], &u[0, k, c], step)
+
+
+cdef extern from "winograd.h":
+    void input_f32 "cyffe_winograd_input_f32" (
+        const float* plane, Py_ssize_t height, Py_ssize_t width, Py_ssize_t ph, Py_ssize_t pw,
+        Py_ssize_t tile_row, Py_ssize_t tiles, float* v, Py_ssize_t step,
+        float* rows) noexcept nogil
+    void input_f64 "cyffe_winograd_input_f64" (
+        const double* plane, Py_ssize_t height, Py_ssize_t width, Py_ssize_t ph,
+        Py_ssize_t pw, Py_ssize_t tile_row, Py_ssize_t tiles, double* v, Py_ssize_t step,
+        double* rows) noexcept nogil
+    void output_f32 "cyffe_winograd_output_f32" (
+        const float* m, Py_ssize_t step, Py_ssize_t tiles, float bias, bint relu,
+        double slope, float* plane, Py_ssize_t ho, Py_ssize_t wo, Py_ssize_t tile_row,
+        float* scratch) noexcept nogil
+    void output_f64 "cyffe_winograd_output_f64" (
+        const double* m, Py_ssize_t step, Py_ssize_t tiles, double bias, bint relu,
+        double slope, double* plane, Py_ssize_t ho, Py_ssize_t wo, Py_ssize_t tile_row,
+        double* scratch) noexcept nogil
+
+
+cdef inline void input_transform(const floating* plane, const Window* w, Py_ssize_t tile_row,
+                                 Py_ssize_t tiles, floating* v, Py_ssize_t step,
+                                 floating* rows) noexcept nogil:
+    """V (36 rows `step` apart, tiles along each) of one tile row of one plane."""
+    if floating is float:
+        input_f32(plane, w.height, w.width, w.ph, w.pw, tile_row, tiles, v, step, rows)
+    else:
+        input_f64(plane, w.height, w.width, w.ph, w.pw, tile_row, tiles, v, step, rows)
+
+
+cdef inline void output_transform(const floating* m, Py_ssize_t step, Py_ssize_t tiles,
+                                  floating bias, bint relu, double slope, floating* plane,
+                                  const Window* w, Py_ssize_t tile_row,
+                                  floating* scratch) noexcept nogil:
+    """One tile row of one output plane from M (36 rows `step` apart), plus bias (and ReLU)."""
+    if floating is float:
+        output_f32(m, step, tiles, bias, relu, slope, plane, w.ho, w.wo, tile_row, scratch)
+    else:
+        output_f64(m, step, tiles, bias, relu, slope, plane, w.ho, w.wo, tile_row, scratch)
+
+
+def forward(geometry, Py_ssize_t group, const floating[:, :, ::1] u,
+            const floating[:, :, ::1] x, const floating[::1] bias, floating[:, :, ::1] y,
+            floating[::1] scratch, const double[::1] slopes=None):
+    """y (N, K, Ho*Wo) = the convolution of the source planes x (N, C, H*W) by the
+    transformed weights u (36, K, C/group), plus bias (K,; empty: none), then a ReLU of
+    negative slope slopes[k] per output unless slopes is None.
+
+    scratch: at least scratch_size(...) elements.
+    """
+    cdef Window w = window_of(geometry)
+    cdef Py_ssize_t num = x.shape[0], channels = x.shape[1], outputs = y.shape[1]
+    cdef Py_ssize_t tiles = (w.wo + 3) // 4, tile_rows = (w.ho + 3) // 4
+    cdef Py_ssize_t per_channels = channels // group, per_group = outputs // group
+    cdef Py_ssize_t chunk_rows = chunk_tile_rows(geometry, channels, outputs, num)
+    cdef Py_ssize_t rows_total = num * tile_rows, start, count, size, item, c, n, r, k
+    cdef Py_ssize_t xi, g, part, work_size = 48 * (tiles + 1)
+    cdef bint has_bias = bias.shape[0] > 0, has_relu = slopes is not None
+    cdef floating* v
+    cdef floating* m
+    cdef floating* work
+    cdef floating one = 1, zero = 0
+    if scratch.shape[0] < scratch_size(geometry, channels, outputs, num):
+        raise ValueError("winograd.forward: scratch too small")
+    if u.shape[0] != 36 or u.shape[1] != outputs or u.shape[2] != per_channels:
+        raise ValueError(f"winograd.forward: u has shape {tuple(u.shape)[:3]}, expected "
+                         f"(36, {outputs}, {per_channels})")
+    v = &scratch[0]
+    m = v + 36 * channels * chunk_rows * tiles
+    work = m + 36 * outputs * chunk_rows * tiles
+    with nogil:
+        for part in range((rows_total + chunk_rows - 1) // chunk_rows):
+            start = part * chunk_rows
+            count = min(chunk_rows, rows_total - start)
+            size = count * tiles
+            for item in prange(channels * count, schedule="static"):
+                c = item // count
+                r = start + item % count
+                n = r // tile_rows
+                input_transform(&x[n, c, 0], &w, r % tile_rows, tiles,
+                                v + c * size + (item % count) * tiles, channels * size,
+                                work + threadid() * work_size)
+            for item in prange(36 * group, schedule="dynamic"):
+                xi = item // group
+                g = item % group
+                gemm_rows(False, False, <int>per_group, <int>size, <int>per_channels, one,
+                          &u[xi, g * per_group, 0], <int>per_channels,
+                          v + (xi * channels + g * per_channels) * size, <int>size, zero,
+                          m + (xi * outputs + g * per_group) * size, <int>size)
+            for item in prange(outputs * count, schedule="static"):
+                k = item // count
+                r = start + item % count
+                n = r // tile_rows
+                output_transform(m + k * size + (item % count) * tiles, outputs * size, tiles,
+                                 bias[k] if has_bias else 0, has_relu,
+                                 slopes[k] if has_relu else 0, &y[n, k, 0],
+                                 &w, r % tile_rows,
+                                 work + threadid() * work_size)
+
+
+class Winograd:
+    """F(4x4, 3x3) for one geometry, image count and group: the transformed weights (kept
+    while the weights' fingerprint holds); its scratch is taken from the arena per call."""
+
+    def __init__(self, geometry, num, channels, outputs, group, dtype):
+        self.geometry, self.group = geometry, group
+        self.outputs, self.per_channels = outputs, channels // group
+        self._no_bias = np.empty(0, dtype)
+        self._u = np.empty((36, outputs, self.per_channels), dtype)
+        self._key = None
+
+    def weights(self, weights):
+        """u for weights (K, C/group, 3, 3), transformed again only when they changed."""
+        key = fingerprint(weights)
+        if key != self._key:
+            transform_weights(weights, self._u)
+            self._key = key
+        return self._u
+
+    def run(self, weights, x, y, bias=None, slopes=None):
+        """y (N, K, *out) = the convolution of the images x (N, C, *in) plus bias (then a
+        ReLU of negative slope slopes[k] per output, unless None)."""
+        with arena.scratch() as take:
+            source = self.geometry.source(np.ascontiguousarray(x), take)
+            scratch = take(scratch_size(self.geometry, x.shape[1], self.outputs, x.shape[0]),
+                           x.dtype)
+            forward(self.geometry, self.group, self.weights(weights),
+                    source.reshape(source.shape[0], source.shape[1], -1),
+                    bias if bias is not None else self._no_bias,
+                    y.reshape(y.shape[0], self.outputs, -1), scratch, slopes)
