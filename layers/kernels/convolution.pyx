@@ -85,7 +85,7 @@ cdef void run_chunk(const Plan* p, const Window* win, Py_ssize_t step, const flo
     cdef int per_group = p.per_group, k = p.k, width = images * band.length, rows
     cdef int ld = volume if p.identity else width
     cdef Py_ssize_t g, part, c0, n, o, l, i, plane, out
-    cdef floating one = 1, zero = 0, total, value
+    cdef floating one = 1, zero = 0, total, value, slope
     cdef const floating* source
     cdef const floating* w
     cdef const floating* src
@@ -133,9 +133,12 @@ cdef void run_chunk(const Plan* p, const Window* win, Py_ssize_t step, const flo
             dst = y + ((n0 + n) * p.outputs + o) * length + offset
             total = bias[o] if p.bias else 0
             if p.slopes != NULL:
+                # The slope in a local of the output's type (exact: slopes are float32
+                # values or Caffe's float negative_slope), so the loop compiles to blends.
+                slope = <floating>p.slopes[o]
                 for l in range(band.length):
                     value = dst[l] + total
-                    dst[l] = value if value > 0 else <floating>(value * p.slopes[o])
+                    dst[l] = value if value > 0 else value * slope
             else:
                 for l in range(band.length):
                     dst[l] = dst[l] + total

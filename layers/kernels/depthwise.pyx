@@ -82,7 +82,7 @@ def forward_planes(geometry, const floating[:, :, :, ::1] x, const floating[:, :
     cdef Py_ssize_t multiplier = outputs // x.shape[1]
     cdef Py_ssize_t plane, n, o, yo, xo
     cdef bint has_bias = bias.shape[0] > 0, relu = slopes is not None
-    cdef floating b, v
+    cdef floating b, v, slope
     with nogil:
         for plane in prange(num * outputs, schedule="static",
                             use_threads_if=num * outputs * ho * wo * win.kh * win.kw
@@ -94,10 +94,11 @@ def forward_planes(geometry, const floating[:, :, :, ::1] x, const floating[:, :
                 for xo in range(wo):
                     y[n, o, yo, xo] = b
             correlate(x, y, w, &win, n, o, o // multiplier, False)
+            slope = <floating>slopes[o] if relu else 0     # exact: a float32 value
             for yo in range(ho if relu else 0):
                 for xo in range(wo):
                     v = y[n, o, yo, xo]
-                    y[n, o, yo, xo] = v if v > 0 else <floating>(v * slopes[o])
+                    y[n, o, yo, xo] = v if v > 0 else v * slope
 
 
 def backward_data_planes(geometry, const floating[:, :, :, ::1] dy, const floating[:, :, ::1] w,

@@ -130,11 +130,13 @@ CYFFE_CLONES static void cyffe_winograd_output_##S(const T* restrict m, ptrdiff_
                          c3 * c[12 * tiles + t] + c4 * c[16 * tiles + t] +                    \
                          c5 * c[20 * tiles + t];                                              \
         }                                                                                     \
-        if (relu)                                                                             \
+        if (relu) {            /* the slope as T is exact: a float32 value */               \
+            const T s = (T)slope;                                                             \
             for (ptrdiff_t t = 0; t < 4 * tiles; t++) {                                       \
                 const T v = out[t] + bias;                                                    \
-                out[t] = v > 0 ? v : (T)(v * slope);                                          \
+                out[t] = v > 0 ? v : v * s;                                                   \
             }                                                                                 \
+        }                                                                                     \
         else                                                                                  \
             for (ptrdiff_t t = 0; t < 4 * tiles; t++)                                         \
                 out[t] += bias;                                                               \

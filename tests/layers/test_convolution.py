@@ -286,6 +286,7 @@ def test_a_fused_relu_equals_the_relu_layer(monkeypatch, fields, phase, slope):
     from cyffe.net.fold import Fold
     monkeypatch.setattr(winograd, "MIN_CHANNELS", 0)
     monkeypatch.setattr(winograd, "MIN_TILES", 0)
+    slope = float(np.float32(slope))    # what a ReLU reads from its float negative_slope
     x = np.random.default_rng(12).standard_normal((2, 4, 9, 10)).astype(np.float32)
     outputs = []
     for fused in (False, True):
