@@ -1,7 +1,7 @@
 """One inference configuration, run in its own process: prints one JSON line.
 
 `python -m benchmarks.inference_worker FRAMEWORK PROTOTXT WEIGHTS INPUT --outputs NAME...`
-FRAMEWORK: cyffe (`net.forward()` in the TEST phase), opencv (`cv2.dnn` from the same
+FRAMEWORK: cyffe (`net.forward()` in the TEST phase, share_blobs=True), opencv (`cv2.dnn` from the same
 prototxt and .caffemodel, `forward` of the output layers) or torch (the PyTorch twin of
 benchmarks/torch_nets, with the blobs in `--blobs`). INPUT is a .npy file whose first axis
 is the batch. The thread count comes from CYFFE_BENCH_THREADS, and OMP_NUM_THREADS and the
@@ -26,7 +26,9 @@ def run_cyffe(args, data, threads):
     import cyffe
     from .zoo import param_at_batch
 
-    net = cyffe.Net(param_at_batch(args.prototxt, len(data)), cyffe.TEST, weights=args.weights)
+    # share_blobs: the blobs nobody reads after forward share buffers, as OpenCV's do.
+    net = cyffe.Net(param_at_batch(args.prototxt, len(data)), cyffe.TEST, weights=args.weights,
+                    share_blobs=True, keep=args.outputs)
     net.blobs[net.inputs[0]].data[...] = data
     times = timed(net.forward, args.iterations, args.warmup, args.seconds)
     outputs = net.forward()

@@ -27,6 +27,9 @@ class Layer:
     # skips it while none of them changed. False where it reads values (Filter), must run
     # every time (data layers) or is the user's (Python layers).
     reshape_by_shapes = True
+    # Set by the net on the layers whose backward it will never run: what forward keeps only
+    # for backward then lives in scratch (kernels/arena) or is not made at all.
+    forward_only = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -139,8 +142,8 @@ class Layer:
 
     def keep_input(self, bottom, top):
         """If keeps_input and in place, copy bottom 0 aside before forward overwrites it
-        (Caffe's bottom_memory_)."""
-        if self.keeps_input and top[0] is bottom[0]:
+        (Caffe's bottom_memory_), unless forward_only: no backward will read it."""
+        if self.keeps_input and top[0] is bottom[0] and not self.forward_only:
             x = bottom[0].data
             self._kept_input = scratch_like(getattr(self, "_kept_input", None), x)
             self._kept_input[...] = x

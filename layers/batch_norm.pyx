@@ -166,7 +166,7 @@ class BatchNorm(Layer):
             self._update_running(mean, var)
         self.inv_std = 1.0 / np.sqrt(var + self.eps)
         normalize(x, mean, self.inv_std, y)
-        if not self.use_global_stats:
+        if not (self.use_global_stats or self.forward_only):
             self._keep_output(y)
 
     def backward_cpu(self, top, propagate_down, bottom):
@@ -190,7 +190,7 @@ class BatchNorm(Layer):
         self.inv_std = 1.0 / (var + self.eps) ** 0.5
         y = (x - mean[:, None]) * self.inv_std[:, None]
         top[0].data[...] = y.reshape(top[0].shape)
-        if not self.use_global_stats:
+        if not (self.use_global_stats or self.forward_only):
             self._keep_output(top[0].data.reshape(self.dims))
 
     def backward_gpu(self, top, propagate_down, bottom):

@@ -13,6 +13,7 @@ from ..proto import cyffe_pb2 as pb
 from ..proto.errors import NetError
 from .backend import array_module
 from .base import Layer
+from .kernels import arena
 from .kernels.parallel cimport PARALLEL_WORK
 
 
@@ -112,10 +113,17 @@ class Eltwise(Layer):
             raise self.shape_error("bottoms must all have the same shape, got "
                                    + " and ".join(str(b.shape) for b in bottom))
         top[0].reshape(shape)
-        if self.operation == pb.EltwiseParameter.MAX and (
-                self.mask is None or self.mask.shape != shape
-                or array_module(self.mask) is not array_module(bottom[0].data)):
-            self.mask = array_module(bottom[0].data).zeros(shape, np.int32)
+
+    def _mask_for(self, like, take=None):
+        """Where MAX records which bottom won: kept for backward, or scratch in take's frame
+        when there is none (forward_only, CPU)."""
+        if self.forward_only and take is not None:
+            self.mask = None
+            return take(like.shape, np.int32)
+        if (self.mask is None or self.mask.shape != like.shape
+                or array_module(self.mask) is not array_module(like)):
+            self.mask = array_module(like).zeros(like.shape, np.int32)
+        return self.mask
 
     # -- CPU: Cython kernels on flat views -----------------------------------
 
@@ -131,10 +139,11 @@ class Eltwise(Layer):
             for x in xs[1:]:
                 multiply_into(x, y)
         else:
-            mask = _flat(self.mask)
-            max_first_two(xs[0], xs[1], y, mask)
-            for k in range(2, len(xs)):
-                max_update(xs[k], k, y, mask)
+            with arena.scratch() as take:
+                mask = _flat(self._mask_for(top[0].data, take))
+                max_first_two(xs[0], xs[1], y, mask)
+                for k in range(2, len(xs)):
+                    max_update(xs[k], k, y, mask)
 
     def backward_cpu(self, top, propagate_down, bottom):
         dy = _flat(top[0].diff)
@@ -171,11 +180,12 @@ class Eltwise(Layer):
         else:
             x0, x1 = bottom[0].data, bottom[1].data
             second = ~(x0 > x1)
-            self.mask[...] = second
+            mask = self._mask_for(y)
+            mask[...] = second
             y[...] = xp.where(second, x1, x0)
             for k in range(2, len(bottom)):
                 wins = bottom[k].data > y
-                self.mask[wins] = k
+                mask[wins] = k
                 y[...] = xp.where(wins, bottom[k].data, y)
 
     def backward_gpu(self, top, propagate_down, bottom):

@@ -153,12 +153,14 @@ class LRN(Layer):
 
     def forward_cpu(self, bottom, top):
         x = bottom[0].data
-        x = bottom[0].data
-        self.scale = scratch_like(self.scale, x)      # kept for backward
         with arena.scratch() as take:
-            self._window_sum_cpu(x, self.scale, True, take)
-        lrn_output(x.reshape(-1), self.scale.reshape(-1), top[0].data.reshape(-1), self.shift,
-                   self.a, self.beta)
+            if self.forward_only:
+                scale = take(x.shape, x.dtype)
+            else:
+                scale = self.scale = scratch_like(self.scale, x)      # kept for backward
+            self._window_sum_cpu(x, scale, True, take)
+            lrn_output(x.reshape(-1), scale.reshape(-1), top[0].data.reshape(-1), self.shift,
+                       self.a, self.beta)
 
     def backward_cpu(self, top, propagate_down, bottom):
         if not propagate_down[0]:

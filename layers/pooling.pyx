@@ -141,9 +141,6 @@ class Pooling(Layer):
                                  self.pad_end, out, self.fill, self.pad_value)
         for t in top:
             t.reshape((num, channels) + out)
-        if self.method in pooling.ROUTED and (
-                self._mask is None or self._mask.shape != (num * channels,) + out):
-            self._mask = np.empty((num * channels,) + out, np.intc)
 
     @staticmethod
     def _planes(array):
@@ -153,6 +150,18 @@ class Pooling(Layer):
     def _source(self, bottom, take):
         return self._planes(self.geometry.source(np.ascontiguousarray(bottom[0].data), take))
 
+    def _mask_for(self, shape, take):
+        """Where forward records the pixel each window took (max, stochastic): kept for
+        backward, or scratch in take's frame when there is none (forward_only)."""
+        if self.method not in pooling.ROUTED:
+            return None
+        if self.forward_only:
+            self._mask = None
+            return take(shape, np.intc)
+        if self._mask is None or self._mask.shape != shape:
+            self._mask = np.empty(shape, np.intc)
+        return self._mask
+
     def _draws(self, shape):
         """One U[0, 1) draw per window (stochastic TRAIN), in the layer's dtype, from the
         shared stream."""
@@ -161,11 +170,12 @@ class Pooling(Layer):
     def forward_cpu(self, bottom, top):
         y = self._planes(top[0].data)
         with arena.scratch() as take:
-            pooling.forward(self.method, self.geometry, self._source(bottom, take), y,
-                            self._mask, self._draws(y.shape))
-        if len(top) > 1:
-            index = pooling.image_index(np, self.geometry, self._mask)
-            top[1].data[...] = index.reshape(top[1].shape)
+            mask = self._mask_for(y.shape, take)
+            pooling.forward(self.method, self.geometry, self._source(bottom, take), y, mask,
+                            self._draws(y.shape))
+            if len(top) > 1:
+                index = pooling.image_index(np, self.geometry, mask)
+                top[1].data[...] = index.reshape(top[1].shape)
 
     def _check_backward(self):
         if self.method == "weighted":

@@ -21,6 +21,7 @@ from ..proto.io import read_net
 from ..proto.upgrade import upgrade_net
 from .fold import find_folds
 from .glog import log_net_setup
+from .memory import BlobSharing
 from .weights import load_weights, save_weights, weights_to_proto
 
 
@@ -55,10 +56,14 @@ class Net:
     path, a prototxt string or a NetParameter. Give the phase, cyffe.TRAIN or
     cyffe.TEST, as pycaffe requires: without one the TRAIN net is built (Dropout
     on, TRAIN-only layers in) with a PhaseWarning.
+
+    share_blobs=True (inference only: a net that runs no backward) lets the blobs that
+    are not inputs, outputs or named in `keep` share buffers (net/memory.py): less memory,
+    but only the outputs and the kept blobs can be read after forward.
     """
 
     def __init__(self, model, phase=None, weights=None, level=0, stages=(),
-                 dtype=np.float32):
+                 dtype=np.float32, share_blobs=False, keep=()):
         if isinstance(phase, (str, os.PathLike)) and not isinstance(weights, (str, os.PathLike)):
             phase, weights = weights, phase
         if phase is None:
@@ -91,6 +96,12 @@ class Net:
         log_net_setup(self)
         if weights is not None:
             self.copy_from(weights)
+        for layer, needed in zip(self.layers, self._layer_needs_backward):
+            layer.forward_only = not needed
+        self._sharing = self._share_blobs(keep) if share_blobs else None
+        if keep and not share_blobs:
+            raise NetError(f"{self.where}: keep= names the blobs share_blobs=True must not "
+                           "pool; without it every blob is kept")
 
     # -- building ---------------------------------------------------------------
 
@@ -298,6 +309,15 @@ class Net:
             [f and self.layers[li].allow_backward(i) for i, f in enumerate(flags)]
             for li, flags in enumerate(bottom_needs)]
 
+    def _share_blobs(self, keep):
+        """The buffer pool of share_blobs=True, for a net that never runs backward."""
+        backward = [name for name, need in zip(self._layer_names, self._layer_needs_backward)
+                    if need]
+        if backward:
+            raise NetError(f"{self.where}: share_blobs=True is for nets that run no backward, "
+                           f"but layer(s) {', '.join(backward)} do (a loss, or force_backward)")
+        return BlobSharing(self, keep)
+
     def _lr_mult(self, li, pi):
         specs = self.layers[li].param.param
         return specs[pi].lr_mult if pi < len(specs) else 1.0
@@ -408,6 +428,9 @@ class Net:
         if first > last:
             raise NetError(f"{self.where}: forward from '{start}' to '{end}': '{end}' runs "
                            "before it")
+        if self._sharing is not None:
+            self._sharing.check_readable(blobs or (), self.layers[last].param.top)
+            self._sharing.check_start(first, last)
         self.loss = self.forward_from_to(first, last)
         names = list(self.layers[last].param.top) if end is not None else self.outputs
         names += [b for b in (blobs or []) if b not in names]
@@ -510,6 +533,13 @@ class Net:
         """
         whole = first == 0 and last == len(self.layers) - 1
         self._follow_mode()
+        if self._sharing is not None and generation() != self._settled:
+            # Shapes first, then the pool follows them: a forward never runs on memory the
+            # plan did not give.
+            for li in range(len(self.layers)):
+                if self.layers[li].reshape_by_shapes:
+                    self._reshape_if_changed(li)
+            self._sharing.follow()
         start = generation()
         self._run(range(first, last + 1), bool(self._folds) and whole and not gpu_mode())
         self._after_run(start, whole)

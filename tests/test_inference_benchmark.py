@@ -17,7 +17,7 @@ from helpers.shared import shared_path
 # benchmarks/ is run from the checkout (python -m benchmarks.inference), not installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 try:
-    from benchmarks import inference, zoo
+    from benchmarks import inference, inference_worker, zoo
 finally:
     del sys.path[0]
 
@@ -114,6 +114,31 @@ def test_quick_run_of_cyffe_writes_table_and_json(tmp_path):
     saved = json.loads(next(tmp_path.glob("*-inference.json")).read_text())
     assert saved["results"] == json.loads(json.dumps(rows))
     assert "| lenet | 16 | 2 |" in next(tmp_path.glob("*-inference.md")).read_text()
+
+
+def test_the_cyffe_worker_shares_blobs_and_saves_what_a_plain_net_gives(tmp_path, monkeypatch,
+                                                                        capsys):
+    path = tmp_path / "small.prototxt"
+    path.write_text(SMALL)
+    data = np.random.default_rng(0).standard_normal((4, 3, 12, 12)).astype(np.float32)
+    np.save(tmp_path / "data.npy", data)
+    plain = cyffe.Net(zoo.param_at_batch(path, 4), cyffe.TEST)
+    plain.save(str(tmp_path / "small.caffemodel"))
+    built, net_class = [], cyffe.Net
+
+    def recording(*args, **kwargs):
+        built.append(kwargs)
+        return net_class(*args, **kwargs)
+
+    monkeypatch.setattr(cyffe, "Net", recording)
+    inference_worker.main(["cyffe", str(path), str(tmp_path / "small.caffemodel"),
+                           str(tmp_path / "data.npy"), "--outputs", "prob", "--iterations", "1",
+                           "--warmup", "0", "--save", str(tmp_path / "out.npz")])
+    assert built == [{"weights": str(tmp_path / "small.caffemodel"), "share_blobs": True,
+                      "keep": ["prob"]}]
+    assert json.loads(capsys.readouterr().out)["peak_rss_mb"] > 0
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npz")["arr_0"],
+                                  plain.forward(data=data)["prob"])
 
 
 def test_quick_run_agrees_with_opencv(tmp_path):

@@ -173,6 +173,8 @@ def _check_layer(layer, bottom_values, num_top, bottoms, params, eps, threshold,
     top = [Blob((), np.float64) for _ in range(num_top)]
     kept = [p.data.copy() for p in layer.blobs]     # a TRAIN BatchNorm updates its statistics
     worst, where, checked, kinks = 0.0, "", 0, 0
+    # The check runs backward even where the net never would: forward keeps what it needs.
+    forward_only, layer.forward_only = layer.forward_only, False
     try:
         for c in compare_gradients(layer, bottom, top, bottoms, params, eps, seed, max_checks,
                                    scale_eps=True):
@@ -186,6 +188,7 @@ def _check_layer(layer, bottom_values, num_top, bottoms, params, eps, threshold,
                 worst, where = err, f"{c.name}[{c.index}]: analytic {c.analytic:.6g}, " \
                                     f"numerical {c.numeric:.6g}"
     finally:
+        layer.forward_only = forward_only
         for p, v in zip(layer.blobs, kept):
             p.data[...] = v
     return LayerReport(layer.name, layer.type, worst, where, checked, kinks)
