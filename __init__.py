@@ -21,16 +21,24 @@ from cyffe.proto.errors import (CyffeError, DataError, LayerError, NetError, Non
 TRAIN = pb.TRAIN
 TEST = pb.TEST
 
-from cyffe.net.graph import Net
+from cyffe.net.glog import init_log, log
+from cyffe.net.graph import Net, PhaseWarning
 from cyffe.net.solver import SGDSolver, get_solver
 from cyffe.net.adaptive import (AdaDeltaSolver, AdaGradSolver, AdamSolver, NesterovSolver,
                                 RMSPropSolver)
+from cyffe.proto import netspec as net_spec
 from cyffe.proto.netspec import NetSpec, params, to_proto
 from cyffe.net.pycaffe.classifier import Classifier
 from cyffe.net.onnx_export import export_onnx
-from cyffe.net.pycaffe import io
+from cyffe.net.pycaffe.detector import Detector
+from cyffe.net.pycaffe.runtime import (NCCL, Timer, has_nccl, set_multiprocess,
+                                       set_solver_count, set_solver_rank, solver_count,
+                                       solver_rank)
+from cyffe.net.pycaffe import coord_map, draw, io
 from cyffe import layers
 
-# pycaffe's module names: `from cyffe.io import Transformer`, `import cyffe.params`.
-sys.modules.setdefault("cyffe.io", io)
-sys.modules.setdefault("cyffe.params", params)
+# pycaffe's module names: `from cyffe.io import Transformer`, `import cyffe.params`,
+# `import cyffe.draw`, `from cyffe.coord_map import crop`, `from cyffe.proto import caffe_pb2`.
+for _name, _module in (("io", io), ("params", params), ("draw", draw), ("coord_map", coord_map),
+                       ("net_spec", net_spec), ("proto.caffe_pb2", pb)):
+    sys.modules.setdefault(f"cyffe.{_name}", _module)

@@ -36,9 +36,10 @@ class Layer:
         if cls.__dict__.get("type"):
             registry.register(cls)
 
-    def __init__(self, param=None, phase=pb.TRAIN, dtype=np.float32):
+    def __init__(self, param=None, phase=pb.TRAIN, dtype=np.float32, base_dir=None):
         self.param = param if param is not None else pb.LayerParameter(type=self.type)
         self.phase = phase
+        self.base_dir = base_dir        # the prototxt's folder: relative paths, Python modules
         self.dtype = np.dtype(dtype)
         self.blobs = [self._blob_from_proto(b) for b in self.param.blobs]
 

@@ -3,12 +3,15 @@
     layer { type: "Python" python_param { module: "pyloss" layer: "EuclideanLossLayer"
                                           param_str: "..." } }
 
-imports `module` (from the working directory or PYTHONPATH) and builds its
-class `layer`, a subclass of `cyffe.Layer`, the way pycaffe does: called with
-the LayerParameter, then given `phase` and `param_str`. That object is the
-layer in the net: its setup(bottom, top), reshape(bottom, top),
-forward(bottom, top) and backward(top, propagate_down, bottom) run as they
-are, on whatever arrays the blobs hold. Learnable blobs it appends to
+imports `module` (from sys.path, the working directory, or else the folder of
+the prototxt) and builds its class `layer`, a subclass of `cyffe.Layer`, the
+way pycaffe does: called with the LayerParameter, then given `phase` and
+`param_str`. That object is the layer in the net: its setup(bottom, top),
+reshape(bottom, top), forward(bottom, top) and backward(top, propagate_down,
+bottom) run as they are, on whatever arrays the blobs hold, and what they raise
+reaches the caller. As in pycaffe, a class may leave out what its net never
+calls (backward in a TEST net); calling it then raises NotImplementedError
+naming the layer. Learnable blobs it appends to
 `self.blobs` (`self.blobs.add_blob(*shape)`) are params like any other
 (lr_mult, solver updates, caffemodels). A Python loss layer weighs its top
 only when the prototxt says `loss_weight: 1`, as in Caffe.
@@ -39,28 +42,42 @@ class BlobList(list):
         self.append(Blob(tuple(int(d) for d in shape), self.dtype))
 
 
-def _import_user_module(name, where):
-    """The module `name`, with the working directory importable as in `python -i`."""
+def _import_user_module(name, where, base_dir):
+    """The module `name`: from sys.path, the working directory (as `python -i`), or base_dir.
+
+    base_dir, the prototxt's folder, comes last, as relative paths in a prototxt
+    are read from the working directory first (proto/paths.py).
+    """
     cwd = os.getcwd()
     if "" not in sys.path and cwd not in sys.path:
         # A console script's sys.path starts at its bin/ folder, not at the
         # working directory, where Caffe's users keep their layer modules.
         sys.path.insert(0, cwd)
+    if base_dir and base_dir not in sys.path:
+        sys.path.append(base_dir)
     importlib.invalidate_caches()
     try:
         return importlib.import_module(name)
     except Exception as e:
+        missing = isinstance(e, ModuleNotFoundError) and (
+            e.name == name or name.startswith(f"{e.name}."))
+        looked = ""
+        if missing:
+            folders = [cwd if p == "" else p for p in sys.path]
+            beside = f"beside the prototxt ({base_dir}), " if base_dir else ""
+            looked = (f"; looked {beside}in the working directory ({cwd}) and on sys.path: "
+                      + ", ".join(dict.fromkeys(folders)))
         raise NetError(f"{where}: cannot import python_param.module '{name}': "
-                       f"{type(e).__name__}: {e}") from e
+                       f"{type(e).__name__}: {e}{looked}") from e
 
 
-def _user_class(param, where):
-    """The class python_param names, checked against the cyffe.Layer contract."""
+def _user_class(param, where, base_dir):
+    """The class python_param names, checked to be a cyffe.Layer."""
     p = param.python_param
     if not p.module or not p.layer:
         raise NetError(f"{where}: needs python_param {{ module: ... layer: ... }}, got "
                        f"module {p.module!r} and layer {p.layer!r}")
-    module = _import_user_module(p.module, where)
+    module = _import_user_module(p.module, where, base_dir)
     cls = getattr(module, p.layer, None)
     if cls is None:
         raise NetError(f"{where}: module '{p.module}' ({getattr(module, '__file__', '?')}) "
@@ -68,12 +85,15 @@ def _user_class(param, where):
     if not isinstance(cls, type) or not issubclass(cls, Layer):
         raise NetError(f"{where}: '{p.module}.{p.layer}' must be a class that subclasses "
                        f"cyffe.Layer, got {cls!r}")
-    missing = [m for m in ("reshape", "forward", "backward")
-               if getattr(cls, m) is getattr(Layer, m)]
-    if missing:
-        raise NetError(f"{where}: class '{p.module}.{p.layer}' does not define "
-                       f"{', '.join(missing)}")
     return cls
+
+
+def _not_defined(where, cls, method):
+    """A stand-in for a method the user's class leaves out: raises when the net calls it."""
+    def missing(*args):
+        raise NotImplementedError(f"{where}: class '{cls.__module__}.{cls.__name__}' does not "
+                                  f"define {method}, and the net calls it")
+    return missing
 
 
 class PythonLayer(Layer):
@@ -81,11 +101,15 @@ class PythonLayer(Layer):
 
     type = "Python"
 
-    def __new__(cls, param=None, phase=pb.TRAIN, dtype=np.float32):
+    def __new__(cls, param=None, phase=pb.TRAIN, dtype=np.float32, base_dir=None):
         param = param if param is not None else pb.LayerParameter(type=cls.type)
         where = f"layer '{param.name}' (Python)"
-        user_class = _user_class(param, where)
+        user_class = _user_class(param, where, base_dir)
         layer = user_class(param)
+        layer.base_dir = base_dir
+        for method in ("reshape", "forward", "backward"):
+            if getattr(user_class, method) is getattr(Layer, method):
+                setattr(layer, method, _not_defined(where, user_class, method))
         layer.type = cls.type
         layer.reshape_by_shapes = False     # the user's reshape may do anything
         layer.phase = phase

@@ -7,6 +7,7 @@ order), set them up, and decide which need backward.
 """
 import heapq
 import os
+import warnings
 from collections import OrderedDict
 
 import numpy as np
@@ -20,8 +21,13 @@ from ..proto.io import read_net
 from ..proto.upgrade import upgrade_net
 from .analysis import summary as tables
 from .fold import find_folds
+from .glog import log_net_setup
 from .memory import BlobSharing
 from .weights import load_weights, save_weights, weights_to_proto
+
+
+class PhaseWarning(UserWarning):
+    """A Net built without a phase: cyffe builds TRAIN, where pycaffe would refuse."""
 
 
 def state_meets_rule(state, rule):
@@ -46,21 +52,29 @@ def layer_included(layer, state):
 class Net:
     """A network built from a prototxt, as pycaffe's caffe.Net.
 
-    Net(model, phase=TRAIN, weights=None, level=0, stages=(), dtype=np.float32);
+    Net(model, phase, weights=None, level=0, stages=(), dtype=np.float32);
     pycaffe's order Net(model, weights, phase) works too. `model` is a prototxt
-    path, a prototxt string or a NetParameter.
+    path, a prototxt string or a NetParameter. Give the phase, cyffe.TRAIN or
+    cyffe.TEST, as pycaffe requires: without one the TRAIN net is built (Dropout
+    on, TRAIN-only layers in) with a PhaseWarning.
 
     share_blobs=True (inference only: a net that runs no backward) lets the blobs that
     are not inputs, outputs or named in `keep` share buffers (net/memory.py): less memory,
     but only the outputs and the kept blobs can be read after forward.
     """
 
-    def __init__(self, model, phase=pb.TRAIN, weights=None, level=0, stages=(),
+    def __init__(self, model, phase=None, weights=None, level=0, stages=(),
                  dtype=np.float32, share_blobs=False, keep=()):
         if isinstance(phase, (str, os.PathLike)) and not isinstance(weights, (str, os.PathLike)):
-            phase, weights = (weights if weights is not None else pb.TRAIN), phase
+            phase, weights = weights, phase
+        if phase is None:
+            warnings.warn("cyffe.Net built without a phase: this is the TRAIN net (Dropout "
+                          "on, TRAIN-only layers in); pass cyffe.TEST for inference, or "
+                          "cyffe.TRAIN (pycaffe requires the phase)", PhaseWarning, stacklevel=2)
+            phase = pb.TRAIN
         param, self.source = read_net(model)
-        self.where = self.source or "<net>"
+        # A TEST net says so in its errors: a layer left out for TRAIN is a common cause.
+        self.where = (self.source or "<net>") + (" (TEST net)" if phase == pb.TEST else "")
         param = upgrade_net(param, self.where)
         self.param = param
         self.phase = phase
@@ -73,12 +87,14 @@ class Net:
         state.level = level or state.level
         state.stage.extend(s for s in stages if s not in state.stage)
         layer_params = [l for l in param.layer if layer_included(l, state)]
+        self._left_out = [l for l in param.layer if not layer_included(l, state)]
 
         self._wire(layer_params)
         self._setup_layers()
         self._decide_backward(param.force_backward)
         self._folds = find_folds(self) if phase == pb.TEST and not param.force_backward else {}
         self._folded = False            # whether the blobs hold a folded forward's values
+        log_net_setup(self)
         if weights is not None:
             self.copy_from(weights)
         for layer, needed in zip(self.layers, self._layer_needs_backward):
@@ -115,7 +131,8 @@ class Net:
             for b in lp.bottom:
                 if b not in producer:
                     raise NetError(f"{self._where(lp)}: bottom blob '{b}' is not produced by "
-                                   f"any layer{did_you_mean(b, producer)}")
+                                   f"any layer"
+                                   f"{self._left_out_hint(b) or did_you_mean(b, producer)}")
         writers = {b: [p] + modifiers.get(b, []) for b, p in producer.items()}
 
         consumers = {}                   # (blob name, version) -> [(layer, bottom index)]
@@ -164,6 +181,14 @@ class Net:
                     tops[m][list(layer_params[m].top).index(b)] = blob if len(users) == 1 else None
         self._build_nodes(nodes, deps)
 
+    def _left_out_hint(self, blob):
+        """Which layers left out by the net's state (phase, level, stage) would make blob."""
+        makers = [f"'{lp.name}'" for lp in self._left_out if blob in lp.top]
+        if not makers:
+            return ""
+        phase = pb.Phase.Name(self.phase)
+        return f" of the {phase} net (layer {', '.join(makers)} makes it, but not in {phase})"
+
     def _build_nodes(self, nodes, deps):
         """Order the nodes (Kahn, stable on file order) and make the layer objects."""
         users = [[] for _ in nodes]
@@ -190,8 +215,8 @@ class Net:
         self.layers, self._bottom, self._top, self._layer_names = [], [], [], []
         for n in order:
             lp, bs, ts, _ = nodes[n]
-            layer = layer_class(lp.type, self._where(lp))(lp, self.phase, self.dtype)
-            layer.base_dir = base_dir
+            layer = layer_class(lp.type, self._where(lp))(lp, self.phase, self.dtype,
+                                                          base_dir=base_dir)
             self.layers.append(layer)
             self._bottom.append(bs)
             self._top.append(ts)
@@ -408,14 +433,15 @@ class Net:
         arrays, as pycaffe) for the net's outputs, or for the tops of `end`
         when it is given, plus the blob names listed in `blobs`.
         """
+        first = self._layer_index(start, 0)
+        last = self._layer_index(end, len(self.layers) - 1)
         for name, value in inputs.items():
+            self._check_fed(name, first, last)
             value = np.asarray(value)
             blob = self._blob(name, "to feed")
             if blob.shape != value.shape:
                 blob.reshape(value.shape)
             blob.data[...] = value
-        first = self._layer_index(start, 0)
-        last = self._layer_index(end, len(self.layers) - 1)
         if first > last:
             raise NetError(f"{self.where}: forward from '{start}' to '{end}': '{end}' runs "
                            "before it")
@@ -426,6 +452,21 @@ class Net:
         names = list(self.layers[last].param.top) if end is not None else self.outputs
         names += [b for b in (blobs or []) if b not in names]
         return {n: self._blob(n, "to return").data for n in names}
+
+    def _check_fed(self, name, first, last):
+        """A NetError when a layer that this forward runs would overwrite the blob fed as name.
+
+        pycaffe takes keyword arrays for the net's inputs only; feeding a blob that a
+        data layer writes would be silently ignored.
+        """
+        for li in range(first, last + 1):
+            layer = self.layers[li]
+            top, bottom = layer.param.top, layer.param.bottom
+            if layer.type != "Input" and name in top and name not in bottom:
+                raise NetError(f"{self.where}: forward({name}=...): '{name}' is not a net "
+                               f"input: layer '{layer.name}' ({layer.type}) writes it, over what "
+                               f"would be fed; the net's inputs (Input layers' tops): "
+                               f"{', '.join(self.inputs) or 'none'}")
 
     def forward_pass(self):
         """Forward through every layer; returns the weighted loss."""
@@ -676,6 +717,14 @@ class Net:
         write_diff also stores the param diffs (the solver's snapshot_diff).
         """
         save_weights(self, path, write_diff)
+
+    def save_hdf5(self, path):
+        """Write the learned weights as HDF5 (Caffe's .caffemodel.h5 layout), whatever its name."""
+        save_weights(self, path, hdf5=True)
+
+    def load_hdf5(self, path):
+        """Copy learned weights by layer name from an HDF5 weights file, whatever its name."""
+        load_weights(self, path, hdf5=True)
 
     # -- description (net/analysis/summary.py) -------------------------------------------
 

@@ -6,7 +6,6 @@ iter_size, regularize, clip, compute the update value, and subtract it.
 """
 import math
 import os
-import sys
 import time
 
 import numpy as np
@@ -18,6 +17,7 @@ from ..proto.errors import DataError, NetError, ShapeError
 from ..proto.io import read_solver
 from ..proto.paths import resolve_path
 from ..proto.solverstate import read_solver_state, write_solver_state
+from .glog import solver_line
 from .graph import Net
 
 
@@ -105,8 +105,9 @@ class SGDSolver:
     taken from the working directory, as Caffe, else from the solver file's folder
     (or `base_dir` for a message); `source` names the file a SolverParameter came from
     (for its errors, relative nets and default snapshot_prefix). `log`
-    receives the Caffe-style progress lines (a callable taking one string;
-    default: stdout). `add_event_listener(fn)` also gets each
+    receives Caffe's progress lines, worded as Caffe's solver.cpp (a callable
+    taking one string; default: the "cyffe.solver" logger, which writes them to
+    stderr with glog's prefix, see net/glog.py). `add_event_listener(fn)` also gets each
     display and test as a structured event dict (see `emit`). The class picks the update rule, as
     pycaffe's do; the file's `type` must still name a known solver. Unknown or
     contradictory fields raise one NetError here, before any net is built.
@@ -124,23 +125,30 @@ class SGDSolver:
         self.param, self.source = read_solver(solver)
         self.source = source or self.source
         self.where = self.source or "solver"
-        self.log = log if log is not None else _print
+        self.log = log if log is not None else solver_line
         self.check_param()
         if self.source:
             base_dir = os.path.dirname(os.path.abspath(self.source))
         self.snapshot_prefix = self._snapshot_prefix()
-        train_spec = self._train_net_param(base_dir)
+        train_spec, train_source = self._train_net_param(base_dir)
         test_specs = self._test_net_specs(base_dir)
         self._check_tests(len(test_specs))
         if self.param.random_seed >= 0:
             set_random_seed(self.param.random_seed)
+        self.log(f"Creating training net {train_source}")
         self.net = Net(train_spec, pb.TRAIN, dtype=dtype, **self._state(self.param.train_state))
         if not self.net._loss_tops:
             raise NetError(f"{self.net.where}: the train net has no loss to minimize (no loss "
                            "layer, and no top with a loss_weight): training would not change it")
-        self.test_nets = [self._test_net(p, s, dtype) for p, s in test_specs]
+        self.test_nets = []
+        for i, (model, state, source) in enumerate(test_specs):
+            self.log(f"Creating test net (#{i}) specified by {source}")
+            self.test_nets.append(self._test_net(model, state, dtype))
         for t in self.test_nets:
             t.share_with(self.net)
+        # Caffe's blob_loss_weights: what each output weighs in the loss, as set up.
+        self._loss_weights = [_output_loss_weights(n) for n in [self.net] + self.test_nets]
+        self.log("Solver scaffolding done.")
         self.iter = 0
         self.current_step = 0
         # On the device with the params: the update never leaves it.
@@ -203,23 +211,28 @@ class SGDSolver:
         if sum(given) != 1:
             raise NetError(f"{self.where}: give exactly one of net, net_param, "
                            "train_net, train_net_param")
+        # With the words of Caffe's log line "Creating training net ...".
         if p.HasField("train_net_param"):
-            return p.train_net_param
+            return p.train_net_param, "specified in train_net_param."
         if p.HasField("net_param"):
-            return p.net_param
-        return resolve_path(p.train_net if p.HasField("train_net") else p.net, base_dir)
+            return p.net_param, "specified in net_param."
+        if p.HasField("train_net"):
+            return resolve_path(p.train_net, base_dir), f"from train_net file: {p.train_net}"
+        return resolve_path(p.net, base_dir), f"from net file: {p.net}"
 
     def _test_net_specs(self, base_dir):
         p = self.param
-        specs = [(q, None) for q in p.test_net_param]
-        specs += [(resolve_path(path, base_dir), None) for path in p.test_net]
+        specs = [(q, "test_net_param") for q in p.test_net_param]
+        specs += [(resolve_path(path, base_dir), f"test_net file: {path}")
+                  for path in p.test_net]
         generic = len(p.test_iter) - len(specs)
-        if generic > 0 and (p.HasField("net") or p.HasField("net_param")):
-            model = p.net_param if p.HasField("net_param") else resolve_path(p.net, base_dir)
-            specs += [(model, None)] * generic
+        if generic > 0 and p.HasField("net_param"):
+            specs += [(p.net_param, "net_param")] * generic
+        elif generic > 0 and p.HasField("net"):
+            specs += [(resolve_path(p.net, base_dir), f"net file: {p.net}")] * generic
         states = list(p.test_state)
-        return [(model, states[i] if i < len(states) else None) for i, (model, _) in
-                enumerate(specs)]
+        return [(model, states[i] if i < len(states) else None, source)
+                for i, (model, source) in enumerate(specs)]
 
     def _test_net(self, model, state, dtype):
         kwargs = self._state(state) if state is not None else {}
@@ -234,6 +247,7 @@ class SGDSolver:
             while (self.current_step < len(p.stepvalue)
                    and self.iter >= p.stepvalue[self.current_step]):
                 self.current_step += 1
+                self.log(f"MultiStep Status: Iteration {self.iter}, step = {self.current_step}")
         return learning_rate(p, self.iter, self.current_step)
 
     def step(self, iters):
@@ -254,17 +268,17 @@ class SGDSolver:
             self.net.check_finite(loss, self.iter)
             self._smooth(loss)
             if p.display and self.iter % p.display == 0:
-                # The rate since the last display line, however step() was called.
+                # The rate since the last display line, however step() was called (Caffe's
+                # words and numbers, so its log tools read them).
                 now, last_iter = time.perf_counter(), self._display_mark[1]
-                elapsed = now - self._display_mark[0]
-                speed = (self.iter - last_iter) / elapsed if elapsed > 0 else 0.0
+                lapse = now - self._display_mark[0]
+                speed = (self.iter - last_iter) / (lapse or 1)
                 self._display_mark = (now, self.iter)
-                self.log(f"Iteration {self.iter} ({speed:.3g} iter/s), loss = "
-                         f"{self.smoothed_loss:.6g}")
+                self.log(f"Iteration {self.iter} ({speed:.6g} iter/s, {lapse:.6g}s/{p.display} "
+                         f"iters), loss = {self.smoothed_loss:.6g}")
                 train_outputs = {name: self.net.blobs[name].host_data()
                                  for name in self.net.outputs}
-                for name, value in self._outputs(train_outputs):
-                    self.log(f"    Train net output: {name} = {value:.6g}")
+                self._log_outputs("Train", train_outputs, self._loss_weights[0])
                 self.emit({"iter": self.iter, "phase": "train", "loss": self.smoothed_loss,
                            "lr": self.learning_rate()})
             for hook in self.before_update:
@@ -296,9 +310,9 @@ class SGDSolver:
             self.log("Optimization stopped early.")
             return
         if p.display and self.iter % p.display == 0:
-            loss = self.net.forward_pass()
-            self.log(f"Iteration {self.iter}, loss = {loss:.6g}")
-            self.emit({"iter": self.iter, "phase": "train", "loss": float(loss),
+            self._smooth(self.net.forward_pass())
+            self.log(f"Iteration {self.iter}, loss = {self.smoothed_loss:.6g}")
+            self.emit({"iter": self.iter, "phase": "train", "loss": self.smoothed_loss,
                        "lr": self.learning_rate()})
         if p.test_interval and self.iter % p.test_interval == 0:
             self.test_all()
@@ -317,6 +331,19 @@ class SGDSolver:
             for k, value in enumerate(np.ravel(data)):
                 yield (name if np.size(data) == 1 else f"{name}[{k}]"), float(value)
 
+    def _log_outputs(self, kind, values, loss_weights):
+        """Caffe's `    Train net output #k: name = v (* w = w*v loss)` lines.
+
+        As Caffe: outputs in name order, one line per element, numbered across all.
+        """
+        index = 0
+        for name in sorted(values):
+            weight = loss_weights.get(name, 0.0)
+            for value in np.ravel(values[name]):
+                weighted = f" (* {weight:.6g} = {weight * value:.6g} loss)" if weight else ""
+                self.log(f"    {kind} net output #{index}: {name} = {value:.6g}{weighted}")
+                index += 1
+
     def test_all(self):
         """Run every test net; returns a list of {output: mean value} dicts."""
         return [self.test(i) for i in range(len(self.test_nets))]
@@ -327,19 +354,18 @@ class SGDSolver:
         iters = self.param.test_iter[index if len(self.param.test_iter) > 1 else 0]
         outputs = net.outputs
         sums, loss = {}, 0.0
+        self.log(f"Iteration {self.iter}, Testing net (#{index})")
         for _ in range(iters):
             loss += net.forward_pass()
             for name in outputs:
                 values = np.asarray(net.blobs[name].host_data(), np.float64)
                 sums[name] = sums.get(name, 0.0) + values
         means = {name: total / max(iters, 1) for name, total in sums.items()}
-        self.log(f"Iteration {self.iter}, Testing net (#{index})")
         if self.param.test_compute_loss:
             self.log(f"Test loss: {loss / max(iters, 1):.6g}")
+        self._log_outputs("Test", means, self._loss_weights[1 + index])
         event = {"iter": self.iter, "phase": "test", "net": index}
-        for label, value in self._outputs(means):
-            self.log(f"    Test net output #{index}: {label} = {value:.6g}")
-            event[label] = value
+        event.update(self._outputs(means))
         self.emit(event)
         # A one-element output of any shape (pycaffe's losses are (1,)) reads as a number.
         return {name: (float(np.ravel(m)[0]) if np.size(m) == 1 else m)
@@ -408,6 +434,7 @@ class SGDSolver:
         moves each train data layer that can `skip(batches)` past the batches
         already used. As in Caffe, the smoothed-loss window starts empty.
         """
+        self.log(f"Restoring previous solver status from {path}")
         iteration, learned_net, current_step, history = read_solver_state(path)
         self._check_history(path, history)
         if learned_net:
@@ -499,7 +526,8 @@ class SGDSolver:
         norm = math.sqrt(sum(float(array_module(b.diff).sum(b.diff.astype(np.float64) ** 2))
                              for b in self.net.learnable_params))
         if norm > limit:
-            self.log(f"Gradient clipping: scaling down gradients (L2 norm {norm:.6g} > {limit:g})")
+            self.log(f"Gradient clipping: scaling down gradients (L2 norm {norm:.6g} > "
+                     f"{limit:.6g}) by scale factor {limit / norm:.6g}")
             for b in self.net.learnable_params:
                 b.diff *= limit / norm
 
@@ -537,8 +565,12 @@ class SGDSolver:
         return self.diagnostics or Diagnostics(self, **kwargs)
 
 
-def _print(line):
-    print(line, file=sys.stdout, flush=True)
+def _output_loss_weights(net):
+    """{output name: its loss weight} for the outputs that weigh in the loss (Caffe's
+    blob_loss_weights): a loss top's diff holds its weight once the net is set up."""
+    weighted = {id(blob) for blob, _ in net._loss_tops}
+    return {name: float(net.blobs[name].host_diff().ravel()[0]) for name in net.outputs
+            if id(net.blobs[name]) in weighted and net.blobs[name].count}
 
 
 SOLVERS[SGDSolver.type] = SGDSolver

@@ -14,13 +14,17 @@ from ..proto.errors import DataError, ShapeError
 from ..proto.io import (array_to_blobproto, blob_shape_matches, blobproto_shape, blobproto_to_array,
                         read_net_weights, write_binary)
 from ..proto.upgrade import upgrade_net
+from .glog import net_logger
 
 
-def load_weights(net, weights):
-    """Net.copy_from: weights from a .caffemodel, .caffemodel.h5 or NetParameter (upgraded)."""
+def load_weights(net, weights, hdf5=None):
+    """Net.copy_from: weights from a .caffemodel, .caffemodel.h5 or NetParameter (upgraded).
+
+    hdf5: True or False to say the file's format, None to go by a `.h5` suffix.
+    """
     if isinstance(weights, pb.NetParameter):
         _copy_from_net_param(net, upgrade_net(weights, "weights"), "weights")
-    elif os.fspath(weights).endswith(".h5"):
+    elif hdf5 or hdf5 is None and os.fspath(weights).endswith(".h5"):
         _copy_from_hdf5(net, weights)
     else:
         _copy_from_net_param(net, read_net_weights(weights), os.fspath(weights))
@@ -34,6 +38,7 @@ def _copy_from_net_param(net, source, where):
     for lp in source.layer:
         layer = mine.get(lp.name)
         if layer is None:
+            net_logger.info(f"Ignoring source layer {lp.name}")
             continue
         if len(lp.blobs) != len(layer.blobs):
             raise ShapeError(f"{where}: layer '{lp.name}' has {len(lp.blobs)} blobs in the "
@@ -73,6 +78,7 @@ def _copy_from_hdf5(net, path):
     for name, blobs in layers.items():
         layer = mine.get(name)
         if layer is None:
+            net_logger.info(f"Ignoring source layer {name}")
             continue
         if len(blobs) > len(layer.blobs) or any(i >= len(layer.blobs) for i in blobs):
             raise ShapeError(f"{path}: layer '{name}' has {len(blobs)} blobs there but "
@@ -105,9 +111,12 @@ def weights_to_proto(net, write_diff=False):
     return out
 
 
-def save_weights(net, path, write_diff=False):
-    """Net.save: write the weights atomically, as HDF5 for a `.h5` name, else as a .caffemodel."""
-    if os.fspath(path).endswith(".h5"):
+def save_weights(net, path, write_diff=False, hdf5=None):
+    """Net.save: write the weights atomically, as HDF5 for a `.h5` name, else as a .caffemodel.
+
+    hdf5: True or False to choose the format whatever the name.
+    """
+    if hdf5 or hdf5 is None and os.fspath(path).endswith(".h5"):
         hdf5_format.write_weights(path, _param_blobs(net), diffs=write_diff)
     else:
         write_binary(weights_to_proto(net, write_diff), path)

@@ -21,7 +21,7 @@ import types
 from collections import Counter, OrderedDict
 
 from ..proto import cyffe_pb2 as pb
-from ..proto.errors import NetError
+from ..proto.errors import NetError, NotATopError
 
 # Types whose parameter message is not named after them, and the messages a
 # type reads besides its own (losses read loss_param: ignore_label, normalization).
@@ -132,8 +132,8 @@ class Function:
             raise NetError(f"{type_name}: ntop must be a non-negative integer, not {self.ntop!r}")
         for i, inp in enumerate(inputs):
             if not isinstance(inp, Top):
-                raise NetError(f"{type_name}: bottom {i} is {inp!r}, not a top made with "
-                               "cyffe.layers (L.<Type>(...))")
+                # pycaffe's wording, which its tests match exactly.
+                raise NotATopError(f"{type_name} input {i} is not a Top (type is {type(inp)})")
         if self.in_place and not inputs:
             raise NetError(f"{type_name}: in_place=True needs a bottom")
         self.inputs = tuple(inputs)

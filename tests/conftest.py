@@ -2,6 +2,7 @@
 import pytest
 
 from cyffe.layers import backend
+from cyffe.net import glog
 
 
 @pytest.fixture
@@ -11,3 +12,11 @@ def mode(monkeypatch):
     monkeypatch.setattr(backend, "_device", backend.device())
     monkeypatch.setattr(backend, "_environment_error", None)
     return backend
+
+
+@pytest.fixture(autouse=True)
+def _fresh_log():
+    """Each test starts with cyffe's default logging (a train_net run in-process changes it)."""
+    glog.reset_log()
+    yield
+    glog.reset_log()

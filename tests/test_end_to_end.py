@@ -57,10 +57,10 @@ def straight_then_resumed(folder, solver, k, n, *flags):
     """Train straight to n (snapshot at k), resume from k to n; both final .caffemodel paths."""
     straight = train_net(folder, "--solver", solver, *flags)
     assert f"Snapshotting solver state to binary proto file run_iter_{k}.solverstate" \
-        in straight.stdout
+        in straight.stderr
     resumed = train_net(folder, "--solver", solver, "--snapshot", f"run_iter_{k}.solverstate",
                         "--out", "resumed.caffemodel", *flags)
-    assert f"Iteration {k}" in resumed.stdout and "Iteration 0," not in resumed.stdout
+    assert f"Iteration {k}" in resumed.stderr and "Iteration 0," not in resumed.stderr
     return Path(folder) / f"run_iter_{n}.caffemodel", Path(folder) / "resumed.caffemodel"
 
 

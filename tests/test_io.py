@@ -118,6 +118,14 @@ def test_blobproto_round_trip():
         cio.array_to_blobproto(data, diff[:1])
 
 
+def test_blobproto_without_a_shape_is_a_scalar_as_in_pycaffe():
+    assert cio.blobproto_to_array(caffe_pb2.BlobProto(data=[123])) == 123
+    with pytest.raises(ValueError, match="no shape \\(a scalar\\) holds 3 values"):
+        cio.blobproto_to_array(caffe_pb2.BlobProto(data=[1, 2, 3]))
+    with pytest.raises(cyffe.ShapeError, match="holds 3 diff values"):
+        cio.blobproto_to_array(caffe_pb2.BlobProto(data=[1], diff=[1, 2, 3]), return_diff=True)
+
+
 def test_datum_round_trip():
     pixels = RNG.integers(0, 256, (3, 2, 4)).astype(np.uint8)
     datum = cio.array_to_datum(pixels, label=7)

@@ -97,7 +97,7 @@ def two_ranks_as_one(tmp_path, net, max_iter):
     two = train_net(2, "--solver", solver(folder, "two", net(4), max_iter),
                     "--out", "two.caffemodel", cwd=folder)
     assert two.returncode == 0, two.stderr
-    assert two.stdout.count(f"Iteration {max_iter}, loss") == 1
+    assert two.stderr.count(f"Iteration {max_iter}, loss") == 1
     assert_close(tmp_path / "one.caffemodel", tmp_path / "two.caffemodel")
 
 
@@ -149,7 +149,7 @@ def test_snapshots_come_from_rank_zero_and_resume_on_every_rank(tmp_path, data):
     assert os.listdir(tmp_path / "rank1") == []
     resumed = job("--snapshot", tmp_path / "rank0" / "run_iter_3.solverstate",
                   "--out", "resumed.caffemodel")
-    assert "Iteration 3" in resumed.stdout and "Iteration 0," not in resumed.stdout
+    assert "Iteration 3" in resumed.stderr and "Iteration 0," not in resumed.stderr
     # Every rank went on from its own place in its shard: rank 0's weights are those of the
     # job that was not stopped, bit for bit (a rank reading the wrong records would show).
     straight, again = (weights(tmp_path / "rank0" / name)

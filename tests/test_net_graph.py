@@ -194,7 +194,9 @@ def test_force_backward_reaches_the_inputs():
 
 
 def test_forward_feeds_inputs_and_returns_outputs():
-    net = cyffe.Net(source("x") + scale("a", "x", w=2) + loss("l", "a"))
+    # Keywords feed the net's inputs, the tops of Input layers (as in pycaffe).
+    x = 'layer { name: "x" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 } } }\n'
+    net = cyffe.Net(x + scale("a", "x", w=2) + loss("l", "a"), cyffe.TRAIN)
     assert net.outputs == ["l"]
     out = net.forward(x=X)
     assert out["l"] == pytest.approx(0.5 * np.sum((2 * X) ** 2))

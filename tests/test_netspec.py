@@ -157,8 +157,11 @@ def test_bad_parameters_name_the_layer(make, match):
 
 
 def test_bad_bottoms_and_attributes():
-    with pytest.raises(cyffe.NetError, match="bottom 0 is 'data'"):
+    with pytest.raises(cyffe.NetError, match="^ReLU input 0 is not a Top "
+                                             r"\(type is <class 'str'>\)$"):
         L.ReLU("data")
+    with pytest.raises(TypeError):                  # what pycaffe raises, and its tests catch
+        L.ReLU(L.Input(shape=dict(dim=[2]), ntop=2))
     with pytest.raises(cyffe.NetError, match="ntop must be a non-negative integer"):
         L.Slice(L.Input(shape=dict(dim=[2])), ntop=-1)
     with pytest.raises(cyffe.NetError, match="in_place=True needs a bottom"):

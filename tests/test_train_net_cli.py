@@ -10,6 +10,7 @@ import pytest
 import cyffe
 from cyffe.net.solver import LR_POLICIES
 from cyffe.tools.train_net import build_parser
+from helpers.glog_lines import messages
 
 REPO = Path(__file__).resolve().parents[1]
 DIGITS = REPO / "examples" / "digits" / "lenet_train_test.prototxt"
@@ -22,7 +23,7 @@ def train_net(*args, cwd):
 
 def assert_one_line_error(result, *fragments):
     assert result.returncode != 0
-    lines = result.stderr.strip().splitlines()
+    lines = messages(result.stderr)                      # besides Caffe's log lines
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.stderr
     for fragment in fragments:
@@ -33,8 +34,9 @@ def test_trains_the_digits_example_and_writes_weights(tmp_path):
     r = train_net("--proto", DIGITS, "--max-iter", 60, "--test-interval", 30, "--display", 20,
                   "--seed", 1, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "Iteration 20" in r.stdout and "lr = " in r.stdout
-    assert "Test net output #0: accuracy = " in r.stdout
+    # Caffe's log lines go to stderr, as glog's; what train_net says itself, to stdout.
+    assert "Iteration 20" in r.stderr and "lr = " in r.stderr
+    assert "Test net output #0: accuracy = " in r.stderr
     out = tmp_path / "LeNet-digits_iter_60.caffemodel"
     assert f"Wrote trained weights to {out}" in r.stdout
     net = cyffe.Net(str(DIGITS), cyffe.TEST, weights=str(out))
@@ -55,7 +57,7 @@ def test_out_flag_and_solver_file_with_relative_net(tmp_path):
                   cwd=elsewhere)
     assert r.returncode == 0, r.stderr
     assert (elsewhere / "w" / "final.caffemodel").is_file()
-    assert "Iteration 10, Testing net (#0)" in r.stdout
+    assert "Iteration 10, Testing net (#0)" in r.stderr
 
 
 def test_help_documents_the_flags(tmp_path):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import cyffe
+from helpers.glog_lines import GLOG_LINE, messages
 
 # helpers/counting_data.CountingData: batch k is a function of k alone, and the layer skips
 # batches, so resuming is exact; param_str is a pause per batch, so a signal surely lands
@@ -66,7 +67,7 @@ def test_snapshot_flag_resumes_exactly(tmp_path, importable):
     assert f"Wrote trained weights to {tmp_path / 'solver_iter_12.caffemodel'}" in r.stdout
     r = run(tmp_path, env, "--snapshot", "solver_iter_6.solverstate", "--out", "resumed.caffemodel")
     assert r.returncode == 0, r.stderr
-    assert "Iteration 6" in r.stdout and "Iteration 0," not in r.stdout
+    assert "Iteration 6" in r.stderr and "Iteration 0," not in r.stderr
     for straight, resumed in zip(params(tmp_path, "solver_iter_12.caffemodel"),
                                  params(tmp_path, "resumed.caffemodel")):
         np.testing.assert_array_equal(straight, resumed)
@@ -93,20 +94,27 @@ def test_missing_or_corrupt_resume_files_are_one_line(tmp_path):
                        ("--weights", "none.caffemodel.h5")):
         r = run(tmp_path, env, flag, name)
         assert r.returncode == 1 and name in r.stderr
-        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert len(messages(r.stderr)) == 1, r.stderr
     r = run(tmp_path, env, "--snapshot", "a.solverstate", "--weights", "b.caffemodel")
     assert r.returncode == 2 and "not allowed with" in r.stderr
 
 
 def start_and_signal(tmp_path, env, signals, *args, after=3):
-    """Start a long run, send each signal once `after` more iterations have been logged."""
+    """Start a long run, send each signal once `after` more iterations have been logged.
+
+    Returns (exit code, Caffe's log lines and stdout, the rest of stderr): the log lines
+    come on stderr with glog's prefix, train_net's own messages without it.
+    """
     proc = subprocess.Popen(command(*args), cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    lines, seen, pending = [], 0, list(signals)
+    log, other, seen, pending = [], [], 0, list(signals)
     try:
-        for line in proc.stdout:
-            lines.append(line)
-            if line.startswith("Iteration") and "lr = " in line:
+        for line in proc.stderr:
+            if not GLOG_LINE.match(line):
+                other.append(line)
+                continue
+            log.append(line)
+            if "] Iteration" in line and "lr = " in line:
                 seen += 1
                 if pending and seen % after == 0:
                     proc.send_signal(pending.pop(0))
@@ -114,7 +122,7 @@ def start_and_signal(tmp_path, env, signals, *args, after=3):
     finally:
         if proc.poll() is None:
             proc.kill()
-    return proc.returncode, "".join(lines), proc.stderr.read()
+    return proc.returncode, "".join(log) + proc.stdout.read(), "".join(other)
 
 
 def iterations_of(tmp_path, ext):

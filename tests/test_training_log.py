@@ -3,6 +3,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -49,9 +50,9 @@ def test_json_lines_log_has_every_display_and_test(logs):
     for e in test:
         assert e["net"] == 0 and set(e) == {"iter", "phase", "net", "accuracy", "loss"}
         assert 0 <= e["accuracy"] <= 1
-    # The structured log agrees with the Caffe-style lines, which stay on stdout.
-    assert "Iteration 20, Testing net (#0)" in result.stdout
-    assert f"Test net output #0: accuracy = {test[1]['accuracy']:.6g}" in result.stdout
+    # The structured log agrees with Caffe's log lines, on stderr.
+    assert "Iteration 20, Testing net (#0)" in result.stderr
+    assert f"Test net output #0: accuracy = {test[1]['accuracy']:.6g}" in result.stderr
     assert read_training_log(path) == events
 
 
@@ -138,7 +139,10 @@ def test_malformed_csv_names_the_line(tmp_path, text, fragment):
 
 def test_no_progress_bar_when_stderr_is_not_a_tty(logs):
     _, result = logs["jsonl"]
-    assert result.stderr == ""
+    # Only Caffe's log lines, each whole on its line: no bar's carriage returns.
+    assert "\r" not in result.stderr and "it/s" not in result.stderr
+    assert all(re.match(r"[IWEF]\d{4} \d\d:\d\d:\d\d\.\d{6} +\d+ \w+\.py:\d+\] ", line)
+               for line in result.stderr.splitlines())
     from cyffe.tools.train_net import progress_bar
     assert progress_bar(10, io.StringIO()) is None
 
@@ -169,5 +173,6 @@ def test_progress_bar_on_a_tty(tmp_path):
     os.close(master)
     bar = b"".join(chunks).decode(errors="replace")
     assert "20/20" in bar and "loss=" in bar and "img/s=" in bar
-    # The Caffe-style lines stay on stdout, unbroken.
-    assert "Iteration 10 (" in stdout and "Optimization Done." in stdout
+    # Caffe's log lines go to stderr above the bar (tqdm.write), whole; stdout has none.
+    assert "Iteration 10 (" in bar and "Optimization Done." in bar
+    assert "Iteration 10 (" not in stdout

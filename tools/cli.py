@@ -95,8 +95,8 @@ def add_device(parser):
 
 def add_backend(parser, help="the database to write"):
     """--backend: the kind of database, as Caffe's data tools take it."""
-    from cyffe.layers.pipeline.databases import DATABASE_BACKENDS
-    parser.add_argument("--backend", type=str.lower, choices=DATABASE_BACKENDS, default="lmdb",
+    from cyffe.layers.pipeline.databases import BACKENDS
+    parser.add_argument("--backend", type=str.lower, choices=tuple(BACKENDS), default="lmdb",
                         help=help)
 
 

@@ -91,7 +91,7 @@ def convert(args):
     size = sum(os.path.getsize(os.path.join(args.root, n)) for n, _ in entries
                if os.path.isfile(os.path.join(args.root, n)))
     pixels = len(entries) * 3 * max(args.resize_height * args.resize_width, 1)
-    write_database(args.db, counted(), 64 * size + 4 * pixels + (256 << 20), args.backend)
+    write_database(args.db, counted(), args.backend, 64 * size + 4 * pixels + (256 << 20))
     print(f"convert_imageset: wrote {count[0]} images to {args.db}")
     return 0
 

@@ -70,7 +70,7 @@ def mnist_records(images, labels):
 def convert(args):
     images, labels = read_mnist(args.images, args.labels)
     size = images.size + 64 * len(images)
-    write_database(args.db, mnist_records(images, labels), 4 * size + (64 << 20), args.backend)
+    write_database(args.db, mnist_records(images, labels), args.backend, 4 * size + (64 << 20))
     print(f"convert_mnist: wrote {len(images)} items to {args.db}")
     return 0
 

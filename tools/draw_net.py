@@ -48,7 +48,7 @@ def draw(args):
         shapes = None
         print(f"draw_net: note: drawing without blob shapes, the net does not build: {e}",
               file=sys.stderr)
-    draw_net_to_file(args.net, args.out, phase, args.rankdir, shapes)
+    draw_net_to_file(args.net, args.out, args.rankdir, phase, shapes=shapes)
     print(f"Wrote {args.out}")
     return 0
 

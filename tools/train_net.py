@@ -5,7 +5,9 @@
 
     train_net --solver lenet_solver.prototxt --snapshot lenet_iter_5000.solverstate
 
-Prints Caffe-style progress on stdout and, as Caffe, snapshots the weights and
+Logs Caffe's lines to stderr with glog's prefix (as `caffe train`, so Caffe's
+tools/extra/parse_log.py and parse_log.sh read them; --no-log-prefix for the bare
+lines) and, as Caffe, snapshots the weights and
 solver state (<snapshot_prefix>_iter_<N>.caffemodel and .solverstate, or .h5
 for snapshot_format: HDF5) every `snapshot` iterations and after training.
 --snapshot resumes from a solver state, --weights fine-tunes. Ctrl-C (SIGINT)
@@ -92,6 +94,9 @@ def build_parser(prog="train_net"):
                         "or CSV (iter,phase,net,name,value) when PATH ends in .csv")
     p.add_argument("--no_progress", action="store_true",
                    help="no progress bar even when stderr is a terminal")
+    p.add_argument("--no-log-prefix", action="store_true",
+                   help="write Caffe's log lines to stderr without glog's prefix "
+                        "(I1204 22:18:40.123456 12345 solver.py:239])")
     p.add_argument("--diagnose", nargs="?", const="", metavar="PNG",
                    help="every display iterations, print per-layer activation, gradient and "
                         "update norms and warn of vanishing/exploding gradients and dead ReLUs; "
@@ -187,6 +192,20 @@ def follow(solver, bar):
     solver.add_callback(tick)
 
 
+class BarStream:
+    """A stream for log lines that prints them above a tqdm bar (tqdm.write), on stderr."""
+
+    def __init__(self, bar):
+        self.bar = bar
+
+    def write(self, text):
+        if text.strip():
+            self.bar.write(text.rstrip("\n"), file=sys.stderr)
+
+    def flush(self):
+        pass
+
+
 class SignalActions:
     """Turn SIGINT/SIGHUP during training into the solver's snapshot/stop requests (Caffe's).
 
@@ -260,23 +279,29 @@ def train(args, given, comm=None, prog="train_net"):
     if args.out:
         param.snapshot_after_train = False       # --out takes the final snapshot's place
     bar = None if args.no_progress or not comm.is_root else progress_bar(param.max_iter)
-    # With a bar, log lines go through tqdm.write so they do not tear it (still on stdout).
-    log = (lambda line: bar.write(line, file=sys.stdout)) if bar is not None else None
+    if comm.is_root:
+        # Every line Caffe logs, on stderr; with a bar, through tqdm.write so they do not tear it.
+        cyffe.init_log(prefix=not args.no_log_prefix,
+                       stream=BarStream(bar) if bar is not None else None)
+    else:
+        cyffe.init_log(level=1)                  # as Caffe's other ranks: warnings and errors only
+    say = (lambda line: bar.write(line, file=sys.stdout)) if bar is not None else print
     try:
         if args.solver:
             if args.test_iter:
                 param.test_iter[:] = [args.test_iter] * len(param.test_iter)
-            solver = cyffe.get_solver(param, log=log, source=args.solver)
+            solver = cyffe.get_solver(param, source=args.solver)
         else:
             if param.test_interval > 0:
                 param.test_iter.append(args.test_iter or 1)
-            solver = cyffe.SGDSolver(param, log=log)
+            solver = cyffe.SGDSolver(param)
             if not args.test_iter:
                 solver.param.test_iter[:] = [batches_per_pass(n) for n in solver.test_nets]
         if solver.snapshot_prefix is None:
             solver.snapshot_prefix = solver.net.name or "net"
         if args.weights:
             for weights in args.weights.split(","):
+                solver.log(f"Finetuning from {weights}")
                 solver.net.copy_from(weights)
         # Shard and seed each rank before a restore, so its data layers skip through
         # their own shard (and draw their own stream), as the job that was not stopped.
@@ -295,7 +320,7 @@ def train(args, given, comm=None, prog="train_net"):
                 solver.solve()
             return 0
         if args.diagnose is not None:
-            solver.enable_diagnostics(log=solver.log)
+            solver.enable_diagnostics(log=say)
         if bar is not None:
             follow(solver, bar)
         with actions, contextlib.ExitStack() as stack:

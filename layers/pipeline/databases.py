@@ -1,4 +1,9 @@
-"""Datum databases: reading and writing Caffe's LMDB records."""
+"""Datum databases: reading and writing Caffe's LMDB and LevelDB records.
+
+LMDB comes with cyffe (the lmdb package); LevelDB needs plyvel, the `leveldb`
+extra (pip install "cyffe[leveldb]"). Either is read through open_database,
+which gives every key in the database's (sorted) order and each record's value.
+"""
 import os
 
 from google.protobuf.message import DecodeError
@@ -7,7 +12,9 @@ from ...proto import cyffe_pb2 as pb
 from ...proto.atomic import atomic_path
 from ...proto.errors import DataError, at
 
+BACKENDS = {"lmdb": pb.DataParameter.LMDB, "leveldb": pb.DataParameter.LEVELDB}
 _open_envs = {}      # LMDB allows one Environment per database and process: nets share it
+_open_leveldbs = {}  # LevelDB locks a database to one handle: nets of a process share it
 
 
 def open_lmdb(path, where=None):
@@ -47,6 +54,72 @@ def lmdb_keys(env, path, where=None):
             return list(txn.cursor().iternext(keys=True, values=False))
     except lmdb.Error as err:
         raise DataError(f"{at(where)}cannot read LMDB {path!r}: {err}") from None
+
+
+class LmdbRecords:
+    """The records of an LMDB: `keys` in order, get(key) the value of one."""
+
+    def __init__(self, path, where):
+        self.path = path
+        self.env = open_lmdb(path, where)
+        self.keys = lmdb_keys(self.env, path, where)
+
+    def get(self, key, where):
+        import lmdb
+        try:
+            with self.env.begin() as txn:
+                return txn.get(key)
+        except lmdb.Error as err:
+            raise DataError(f"{where}: cannot read LMDB {self.path!r}: {err}") from None
+
+
+def _plyvel(path, where):
+    try:
+        import plyvel
+    except ImportError:
+        raise DataError(f"{where}: reading or writing the LevelDB {path!r} needs plyvel: "
+                        "pip install 'cyffe[leveldb]' (or convert the data to LMDB and set "
+                        "backend: LMDB)") from None
+    return plyvel
+
+
+class LevelDBRecords:
+    """The records of a LevelDB (Caffe's default backend): `keys` in order, get(key)."""
+
+    def __init__(self, path, where):
+        plyvel = _plyvel(path, where)
+        self.path = path
+        if not os.path.isdir(path):
+            raise DataError(f"{where}: LevelDB {path!r} not found")
+        key = os.path.realpath(path)
+        self.db = _open_leveldbs.get(key)
+        if self.db is None:
+            try:
+                self.db = plyvel.DB(path, create_if_missing=False)
+            except plyvel.Error as err:
+                hint = (" (it looks like an LMDB: set backend: LMDB)"
+                        if os.path.isfile(os.path.join(path, "data.mdb")) else "")
+                raise DataError(f"{where}: {path!r} is not a readable LevelDB: {err}{hint}") \
+                    from None
+            _open_leveldbs[key] = self.db
+        try:
+            self.keys = list(self.db.iterator(include_value=False))
+        except plyvel.Error as err:
+            raise DataError(f"{where}: cannot read LevelDB {path!r}: {err}") from None
+
+    def get(self, key, where):
+        import plyvel
+        try:
+            return self.db.get(key)
+        except plyvel.Error as err:
+            raise DataError(f"{where}: cannot read LevelDB {self.path!r}: {err}") from None
+
+
+def open_database(path, backend, where):
+    """The records of a Datum database: LmdbRecords or LevelDBRecords, by DataParameter.backend."""
+    if backend == pb.DataParameter.LEVELDB:
+        return LevelDBRecords(path, where)
+    return LmdbRecords(path, where)
 
 
 def parse_datum(value, where):
@@ -89,15 +162,34 @@ def write_lmdb(path, records, map_size):
             env.close()
 
 
-DATABASE_BACKENDS = ("lmdb", "leveldb")
+def write_leveldb(path, records):
+    """Write (key, value) pairs into a new LevelDB folder at path, atomically (as write_lmdb)."""
+    path = os.fspath(path)
+    plyvel = _plyvel(path, path)
+    if os.path.exists(path):
+        raise DataError(f"{path}: already exists; remove it or choose another name")
+    with atomic_path(path) as tmp:
+        db = plyvel.DB(tmp, create_if_missing=True, error_if_exists=True)
+        try:
+            batch = db.write_batch()
+            for n, (key, value) in enumerate(records, 1):
+                batch.put(key, value)
+                if n % 1000 == 0:
+                    batch.write()
+                    batch = db.write_batch()
+            batch.write()
+        finally:
+            db.close()
 
 
-def write_database(path, records, map_size, backend="lmdb"):
-    """Write (key, value) pairs into a new database of `backend` (Caffe's --backend), atomically."""
-    if backend == "lmdb":
-        return write_lmdb(path, records, map_size)
-    if backend in DATABASE_BACKENDS:
-        raise DataError(f"{path}: writing a {backend} database is not supported yet; "
-                        "use --backend=lmdb (Caffe's Data layer reads either)")
-    raise DataError(f"{path}: unknown database backend {backend!r}; known: "
-                    f"{', '.join(DATABASE_BACKENDS)}")
+def write_database(path, records, backend, map_size):
+    """Write (key, value) pairs into a new database of backend "lmdb" or "leveldb", atomically.
+
+    map_size is the most bytes an LMDB may hold (LevelDB grows as it needs).
+    """
+    if backend not in BACKENDS:
+        raise DataError(f"{path}: unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    if backend == "leveldb":
+        write_leveldb(path, records)
+    else:
+        write_lmdb(path, records, map_size)

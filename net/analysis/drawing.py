@@ -1,9 +1,10 @@
-"""Drawing a net as a graph, as pycaffe's caffe.draw: DOT text, or PNG/SVG via Graphviz.
+"""Drawing a net as a graph: DOT text, or PNG/SVG via Graphviz (pycaffe's caffe.draw is this).
 
 Layers are boxes (name, type and the parameters that shape their output),
 blobs are ellipses (name and shape, when the net builds). An in-place layer
 makes a new version of its blob, drawn as its own ellipse, so the graph stays
 acyclic. The DOT text is ours; only PNG/SVG need Graphviz's `dot` program.
+`cyffe.draw` (net/pycaffe/draw.py) gives these functions pycaffe's names.
 """
 import os
 import shutil
@@ -20,6 +21,7 @@ FORMATS = ("dot", "png", "svg")
 LAYER_COLORS = {"Convolution": "#FF5050", "Deconvolution": "#FF5050", "Pooling": "#FF9900",
                 "InnerProduct": "#CC33FF"}
 LAYER_COLOR = "#6495ED"
+LEARNING_LAYERS = ("Convolution", "Deconvolution", "InnerProduct")
 BLOB_COLOR = "#E0E0E0"
 
 
@@ -41,8 +43,32 @@ def _spatial(values, default):
     return "x".join(str(v) for v in values) if values else str(default)
 
 
-def layer_details(lp):
-    """The parameters worth a line in a layer's box (Caffe's draw_net shows the same kind)."""
+def layer_details(lp, display_lrm=False):
+    """The parameters worth a line in a layer's box (Caffe's draw_net shows the same kind).
+
+    display_lrm adds the learning rate multipliers of Convolution, Deconvolution and
+    InnerProduct (pycaffe's draw_net --display_lrm).
+    """
+    lines = _shape_details(lp)
+    if display_lrm and lp.type in LEARNING_LAYERS:
+        mults = [spec.lr_mult for spec in lp.param] or [1.0, 1.0]
+        lines.append("lr mult: " + ", ".join(f"{m:g}" for m in mults))
+    return lines
+
+
+def edge_label(lp):
+    """What pycaffe writes on the edges out of a layer: the batch of Data, the outputs of
+    Convolution, Deconvolution and InnerProduct; None for others."""
+    if lp.type == "Data":
+        return f"Batch {lp.data_param.batch_size}"
+    if lp.type in ("Convolution", "Deconvolution"):
+        return str(lp.convolution_param.num_output)
+    if lp.type == "InnerProduct":
+        return str(lp.inner_product_param.num_output)
+    return None
+
+
+def _shape_details(lp):
     if lp.type in ("Convolution", "Deconvolution"):
         c = lp.convolution_param
         kernel = _spatial(c.kernel_size, "") if c.kernel_size else f"{c.kernel_h}x{c.kernel_w}"
@@ -76,21 +102,24 @@ def blob_shapes(model, phase=pb.TRAIN):
     return {name: blob.shape for name, blob in net.blobs.items() if "_split_" not in name}
 
 
-def to_dot(model, phase=pb.TRAIN, rankdir="LR", shapes=None):
+def to_dot(model, phase=pb.TRAIN, rankdir="LR", shapes=None, display_lrm=False,
+           label_edges=False):
     """The net's graph in Graphviz's DOT language (a string).
 
     model: a prototxt path or string or a NetParameter; the layers of `phase`
-    are drawn. shapes: {blob name: shape} to print in the blob ellipses
-    (blob_shapes gives them), or None.
+    are drawn (None: every layer, whatever its rules, as pycaffe's phase=None).
+    shapes: {blob name: shape} to print in the blob ellipses (blob_shapes gives
+    them), or None. display_lrm and label_edges add pycaffe's learning rate
+    multipliers (layer_details) and edge labels (edge_label).
     """
     if rankdir not in ("LR", "RL", "TB", "BT"):
         raise NetError(f"rankdir must be one of LR, RL, TB, BT, got {rankdir!r}")
     param, source = read_net(model)
     param = upgrade_net(param, source or "<net>")
-    state = pb.NetState(phase=phase)
+    state = pb.NetState(phase=phase) if phase is not None else None
     lines = [f"digraph {_quote(param.name or 'net')} {{", f"  rankdir={rankdir};",
              '  node [fontname="Helvetica", fontsize=10];']
-    versions = {}                                    # blob name -> how many writes so far
+    versions = {}                                    # blob name -> in-place writes so far
     declared = set()
 
     def blob_node(name, version):
@@ -105,41 +134,57 @@ def to_dot(model, phase=pb.TRAIN, rankdir="LR", shapes=None):
                      f"{_quote(BLOB_COLOR)}, label={label}];")
         return node
 
-    for i, lp in enumerate(l for l in param.layer if layer_included(l, state)):
+    drawn = (l for l in param.layer if state is None or layer_included(l, state))
+    for i, lp in enumerate(drawn):
         node = f"layer {i} {lp.name}"
-        label = _label(lp.name, f"({lp.type})", *layer_details(lp))
+        label = _label(lp.name, f"({lp.type})", *layer_details(lp, display_lrm))
         color = LAYER_COLORS.get(lp.type, LAYER_COLOR)
         lines.append(f"  {_quote(node)} [shape=box, style=filled, fillcolor={_quote(color)}, "
                      f"label={label}];")
         for b in lp.bottom:
-            version = versions.get(b, 1) - 1
-            lines.append(f"  {_quote(blob_node(b, version))} -> {_quote(node)};")
+            lines.append(f"  {_quote(blob_node(b, versions.get(b, 0)))} -> {_quote(node)};")
+        out_label = edge_label(lp) if label_edges else None
+        attributes = f" [label={_quote(out_label)}]" if out_label is not None else ""
         for t in lp.top:
-            versions[t] = versions.get(t, 0) + 1
-            lines.append(f"  {_quote(node)} -> {_quote(blob_node(t, versions[t] - 1))};")
+            # Only an in-place write makes a new version; layers of different phases
+            # that write one name (TRAIN and TEST data) share its ellipse.
+            if t in lp.bottom:
+                versions[t] = versions.get(t, 0) + 1
+            lines.append(f"  {_quote(node)} -> {_quote(blob_node(t, versions.get(t, 0)))}"
+                         f"{attributes};")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
-def draw_net_to_file(model, path, phase=pb.TRAIN, rankdir="LR", shapes=None):
+def render(dot, fmt, where="draw_net"):
+    """DOT text as the bytes of a `fmt` file: the text itself for dot, else Graphviz's output.
+
+    Any format Graphviz's `dot` program knows (png, svg, pdf, ...) needs it on PATH.
+    """
+    data = dot.encode("utf-8")
+    if fmt in ("dot", "gv"):
+        return data
+    program = shutil.which("dot")
+    if program is None:
+        raise CyffeError(f"{where}: drawing .{fmt} needs Graphviz's 'dot' program, which is "
+                         "not on PATH; install Graphviz (apt-get install graphviz) or write "
+                         ".dot instead")
+    done = subprocess.run([program, f"-T{fmt}"], input=data, capture_output=True)
+    if done.returncode != 0:
+        message = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise CyffeError(f"{where}: Graphviz's dot failed: {message[0] if message else ''}")
+    return done.stdout
+
+
+def draw_net_to_file(model, path, rankdir="LR", phase=None, display_lrm=False, shapes=None):
     """Write the graph to path, as DOT, PNG or SVG by its extension, atomically.
 
+    pycaffe's signature (phase None draws every layer); shapes as in to_dot.
     PNG and SVG are rendered by Graphviz's `dot` program, which must be on PATH.
     """
     fmt = os.path.splitext(os.fspath(path))[1].lower().lstrip(".")
     if fmt not in FORMATS:
         raise NetError(f"{path}: unknown output format {fmt or '(no extension)'!r}; "
                        f"use one of {', '.join('.' + f for f in FORMATS)}")
-    dot = to_dot(model, phase, rankdir, shapes).encode("utf-8")
-    if fmt != "dot":
-        program = shutil.which("dot")
-        if program is None:
-            raise CyffeError(f"{path}: drawing .{fmt} needs Graphviz's 'dot' program, which is "
-                             "not on PATH; install Graphviz (apt-get install graphviz) or write "
-                             ".dot instead")
-        done = subprocess.run([program, f"-T{fmt}"], input=dot, capture_output=True)
-        if done.returncode != 0:
-            message = done.stderr.decode("utf-8", "replace").strip().splitlines()
-            raise CyffeError(f"{path}: Graphviz's dot failed: {message[0] if message else ''}")
-        dot = done.stdout
-    write_bytes(path, dot)
+    dot = to_dot(model, phase, rankdir, shapes, display_lrm)
+    write_bytes(path, render(dot, fmt, path))

@@ -1,1 +1,2 @@
-"""pycaffe's helpers over a Net: caffe.io (images in, blobs out; `cyffe.io`) and caffe.Classifier."""
+"""pycaffe's helpers over a Net: caffe.io (`cyffe.io`), caffe.draw, caffe.coord_map,
+Classifier, Detector, Timer and the multi-GPU names (runtime)."""

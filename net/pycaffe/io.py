@@ -94,11 +94,23 @@ def oversample(images, crop_dims):
 
 
 def blobproto_to_array(blob, return_diff=False):
-    """The data (or with return_diff, the diff) of a BlobProto as an array of its shape."""
-    data = proto_io.blobproto_to_array(blob)
-    if not return_diff:
-        return data
-    return np.asarray(blob.diff, dtype=np.float32).reshape(data.shape)
+    """The data (or with return_diff, the diff) of a BlobProto as an array of its shape.
+
+    As pycaffe: a blob without any shape is a scalar, so it must hold one value;
+    values that do not fill the shape raise ShapeError (a ValueError).
+    """
+    shape = proto_io.blobproto_shape(blob)
+    if return_diff:
+        values = np.asarray(blob.diff, dtype=np.float32)
+    elif len(blob.double_data):
+        values = np.asarray(blob.double_data, dtype=np.float64)
+    else:
+        values = np.asarray(blob.data, dtype=np.float32)
+    if values.size != int(np.prod(shape, dtype=np.int64)):
+        described = f"shape {shape}" if shape else "no shape (a scalar)"
+        raise ShapeError(f"blobproto_to_array: a blob of {described} holds {values.size} "
+                         f"{'diff ' if return_diff else ''}values")
+    return values.reshape(shape)
 
 
 def array_to_blobproto(arr, diff=None):

@@ -1,8 +1,8 @@
-"""Small LMDBs of Datums and a way to run a data layer by itself, for the data layer tests."""
+"""Small LMDBs and LevelDBs of Datums, and a way to run a data layer by itself, for the tests."""
 import numpy as np
 
 from cyffe.layers.blob import Blob
-from cyffe.layers.pipeline.databases import write_lmdb
+from cyffe.layers.pipeline.databases import write_database
 from cyffe.layers.registry import layer_class
 from cyffe.proto import cyffe_pb2 as pb
 from google.protobuf import text_format
@@ -14,14 +14,14 @@ def raw_items(count, shape=(2, 4, 5), seed=0):
     return r.integers(0, 256, (count,) + shape).astype(np.uint8), np.arange(count) * 3 + 1
 
 
-def make_lmdb(path, items, labels):
-    """An LMDB of raw-pixel Datums under Caffe's %08d keys."""
+def make_lmdb(path, items, labels, backend="lmdb"):
+    """An LMDB (or a LevelDB) of raw-pixel Datums under Caffe's %08d keys."""
     def records():
         for i, (item, label) in enumerate(zip(items, labels)):
             c, h, w = item.shape
             datum = pb.Datum(channels=c, height=h, width=w, data=item.tobytes(), label=int(label))
             yield b"%08d" % i, datum.SerializeToString()
-    write_lmdb(path, records(), map_size=1 << 24)
+    write_database(path, records(), backend, map_size=1 << 24)
     return str(path)
 
 

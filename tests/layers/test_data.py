@@ -1,4 +1,5 @@
-"""Data over LMDB: Datums in key order, looping, transform_param, prefetch, shard/skip, bad input."""
+"""Data over LMDB and LevelDB: Datums in key order, looping, transform_param, prefetch,
+shard/skip, bad input."""
 import io
 import threading
 
@@ -134,10 +135,41 @@ def test_rand_skip_starts_below_it(db):
     layer.stop()
 
 
-def test_leveldb_is_a_clear_error(db):
+def test_an_lmdb_read_as_leveldb_says_to_set_the_backend(db):
+    pytest.importorskip("plyvel", reason="LevelDB needs plyvel (the leveldb extra)")
     source, _, _ = db
+    # No backend: Caffe's default, LEVELDB.
     text = f'name: "d" type: "Data" top: "data" data_param {{ source: "{source}" batch_size: 1 }}'
-    with pytest.raises(DataError, match="LevelDB is not supported.*set backend: LMDB"):
+    with pytest.raises(DataError, match="not a readable LevelDB.*set backend: LMDB"):
+        make_layer(text, tops=1)
+
+
+def test_leveldb_gives_the_batches_of_the_same_lmdb(tmp_path):
+    pytest.importorskip("plyvel", reason="LevelDB needs plyvel (the leveldb extra)")
+    items, labels = raw_items(7)
+    lmdb_source = make_lmdb(tmp_path / "lmdb", items, labels)
+    leveldb_source = make_lmdb(tmp_path / "leveldb", items, labels, backend="leveldb")
+    from_lmdb, top_a = data_layer(lmdb_source)
+    text = (f'name: "d" type: "Data" top: "data" top: "label" '
+            f'data_param {{ source: "{leveldb_source}" batch_size: 3 backend: LEVELDB }}')
+    from_leveldb, top_b = make_layer(text)
+    for _ in range(4):                                       # past the end: it loops
+        for want, got in zip(forward(from_lmdb, top_a), forward(from_leveldb, top_b)):
+            np.testing.assert_array_equal(got, want)
+    # A second net of the process (a test net) reads the same LevelDB through the same handle.
+    again, top_c = make_layer(text)
+    np.testing.assert_array_equal(forward(again, top_c)[0], items[:3])
+    for layer in (from_lmdb, from_leveldb, again):
+        layer.stop()
+
+
+def test_leveldb_without_plyvel_says_how_to_get_it(tmp_path, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "plyvel", None)         # import plyvel fails
+    (tmp_path / "db").mkdir()
+    text = (f'name: "d" type: "Data" top: "data" '
+            f'data_param {{ source: "{tmp_path / "db"}" batch_size: 1 backend: LEVELDB }}')
+    with pytest.raises(DataError, match=r"needs plyvel: pip install 'cyffe\[leveldb\]'"):
         make_layer(text, tops=1)
 
 
@@ -241,3 +273,18 @@ def test_a_mode_change_moves_the_prefetch_without_losing_a_batch(db, mode):
     cyffe.set_mode_cpu()
     np.testing.assert_array_equal(forward(layer, top)[0], items[[6, 0, 1]])
     layer.stop()
+
+
+def test_write_database_takes_a_backend_name(tmp_path):
+    from cyffe.layers.pipeline.databases import open_database, write_database
+    with pytest.raises(DataError, match="unknown backend 'rocksdb'; use one of lmdb, leveldb"):
+        write_database(tmp_path / "x", [], "rocksdb", map_size=1 << 20)
+    assert not (tmp_path / "x").exists()
+    pytest.importorskip("plyvel", reason="LevelDB needs plyvel (the leveldb extra)")
+    records = [(b"%08d" % i, b"value %d" % i) for i in (2, 0, 1)]
+    write_database(tmp_path / "db", iter(records), "leveldb", map_size=0)
+    db = open_database(str(tmp_path / "db"), pb.DataParameter.LEVELDB, "test")
+    assert db.keys == [b"00000000", b"00000001", b"00000002"]        # sorted, as LevelDB keeps
+    assert db.get(b"00000001", "test") == b"value 1"
+    with pytest.raises(DataError, match="already exists"):
+        write_database(tmp_path / "db", iter(records), "leveldb", map_size=0)

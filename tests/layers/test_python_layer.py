@@ -56,8 +56,16 @@ class NotALayer:
 
 
 class NoBackward(cyffe.Layer):
-    def reshape(self, bottom, top): pass
-    def forward(self, bottom, top): pass
+    def reshape(self, bottom, top):
+        top[0].reshape(*bottom[0].shape)
+
+    def forward(self, bottom, top):
+        top[0].data[...] = 3 * bottom[0].data
+
+
+class RaisesInSetup(cyffe.Layer):
+    def setup(self, bottom, top):
+        raise RuntimeError("no setup for you")
 """
 
 
@@ -206,7 +214,6 @@ def test_a_python_loss_counts_only_with_a_loss_weight(pyloss_importable):
     (None, "Missing", r"module '\w+' \(.*\) has no class 'Missing'"),
     (None, "NotALayer", r"'\w+\.NotALayer' must be a class that subclasses cyffe.Layer"),
     (None, "np", r"'\w+\.np' must be a class that subclasses cyffe.Layer"),
-    (None, "NoBackward", r"class '\w+\.NoBackward' does not define backward"),
     ("", "Foo", r"needs python_param \{ module: ... layer: ... \}"),
 ])
 def test_errors_name_the_layer_and_the_module(user_module, module, cls, message):
@@ -223,6 +230,47 @@ def test_a_module_that_fails_to_import_shows_its_error(tmp_path, monkeypatch):
                                              r"RuntimeError: boom"):
         layer_class("Python")(python_param("broken_layer_mod", "X"), pb.TRAIN)
     sys.modules.pop("broken_layer_mod", None)
+
+
+def test_a_layer_may_leave_out_what_its_net_never_calls(user_module):
+    # pycaffe builds it; only a call to the missing method fails, naming the layer.
+    net = cyffe.Net(affine_net(user_module).replace("ScaledAffine", "NoBackward"), cyffe.TEST)
+    np.testing.assert_array_equal(net.forward(x=np.ones((2, 3)))["y"], np.full((2, 3), 3.0))
+    with pytest.raises(NotImplementedError, match=r"layer 'aff' \(Python\): class "
+                                                  r"'\w+\.NoBackward' does not define backward"):
+        net.backward()
+
+
+def test_an_exception_in_a_python_layer_reaches_the_caller(user_module):
+    with pytest.raises(RuntimeError, match="no setup for you"):
+        cyffe.Net(affine_net(user_module).replace("ScaledAffine", "RaisesInSetup"), cyffe.TEST)
+
+
+def test_the_module_is_found_beside_the_prototxt(tmp_path, monkeypatch):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    name = f"beside_{abs(hash(str(tmp_path)))}"
+    (folder / f"{name}.py").write_text(textwrap.dedent(USER_MODULE))
+    (folder / "net.prototxt").write_text(affine_net(name))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    try:
+        net = cyffe.Net(str(folder / "net.prototxt"), cyffe.TEST)
+        assert type(net.layer_dict["aff"]).__name__ == "ScaledAffine"
+    finally:
+        sys.modules.pop(name, None)
+
+
+def test_a_missing_module_says_where_it_looked(tmp_path, monkeypatch):
+    (tmp_path / "net.prototxt").write_text(affine_net("nowhere_to_be_found_q"))
+    monkeypatch.setattr(sys, "path", list(sys.path))        # the folder it appends goes again
+    with pytest.raises(cyffe.NetError) as caught:
+        cyffe.Net(str(tmp_path / "net.prototxt"), cyffe.TEST)
+    message = str(caught.value)
+    assert "No module named 'nowhere_to_be_found_q'" in message
+    assert f"looked beside the prototxt ({tmp_path}), in the working directory ({os.getcwd()})" \
+        in message
+    assert "and on sys.path: " in message and sys.path[-1] in message
 
 
 def test_errors_reach_the_net_with_the_layer_name(user_module):
@@ -278,7 +326,7 @@ def test_pyloss_example_trains_from_its_folder_with_train_net(tmp_path, monkeypa
                              "--test-interval", "300", "--seed", "1", "--out", str(out)])
     finally:
         sys.modules.pop("pyloss", None)
-    text = capsys.readouterr().out
+    text = capsys.readouterr().err              # Caffe's lines: on stderr, as glog
     assert rc == 0, text
     losses = [float(v) for v in re.findall(r"Iteration \d+ \([^)]*\), loss = (\S+)", text)]
     assert len(losses) == 6, text
