@@ -195,20 +195,21 @@ def test_train_test_and_time_on_the_digits(tmp_path):
 # -- Caffe's MNIST tutorial ------------------------------------------------------------------
 
 def stop_at_display(command, cwd, env):
-    """Run a training command until it prints its first "Iteration N (" line, then SIGINT it."""
+    """Run a training command until it logs its first "Iteration N (" line (Caffe's log lines
+    go to stderr, as glog's), then SIGINT it. Returns (exit code, stdout, stderr)."""
     process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     lines = []
     try:
-        for line in process.stdout:
+        for line in process.stderr:
             lines.append(line)
-            if re.match(r"Iteration [1-9]\d* \(", line):
+            if re.search(r"\] Iteration [1-9]\d* \(|^Iteration [1-9]\d* \(", line):
                 process.send_signal(signal.SIGINT)
                 break
         out, err = process.communicate(timeout=300)
     finally:
         process.kill()
-    return process.returncode, "".join(lines) + out, err
+    return process.returncode, out, "".join(lines) + err
 
 
 def test_caffes_mnist_tutorial_with_caffe_spelled_cyffe(tmp_path):
@@ -233,9 +234,9 @@ def test_caffes_mnist_tutorial_with_caffe_spelled_cyffe(tmp_path):
     code, out, err = stop_at_display(
         cyffe_command() + ["train", "--solver=examples/mnist/lenet_solver.prototxt"], root, env)
     assert code == 0, err
-    assert "Iteration 0, Testing net (#0)" in out
+    assert "Iteration 0, Testing net (#0)" in err
     if not HAS_CUPY:          # the file says solver_mode: GPU
-        warnings = [line for line in err.splitlines() if "warning" in line]
+        warnings = [line for line in err.splitlines() if "warning:" in line]
         assert len(warnings) == 1 and "solver_mode: GPU" in warnings[0], err
         assert "running on the CPU" in warnings[0]
     states = list((root / "examples" / "mnist").glob("lenet_iter_*.solverstate"))

@@ -17,7 +17,7 @@ def test_export_onnx_tool_writes_lenet(tmp_path, capsys):
     folder = shared_path("data", "caffe-models", "lenet")
     out = tmp_path / "lenet.onnx"
     assert main([str(folder / "lenet.prototxt"), str(folder / "lenet_iter_10000.caffemodel"),
-                 str(out), "--dynamic-batch", "--opset", "18"]) == 0
+                 str(out), "--dynamic_batch", "--opset", "18"]) == 0
     assert f"wrote {out}: opset 18" in capsys.readouterr().out
     model = onnx.load(str(out))
     onnx.checker.check_model(model, full_check=True)

@@ -18,7 +18,7 @@ DIGITS = REPO / "examples" / "digits"
 NET = DIGITS / "lenet_train_test.prototxt"
 TOOLS = ("train_net", "test_net", "time_net", "draw_net", "check_grad", "upgrade_net",
          "convert_mnist", "convert_imageset", "compute_image_mean", "plot_training_log",
-         "classify", "caffe")
+         "classify", "export_onnx", "caffe")
 
 INPUT = 'layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 } } }\n'
 

@@ -6,7 +6,7 @@
     train_net --solver lenet_solver.prototxt --snapshot lenet_iter_5000.solverstate
 
 Logs Caffe's lines to stderr with glog's prefix (as `caffe train`, so Caffe's
-tools/extra/parse_log.py and parse_log.sh read them; --no-log-prefix for the bare
+tools/extra/parse_log.py and parse_log.sh read them; --no_log_prefix for the bare
 lines) and, as Caffe, snapshots the weights and
 solver state (<snapshot_prefix>_iter_<N>.caffemodel and .solverstate, or .h5
 for snapshot_format: HDF5) every `snapshot` iterations and after training.
@@ -94,7 +94,7 @@ def build_parser(prog="train_net"):
                         "or CSV (iter,phase,net,name,value) when PATH ends in .csv")
     p.add_argument("--no_progress", action="store_true",
                    help="no progress bar even when stderr is a terminal")
-    p.add_argument("--no-log-prefix", action="store_true",
+    p.add_argument("--no_log_prefix", action="store_true",
                    help="write Caffe's log lines to stderr without glog's prefix "
                         "(I1204 22:18:40.123456 12345 solver.py:239])")
     p.add_argument("--diagnose", nargs="?", const="", metavar="PNG",
