@@ -73,6 +73,17 @@ def test_snapshot_flag_resumes_exactly(tmp_path, importable):
         np.testing.assert_array_equal(straight, resumed)
 
 
+@pytest.mark.parametrize("max_iter", [4, 2])
+def test_resuming_at_or_past_max_iter_snapshots_as_caffe(tmp_path, max_iter):
+    env = setup_run(tmp_path, max_iter=4)
+    assert run(tmp_path, env).returncode == 0
+    setup_run(tmp_path, max_iter=max_iter)
+    r = run(tmp_path, env, "--snapshot", "solver_iter_4.solverstate")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == (f"Wrote trained weights to "
+                                f"{tmp_path / 'solver_iter_4.caffemodel'}"), r.stdout
+
+
 def test_weights_flag_fine_tunes_from_h5_and_binary(tmp_path, importable):
     env = setup_run(tmp_path, max_iter=3)
     cyffe.set_random_seed(99)
