@@ -2,7 +2,7 @@
 import numpy as np
 
 from ...proto import cyffe_pb2 as pb
-from ...proto.errors import NetError, ShapeError
+from ...proto.errors import ShapeError
 from . import io
 from ..graph import Net
 
@@ -21,24 +21,8 @@ class Classifier(Net):
     def __init__(self, model_file, pretrained_file=None, image_dims=None, mean=None,
                  input_scale=None, raw_scale=None, channel_swap=None, **net_kwargs):
         super().__init__(model_file, pb.TEST, weights=pretrained_file, **net_kwargs)
-        if not self.inputs:
-            raise NetError(f"{self.where}: Classifier needs a net with an Input layer (a deploy "
-                           "net) to feed the images to")
-        in_ = self.inputs[0]
-        shape = self.blobs[in_].shape
-        if len(shape) != 4:
-            raise ShapeError(f"{self.where}: Classifier needs a 4-D image input, not '{in_}' of "
-                             f"shape {shape}")
-        self.transformer = io.Transformer({in_: shape})
-        self.transformer.set_transpose(in_, (2, 0, 1))
-        if mean is not None:
-            self.transformer.set_mean(in_, mean)
-        if input_scale is not None:
-            self.transformer.set_input_scale(in_, input_scale)
-        if raw_scale is not None:
-            self.transformer.set_raw_scale(in_, raw_scale)
-        if channel_swap is not None:
-            self.transformer.set_channel_swap(in_, channel_swap)
+        _, shape, self.transformer = io.image_input_transformer(
+            self, "Classifier", mean, input_scale, raw_scale, channel_swap)
         self.crop_dims = np.array(shape[2:])
         self.image_dims = np.array(image_dims if image_dims is not None else self.crop_dims)
         if np.any(self.image_dims < self.crop_dims):

@@ -22,21 +22,8 @@ class Detector(Net):
     def __init__(self, model_file, pretrained_file=None, mean=None, input_scale=None,
                  raw_scale=None, channel_swap=None, context_pad=None, **net_kwargs):
         super().__init__(model_file, pb.TEST, weights=pretrained_file, **net_kwargs)
-        in_ = self.inputs[0]
-        shape = self.blobs[in_].shape
-        if len(shape) != 4:
-            raise ShapeError(f"{self.where}: Detector needs a 4-D image input, not '{in_}' of "
-                             f"shape {shape}")
-        self.transformer = io.Transformer({in_: shape})
-        self.transformer.set_transpose(in_, (2, 0, 1))
-        if mean is not None:
-            self.transformer.set_mean(in_, mean)
-        if input_scale is not None:
-            self.transformer.set_input_scale(in_, input_scale)
-        if raw_scale is not None:
-            self.transformer.set_raw_scale(in_, raw_scale)
-        if channel_swap is not None:
-            self.transformer.set_channel_swap(in_, channel_swap)
+        _, _, self.transformer = io.image_input_transformer(
+            self, "Detector", mean, input_scale, raw_scale, channel_swap)
         self.configure_crop(context_pad)
 
     def configure_crop(self, context_pad):

@@ -226,6 +226,27 @@ class Transformer:
         self.input_scale[in_] = scale
 
 
+def image_input_transformer(net, who, mean=None, input_scale=None, raw_scale=None,
+                            channel_swap=None):
+    """(input name, its shape, a Transformer from H x W x K images to it) for a deploy net
+    whose first input takes images (pycaffe's Classifier and Detector set theirs up so)."""
+    if not net.inputs:
+        raise NetError(f"{net.where}: {who} needs a net with an Input layer (a deploy net) to "
+                       "feed the images to")
+    name = net.inputs[0]
+    shape = net.blobs[name].shape
+    if len(shape) != 4:
+        raise ShapeError(f"{net.where}: {who} needs a 4-D image input, not '{name}' of shape "
+                         f"{shape}")
+    transformer = Transformer({name: shape})
+    transformer.set_transpose(name, (2, 0, 1))
+    for setting, value in (("mean", mean), ("input_scale", input_scale),
+                           ("raw_scale", raw_scale), ("channel_swap", channel_swap)):
+        if value is not None:
+            getattr(transformer, f"set_{setting}")(name, value)
+    return name, shape, transformer
+
+
 def array_to_datum(arr, label=None):
     """A Datum holding a K x H x W array (uint8 as bytes, else float_data)."""
     arr = np.asarray(arr)
