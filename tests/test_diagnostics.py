@@ -198,7 +198,10 @@ def test_train_net_diagnose_puts_the_png_beside_the_weights(tmp_path):
     assert (tmp_path / "w_gradients.png").exists()
 
 
-def test_the_relu_example_gives_what_its_readme_says(tmp_path, monkeypatch):
+def test_the_relu_example_gives_what_its_readme_says(tmp_path, monkeypatch, mode):
+    # The README's figures are the CPU path's: 500 iterations of SGD amplify the GPU path's
+    # other rounding into another trajectory (test accuracy 93.6% there, 96% here).
+    mode.set_mode_cpu()
     monkeypatch.chdir(tmp_path)             # its snapshot goes to the working directory
     text = (EXAMPLE / "README.md").read_text()
     low, high, test_loss, accuracy = re.search(
