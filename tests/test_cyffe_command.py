@@ -20,6 +20,7 @@ import cyffe
 from cyffe.layers import backend
 from cyffe.tools import caffe, cli
 from helpers.shared import shared_path
+from helpers.tool_errors import assert_one_line_error
 
 REPO = Path(__file__).resolve().parents[1]
 DIGITS = REPO / "examples" / "digits"
@@ -43,14 +44,6 @@ def environment(backend_mode=None):
 def run(*args, cwd, env=None):
     return subprocess.run(cyffe_command() + [str(a) for a in args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.returncode == 1, (result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 # -- version and parsing -----------------------------------------------------------------

@@ -14,6 +14,7 @@ from cyffe.net.analysis.drawing import to_dot
 from cyffe.net.analysis.evaluation import evaluate
 from cyffe.net.analysis.gradcheck import check_net_gradients, random_inputs
 from cyffe.net.analysis.timing import time_layers
+from helpers.tool_errors import assert_one_line_error
 
 REPO = Path(__file__).resolve().parents[1]
 DIGITS = REPO / "examples" / "digits" / "lenet_train_test.prototxt"
@@ -55,15 +56,6 @@ class Twice(cyffe.Layer):
 def tool(name, *args, cwd, env=None):
     return subprocess.run([sys.executable, "-m", f"cyffe.tools.{name}", *map(str, args)],
                           cwd=cwd, capture_output=True, text=True, timeout=300, env=env)
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.returncode == 1, (result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 @pytest.fixture

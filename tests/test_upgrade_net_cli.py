@@ -10,6 +10,7 @@ import cyffe
 from cyffe.proto import cyffe_pb2 as pb
 from cyffe.proto.io import read_binary_net
 from helpers.shared import shared_path
+from helpers.tool_errors import assert_one_line_error
 
 OLD = '''name: "old"
 input: "data"
@@ -24,14 +25,6 @@ layers { name: "prob" type: SOFTMAX bottom: "conv" top: "prob" }
 def upgrade_net(*args, cwd):
     return subprocess.run([sys.executable, "-m", "cyffe.tools.upgrade_net", *map(str, args)],
                           cwd=cwd, capture_output=True, text=True, timeout=120)
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.returncode == 1, (result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def test_a_v1_prototxt_becomes_a_new_prototxt(tmp_path):
