@@ -56,15 +56,21 @@ def weights_folder(tmp_path_factory):
     return tmp_path_factory.mktemp("onnx-zoo")
 
 
-@pytest.mark.parametrize("name", list(zoo.NETS))
-def test_zoo_net_exports_and_gives_cyffe_outputs(name, weights_folder, mode):
-    mode.set_mode_cpu()
+def zoo_net(name, folder):
+    """(the TEST net at batch 1 with its weights, its NetParameter, the weights' path, its
+    output names); skips when the net's files are not in ../shared."""
     reason = zoo.missing(name)
     if reason:
         pytest.skip(reason)
-    weights, outputs = zoo.prepare(name, weights_folder, SEED)
+    weights, outputs = zoo.prepare(name, folder, SEED)
     param = zoo.param_at_batch(zoo.NETS[name].prototxt, 1)
-    net = cyffe.Net(param, cyffe.TEST, weights=str(weights))
+    return cyffe.Net(param, cyffe.TEST, weights=str(weights)), param, weights, outputs
+
+
+@pytest.mark.parametrize("name", list(zoo.NETS))
+def test_zoo_net_exports_and_gives_cyffe_outputs(name, weights_folder, mode):
+    mode.set_mode_cpu()
+    net, param, weights, outputs = zoo_net(name, weights_folder)
     x = zoo.inputs(name, 1, zoo.image_shape(param), SEED)
     wanted = outputs + INNER[name]
     model = cyffe.export_onnx(net, outputs=wanted)
@@ -81,12 +87,7 @@ def test_zoo_net_exports_and_gives_cyffe_outputs(name, weights_folder, mode):
 @pytest.mark.parametrize("name", ["squeezenet1.1", "mtcnn_det4"])
 def test_zoo_net_with_a_dynamic_batch_runs_batch_3(name, weights_folder, mode):
     mode.set_mode_cpu()
-    reason = zoo.missing(name)
-    if reason:
-        pytest.skip(reason)
-    weights, outputs = zoo.prepare(name, weights_folder, SEED)
-    param = zoo.param_at_batch(zoo.NETS[name].prototxt, 1)
-    net = cyffe.Net(param, cyffe.TEST, weights=str(weights))
+    net, param, _, outputs = zoo_net(name, weights_folder)
     model = cyffe.export_onnx(net, dynamic_batch=True)
     feed = {net.inputs[0]: zoo.inputs(name, 3, zoo.image_shape(param), SEED)}
     expected = net.forward(**feed)
