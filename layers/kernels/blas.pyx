@@ -86,12 +86,17 @@ cdef void gemm_rows(bint trans_a, bint trans_b, int m, int n, int k, floating al
               &ldc)
 
 
-# Below this many multiply-adds a product runs on the calling thread.
-PARALLEL_WORK = 1 << 20
-# Blocks per thread: more balance a busy core; fewer repack op(a) less often.
-BLOCKS_PER_THREAD = 2
-# Block edges fall on multiples of this many elements (the AVX-512 kernel's panel width).
-ALIGN = 32
+cdef enum:
+    # Below this many multiply-adds a product runs on the calling thread.
+    PARALLEL_WORK = 1 << 22
+    # Dot products (few rows against a transposed b) read b once: past this many elements
+    # of b (1 MiB of float32, about a core's L2 cache), its rows are split between the
+    # threads.
+    DOT_WORK = 1 << 22
+    # Blocks per thread: more balance a busy core; fewer repack op(a) less often.
+    BLOCKS_PER_THREAD = 2
+    # Block edges fall on multiples of this many elements (the AVX-512 kernel's panel width).
+    ALIGN = 32
 
 
 def thread_count():
@@ -135,7 +140,26 @@ def gemm(const floating[:, :] a, const floating[:, :] b, floating[:, :] c,
             for j in range(n):
                 c[i, j] = beta * c[i, j] if beta else 0
         return
+    with nogil:
+        gemm_threads(trans_a, trans_b, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc)
+
+
+cdef void gemm_threads(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
+                       const floating* a, int lda, const floating* b, int ldb, floating beta,
+                       floating* c, int ldc) noexcept nogil:
+    """gemm_rows cut into blocks for every thread when the product is big enough."""
     cdef int threads = max_threads()
+    cdef int block, lo, size
+    if not trans_a and trans_b and m < DOT_ROWS and threads > 1 and <double>n * k >= DOT_WORK:
+        # Memory-bound dot products: the same share of b's rows to each thread on every
+        # call (static), so a share that fits the core's cache stays there between calls.
+        size = (n + threads - 1) // threads
+        for block in prange(threads, schedule="static"):
+            lo = block * size
+            if lo < n:
+                dot_rows(m, min(size, n - lo), k, alpha, a, lda, b + lo * ldb, ldb, beta,
+                         c + lo, ldc, 1)
+        return
     cdef bint by_columns = n >= m
     cdef int span = n if by_columns else m
     cdef int width = span
@@ -143,20 +167,17 @@ def gemm(const floating[:, :] a, const floating[:, :] b, floating[:, :] c,
         width = (span + threads * BLOCKS_PER_THREAD - 1) // (threads * BLOCKS_PER_THREAD)
         width = min(span, (width + ALIGN - 1) // ALIGN * ALIGN)
     cdef int blocks = (span + width - 1) // width
-    cdef int block, lo, size
     if blocks == 1:
-        with nogil:
-            gemm_rows(trans_a, trans_b, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc)
+        gemm_rows(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
         return
-    with nogil:
-        for block in prange(blocks, schedule="dynamic", chunksize=1):
-            lo = block * width
-            size = min(width, span - lo)
-            if by_columns:
-                # op(b)'s columns lo.. are b's columns, or b's rows when b is transposed.
-                gemm_rows(trans_a, trans_b, m, size, k, alpha, pa, lda,
-                          pb + (lo * ldb if trans_b else lo), ldb, beta, pc + lo, ldc)
-            else:
-                gemm_rows(trans_a, trans_b, size, n, k, alpha,
-                          pa + (lo if trans_a else lo * lda), lda, pb, ldb, beta,
-                          pc + lo * ldc, ldc)
+    for block in prange(blocks, schedule="dynamic", chunksize=1):
+        lo = block * width
+        size = min(width, span - lo)
+        if by_columns:
+            # op(b)'s columns lo.. are b's columns, or b's rows when b is transposed.
+            gemm_rows(trans_a, trans_b, m, size, k, alpha, a, lda,
+                      b + (lo * ldb if trans_b else lo), ldb, beta, c + lo, ldc)
+        else:
+            gemm_rows(trans_a, trans_b, size, n, k, alpha,
+                      a + (lo if trans_a else lo * lda), lda, b, ldb, beta,
+                      c + lo * ldc, ldc)
