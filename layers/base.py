@@ -102,6 +102,12 @@ class Layer:
     def forward_cpu(self, bottom, top):
         raise NotImplementedError(f"layer type {self.type} has no CPU forward")
 
+    def step(self, bottom, top):
+        """This layer's CPU forward compiled for the blobs' current shapes and memory: a
+        kernels.step.Step that a settled TEST net runs instead of forward (see
+        kernels/step.pyx), or None to be run through forward."""
+        return None
+
     def backward_cpu(self, top, propagate_down, bottom):
         raise NotImplementedError(f"layer type {self.type} has no CPU backward")
 
@@ -303,3 +309,9 @@ def broadcast_dims(layer, shape, operand_shape, axis):
     dim = int(np.prod(operand_shape, dtype=np.int64))
     inner = int(np.prod(shape[end:], dtype=np.int64))
     return outer, dim, inner
+
+
+def steppable(*arrays):
+    """Whether arrays are what the layers' steps take (kernels/step.pyx): float32, C-ordered,
+    not empty."""
+    return all(a.dtype == np.float32 and a.flags.c_contiguous and a.size for a in arrays)

@@ -15,6 +15,7 @@ batched matmuls in array-API code (base_conv.py).
 import numpy as np
 
 from .backend import array_module
+from .base import steppable
 from .base_conv import BaseConvolution
 from ..proto import cyffe_pb2 as pb
 from .kernels import depthwise, winograd
@@ -68,6 +69,20 @@ class Convolution(BaseConvolution):
                 self.winograd.run(weights, x, y, bias, slopes)
             else:
                 self.pipeline.run(weights, x=x, y=y, bias=bias, slopes=slopes)
+
+    def step(self, bottom, top):
+        """The forward as a net's step (kernels/step.pyx): the im2col + GEMM pipeline on one
+        float32 bottom, watching what folded weights come from; None otherwise."""
+        x, y = bottom[0].data, top[0].data
+        if (len(bottom) != 1 or self.depthwise or self.winograd is not None or
+                not steppable(x, y)):
+            return None
+        weights, bias, slopes = self._forward_params()
+        step = self.pipeline.step(weights, x.reshape(self.image_shape),
+                                  y.reshape(self.out_shape), bias, slopes)
+        if step is not None and self.fold is not None:
+            step.watch(self.fold.sources())
+        return step
 
     def backward_cpu(self, top, propagate_down, bottom):
         weights, weight_diff = self.blobs[0].data, self.blobs[0].diff

@@ -10,8 +10,45 @@ import numpy as np
 
 from ..proto.errors import NetError
 from . import fillers
-from .base import Layer, canonical_axis
+from .base import Layer, canonical_axis, steppable
+from .kernels.blas cimport gemm_threads
 from .kernels.blas import gemm
+from .kernels.step cimport Step
+
+
+cdef class ForwardStep(Step):
+    """A float32 y (M, N) = x (M, K) W^T + b as a net's step; W is (N, K), or (K, N)
+    transposed."""
+
+    cdef const float* x
+    cdef const float* w
+    cdef const float* b
+    cdef float* y
+    cdef int m, n, k
+    cdef bint transposed
+
+    def __init__(self, const float[:, ::1] x, const float[:, ::1] w, float[:, ::1] y,
+                 const float[::1] b, bint transposed):
+        self.m, self.k, self.n, self.transposed = x.shape[0], x.shape[1], y.shape[1], transposed
+        if (y.shape[0] != self.m or (w.shape[0], w.shape[1]) != (
+                (self.k, self.n) if transposed else (self.n, self.k)) or
+                b is not None and b.shape[0] != self.n or self.m * self.n * self.k == 0):
+            raise ValueError("inner_product.ForwardStep: the arrays do not fit")
+        self.keep += [x, w, y, b]
+        self.x, self.w, self.y = &x[0, 0], &w[0, 0], &y[0, 0]
+        self.b = &b[0] if b is not None else NULL
+
+    cdef int run(self) except -1:
+        cdef int i, j
+        with nogil:
+            gemm_threads(False, not self.transposed, self.m, self.n, self.k, <float>1, self.x,
+                         self.k, self.w, self.n if self.transposed else self.k, <float>0,
+                         self.y, self.n)
+            if self.b != NULL:
+                for i in range(self.m):
+                    for j in range(self.n):
+                        self.y[i * self.n + j] += self.b[j]
+        return 0
 
 
 class InnerProduct(Layer):
@@ -81,6 +118,15 @@ class InnerProduct(Layer):
         gemm(x, self.blobs[0].data, y, trans_b=not self.transpose)
         if self.bias_term:
             y += self.blobs[1].data
+
+    def step(self, bottom, top):
+        """The float32 forward as a net's step (kernels/step.pyx); None otherwise."""
+        x, y, w = bottom[0].data, top[0].data, self.blobs[0].data
+        b = self.blobs[1].data if self.bias_term else None
+        if not steppable(x, y, w, *([b] if b is not None else [])):
+            return None
+        m, k = self._sizes(bottom)
+        return ForwardStep(x.reshape(m, k), w, y.reshape(m, self.num_output), b, self.transpose)
 
     def backward_cpu(self, top, propagate_down, bottom):
         m, k = self._sizes(bottom)

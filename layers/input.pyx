@@ -6,6 +6,7 @@ an input blob (pycaffe's ``net.blobs['data'].reshape(...)``) and have it stick.
 """
 from ..proto.errors import NetError
 from .base import Layer
+from .kernels.step import Step
 
 
 class Input(Layer):
@@ -33,6 +34,9 @@ class Input(Layer):
 
     def forward_cpu(self, bottom, top):
         """Nothing: the user's values are the output."""
+
+    def step(self, bottom, top):
+        return Step()               # nothing to run
 
     def backward_cpu(self, top, propagate_down, bottom):
         """Nothing: an Input has no bottoms."""

@@ -25,7 +25,7 @@ import numpy as np
 from ..proto import cyffe_pb2 as pb
 from ..proto.errors import NetError
 from .backend import array_module, rng
-from .base import Layer
+from .base import Layer, steppable
 from .kernels import arena, pooling
 from .kernels.padding import same_padding
 from .kernels.window import Geometry
@@ -176,6 +176,18 @@ class Pooling(Layer):
             if len(top) > 1:
                 index = pooling.image_index(np, self.geometry, mask)
                 top[1].data[...] = index.reshape(top[1].shape)
+
+    def step(self, bottom, top):
+        """Max or average pooling of float32 as a net's step (kernels/step.pyx); None for
+        the other methods, a padded copy or the index top."""
+        x, y = bottom[0].data, top[0].data
+        if (len(top) > 1 or self.method not in ("max", "ave") or self.geometry.copies or
+                not steppable(x, y)):
+            return None
+        mask = None if self.forward_only else self._mask_for(y.shape, None)
+        return pooling.ForwardStep(self.method, self.geometry, self._planes(x),
+                                   self._planes(y), self._planes(mask) if mask is not None
+                                   else None)
 
     def _check_backward(self):
         if self.method == "weighted":

@@ -15,8 +15,21 @@ from ..proto import cyffe_pb2 as pb
 from ..proto.errors import NetError
 from . import fillers
 from .backend import array_module
-from .base import NeuronLayer, channel_split
+from .base import NeuronLayer, channel_split, steppable
 from .kernels.parallel cimport PARALLEL_WORK
+from .kernels.step cimport Step
+
+
+cdef void prelu_run(const floating* x, const floating* v, floating* out, const floating* slope,
+                    bint shared, Py_ssize_t num, Py_ssize_t channels,
+                    Py_ssize_t dim) noexcept nogil:
+    cdef Py_ssize_t r, d
+    cdef floating a
+    for r in prange(num * channels, schedule="static",
+                    use_threads_if=num * channels * dim >= PARALLEL_WORK):
+        a = slope[0] if shared else slope[r % channels]
+        for d in range(dim):
+            out[r * dim + d] = v[r * dim + d] if x[r * dim + d] > 0 else v[r * dim + d] * a
 
 
 @cython.boundscheck(False)
@@ -27,17 +40,42 @@ def prelu_apply(const floating[:, :, ::1] x, const floating[:, :, ::1] v,
 
     All viewed as (num, channels, inner); slope has one value, or one per channel.
     """
-    cdef Py_ssize_t r, n, c, d
-    cdef Py_ssize_t channels = x.shape[1], dim = x.shape[2]
-    cdef floating a
-    with nogil:
-        for r in prange(x.shape[0] * channels, schedule="static",
-                        use_threads_if=x.shape[0] * channels * dim >= PARALLEL_WORK):
-            n = r // channels
-            c = r % channels
-            a = slope[0] if shared else slope[c]
-            for d in range(dim):
-                out[n, c, d] = v[n, c, d] if x[n, c, d] > 0 else v[n, c, d] * a
+    cdef Py_ssize_t i
+    for i in range(3):
+        if v.shape[i] != x.shape[i] or out.shape[i] != x.shape[i]:
+            raise ValueError("prelu_apply: the arrays differ in shape")
+    if slope.shape[0] < (1 if shared else x.shape[1]):
+        raise ValueError("prelu_apply: too few slopes")
+    if x.shape[0] * x.shape[1] * x.shape[2]:
+        with nogil:
+            prelu_run(&x[0, 0, 0], &v[0, 0, 0], &out[0, 0, 0], &slope[0], shared, x.shape[0],
+                      x.shape[1], x.shape[2])
+
+
+cdef class ForwardStep(Step):
+    """A float32 PReLU as a net's step (y from x; the slopes read at every run)."""
+
+    cdef const float* x
+    cdef float* y
+    cdef const float* slope
+    cdef bint shared
+    cdef Py_ssize_t num, channels, dim
+
+    def __init__(self, const float[:, :, ::1] x, float[:, :, ::1] y, const float[::1] slope,
+                 bint shared):
+        if ((y.shape[0], y.shape[1], y.shape[2]) != (x.shape[0], x.shape[1], x.shape[2]) or
+                x.shape[0] * x.shape[1] * x.shape[2] == 0
+                or slope.shape[0] < (1 if shared else x.shape[1])):
+            raise ValueError("prelu.ForwardStep: the arrays do not fit")
+        self.keep += [x, y, slope]
+        self.x, self.y, self.slope, self.shared = &x[0, 0, 0], &y[0, 0, 0], &slope[0], shared
+        self.num, self.channels, self.dim = x.shape[0], x.shape[1], x.shape[2]
+
+    cdef int run(self) except -1:
+        with nogil:
+            prelu_run(self.x, self.x, self.y, self.slope, self.shared, self.num, self.channels,
+                      self.dim)
+        return 0
 
 
 @cython.boundscheck(False)
@@ -102,6 +140,15 @@ class PReLU(NeuronLayer):
 
     def forward_kernel(self, x, y):
         prelu_apply(x, x, y, self.blobs[0].data.reshape(-1), self.channel_shared)
+
+    def step(self, bottom, top):
+        """The float32 forward as a net's step (kernels/step.pyx); None where forward keeps
+        its input for a backward, or otherwise can't."""
+        x, y, slope = bottom[0].data, top[0].data, self.blobs[0].data
+        if (not steppable(x, y, slope) or
+                self.keeps_input and top[0] is bottom[0] and not self.forward_only):
+            return None
+        return ForwardStep(self.view(x), self.view(y), slope.reshape(-1), self.channel_shared)
 
     def backward_kernel(self, x, y, dy, dx):
         prelu_apply(x, dy, dx, self.blobs[0].data.reshape(-1), self.channel_shared)

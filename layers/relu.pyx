@@ -3,19 +3,47 @@ cimport cython
 from cython.parallel import prange
 from cython cimport floating
 
-from .base import NeuronLayer
+from .base import NeuronLayer, steppable
 from .kernels.parallel cimport PARALLEL_WORK
+from .kernels.step cimport Step
+
+
+cdef void relu_run(const floating* x, floating* y, Py_ssize_t n, double slope) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating v
+    for i in prange(n, schedule="static", use_threads_if=n >= PARALLEL_WORK):
+        v = x[i]
+        y[i] = v if v > 0 else <floating>(v * slope)
 
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def relu_forward(const floating[::1] x, floating[::1] y, double slope):
-    cdef Py_ssize_t i, n = x.shape[0]
-    cdef floating v
-    with nogil:
-        for i in prange(n, schedule="static", use_threads_if=n >= PARALLEL_WORK):
-            v = x[i]
-            y[i] = v if v > 0 else <floating>(v * slope)
+    if y.shape[0] != x.shape[0]:
+        raise ValueError("relu_forward: x and y differ in size")
+    if x.shape[0]:
+        with nogil:
+            relu_run(&x[0], &y[0], x.shape[0], slope)
+
+
+cdef class ForwardStep(Step):
+    """A float32 ReLU as a net's step."""
+
+    cdef const float* x
+    cdef float* y
+    cdef Py_ssize_t n
+    cdef double slope
+
+    def __init__(self, const float[::1] x, float[::1] y, double slope):
+        if y.shape[0] != x.shape[0] or x.shape[0] == 0:
+            raise ValueError("relu.ForwardStep: the arrays do not fit")
+        self.keep += [x, y]
+        self.x, self.y, self.n, self.slope = &x[0], &y[0], x.shape[0], slope
+
+    cdef int run(self) except -1:
+        with nogil:
+            relu_run(self.x, self.y, self.n, self.slope)
+        return 0
 
 
 @cython.boundscheck(False)
@@ -38,6 +66,11 @@ class ReLU(NeuronLayer):
 
     def forward_kernel(self, x, y):
         relu_forward(x, y, self.slope)
+
+    def step(self, bottom, top):
+        """The float32 forward as a net's step (kernels/step.pyx); None otherwise."""
+        x, y = bottom[0].data, top[0].data
+        return ForwardStep(self.view(x), self.view(y), self.slope) if steppable(x, y) else None
 
     def backward_kernel(self, x, y, dy, dx):
         # In place, x is already the output; its sign is the input's whenever slope >= 0,

@@ -3,9 +3,9 @@
 The bottom is viewed as (outer, C, inner) around softmax_param.axis. Backward:
 dx = y * (dy - sum_c(dy * y)). Subtracting the max keeps exp from overflowing.
 """
-from .base import Layer, canonical_axis, split_shape
+from .base import Layer, canonical_axis, split_shape, steppable
 from .kernels import arena
-from .kernels.softmax import softmax_array, softmax_backward, softmax_forward
+from .kernels.softmax import ForwardStep, softmax_array, softmax_backward, softmax_forward
 
 
 class Softmax(Layer):
@@ -27,6 +27,13 @@ class Softmax(Layer):
         with arena.scratch() as take:
             softmax_forward(x.reshape(self.dims), top[0].data.reshape(self.dims),
                             take((self.dims[0], self.dims[2]), x.dtype))
+
+    def step(self, bottom, top):
+        """The float32 forward as a net's step (kernels/step.pyx); None otherwise."""
+        x, y = bottom[0].data, top[0].data
+        if not steppable(x, y):
+            return None
+        return ForwardStep(x.reshape(self.dims), y.reshape(self.dims))
 
     def backward_cpu(self, top, propagate_down, bottom):
         if propagate_down[0]:

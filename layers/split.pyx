@@ -6,6 +6,7 @@ bottom's data array (no copy); their diffs are their own.
 """
 from ..proto.errors import NetError
 from .base import Layer
+from .kernels.step import Step
 from .kernels.elementwise import add_into
 
 
@@ -28,6 +29,9 @@ class Split(Layer):
 
     def forward_cpu(self, bottom, top):
         """Nothing to compute: the tops are the bottom's data."""
+
+    def step(self, bottom, top):
+        return Step()               # nothing to run
 
     forward_gpu = forward_cpu
 

@@ -34,10 +34,14 @@ class Fold:
                                                          not isinstance(self.relu, float))
         return [layer.blobs for layer in layers]
 
+    def sources(self):
+        """The arrays the folded params are made from."""
+        return [b.data for blobs in self._sources() for b in blobs]
+
     def params(self):
         """(weights, bias, ReLU slopes per output as float64 or None), the first two as the
         convolution's dtype, made again when a source changed."""
-        key = tuple(fingerprint(b.data) for blobs in self._sources() for b in blobs)
+        key = tuple(fingerprint(array) for array in self.sources())
         if key != self._key:
             self._params, self._key = self._fold(), key
         return self._params

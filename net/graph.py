@@ -5,6 +5,7 @@ blobs (in-place layers make new versions of a blob), insert Split layers where
 a blob version feeds several layers, order the layers (Kahn, stable on file
 order), set them up, and decide which need backward.
 """
+import contextlib
 import heapq
 import os
 import warnings
@@ -20,6 +21,9 @@ from ..proto.errors import NetError, NonFiniteError, ShapeError, did_you_mean, w
 from ..proto.io import read_net
 from ..proto.upgrade import upgrade_net
 from .analysis import summary as tables
+from ..layers.kernels import avx512
+from ..layers.kernels.arena import aligned
+from ..layers.kernels.step import Step, run_plan
 from .fold import find_folds
 from .glog import log_net_setup
 from .memory import BlobSharing
@@ -229,6 +233,7 @@ class Net:
         # backend mode they were made in.
         self._reshaped_at = [0] * len(self.layers)
         self._settled = None
+        self._plan = self._plan_key = self._plan_scratch = None
         self._mode = mode()
         self._outputs = None
 
@@ -558,7 +563,9 @@ class Net:
                     self._reshape_if_changed(li)
             self._sharing.follow()
         start = generation()
-        self._run(range(first, last + 1), bool(self._folds) and whole and not gpu_mode())
+        folding = bool(self._folds) and whole and not gpu_mode()
+        if not (whole and self._run_plan(folding)):
+            self._run(range(first, last + 1), folding)
         self._after_run(start, whole)
         losses = [b for b, li in self._loss_tops if first <= li <= last]
         if not losses:
@@ -590,14 +597,19 @@ class Net:
         """Backward through the layers that need it, last to first."""
         self.backward_from_to(len(self.layers) - 1, 0)
 
-    def _run(self, indices, folding):
-        """Forward the layers of `indices`, folded or each as written (net/fold.py)."""
+    def _set_folding(self, folding):
+        """Fold the chains (net/fold.py) or not; returns the indices of the layers folded."""
         skipped = set()
         for li, (fold, folded) in self._folds.items():
             self.layers[li].fold = fold if folding else None
             if folding:
                 skipped.update(folded)
         self._folded = folding
+        return skipped
+
+    def _run(self, indices, folding):
+        """Forward the layers of `indices`, folded or each as written (net/fold.py)."""
+        skipped = self._set_folding(folding)
         layers, bottoms, tops = self.layers, self._bottom, self._top
         with one_blas_thread():
             for li in indices:
@@ -609,6 +621,80 @@ class Net:
                     layers[li].forward(bottoms[li], tops[li])
                 except Exception as err:
                     self._raise_from_layer(li, err)
+
+    def _run_plan(self, folding):
+        """Run a whole forward of a settled TEST net on the CPU as its plan: the layers'
+        steps (layers/kernels/step.pyx), made once for the blobs' shapes and memory. False,
+        having run nothing, when this forward can't: a blob changed since the last forward,
+        GPU mode, a TRAIN net, or a layer that reshapes every time."""
+        if self.phase != pb.TEST or gpu_mode() or generation() != self._settled:
+            return False
+        skipped = self._set_folding(folding)
+        key = (self._settled, folding)
+        if self._plan_key != key:
+            self._plan, self._plan_key = None, key
+            if all(layer.reshape_by_shapes for layer in self.layers):
+                self._plan = self._make_plan(skipped)
+        if self._plan is None:
+            return False
+        items, order = self._plan
+        # Steps on the AVX-512 kernels call no BLAS: then NumPy's BLAS threads can stay.
+        steps_only = avx512.available() and all(type(item) is not int for item in items)
+        with contextlib.nullcontext() if steps_only else one_blas_thread():
+            ran = run_plan(items, self._forward_layer, self._refresh_step)
+            if ran < len(items):            # a layer moved blobs: the rest as written
+                self._run(order[ran:], folding)
+        return True
+
+    def _make_plan(self, skipped):
+        """([a Step, or a layer's index to run through forward], [the layers' indices])."""
+        items, order = [], []
+        for li in range(len(self.layers)):
+            if li not in skipped:
+                step = self._step_of(li)
+                if type(step) is not Step:          # a bare Step does nothing
+                    items.append(li if step is None else step)
+                    order.append(li)
+        self._plan_scratch = None
+        self._give_scratch(items)
+        return items, order
+
+    def _step_of(self, li):
+        try:
+            return self.layers[li].step(self._bottom[li], self._top[li])
+        except Exception as err:
+            self._raise_from_layer(li, err)
+
+    def _give_scratch(self, items):
+        """One scratch block for every step: the largest single need."""
+        steps = [item for item in items if type(item) is not int]
+        need = max([step.scratch_need for step in steps], default=0)
+        if self._plan_scratch is None or self._plan_scratch.size < need:
+            self._plan_scratch = aligned(need)
+        for step in steps:
+            step.bind(self._plan_scratch)
+
+    def _forward_layer(self, li):
+        """Forward layer li as written; True when a blob changed shape or memory meanwhile."""
+        start = generation()
+        try:
+            self.layers[li].forward(self._bottom[li], self._top[li])
+        except Exception as err:
+            self._raise_from_layer(li, err)
+        return generation() != start
+
+    def _refresh_step(self, position):
+        """Item `position` of the plan, a step whose layer's params changed: the layer runs
+        as written (deriving what it derives from them again) and gives a new step."""
+        items, order = self._plan
+        li = order[position]
+        self._forward_layer(li)
+        step = self._step_of(li)
+        item = li if step is None else step
+        if step is not None:
+            items[position] = item
+            self._give_scratch(items)
+        return item
 
     def backward_from_to(self, first, last):
         """Backward through the layers first down to last (run-order indices, both included).

@@ -44,7 +44,7 @@ class Arena:
     def __exit__(self, *exc):
         self.used = self.marks.pop()
         if not self.marks and self.needed > self.block.size:
-            self.block = _aligned(self.needed)
+            self.block = aligned(self.needed)
         return False
 
     def take(self, shape, dtype):
@@ -58,7 +58,7 @@ class Arena:
         if end > self.needed:
             self.needed = end
         if end > self.block.size:
-            return np.ndarray(shape, dtype, _aligned(end - start))
+            return np.ndarray(shape, dtype, aligned(end - start))
         # One constructor call: taking scratch is on every small layer's path.
         return np.ndarray(shape, dtype, self.block, start)
 
@@ -76,8 +76,8 @@ def scratch():
     return arena
 
 
-def _aligned(size):
-    """size bytes starting on an ALIGN boundary."""
+def aligned(size):
+    """size bytes (uint8) starting on an ALIGN boundary."""
     raw = np.empty(size + ALIGN, np.uint8)
     offset = -raw.ctypes.data % ALIGN
     return raw[offset:offset + size]

@@ -33,6 +33,7 @@ from cython cimport floating
 
 from . import arena
 from .blas cimport gemm_rows, max_threads
+from .step cimport Step
 from .im2col cimport columns_to_plane, plane_to_columns
 from .window cimport Window, window_of
 
@@ -42,13 +43,14 @@ from .window cimport Window, window_of
 CHUNK_ELEMENTS = 1 << 17
 # A forward of less work than this (multiply-adds times 2) stays on one thread: waking
 # another costs more than it saves.
-PARALLEL_FLOPS = 1 << 22
+PARALLEL_FLOPS = 1 << 24
 
 
 cdef struct Plan:
     Py_ssize_t num, channels, outputs, group, per_channels, per_group, k
     Py_ssize_t chunk, block, blocks, bands
     bint identity, forward, bias, weight_diff, bias_diff, data_diff
+    bint threaded               # worth waking the other threads for
     const double* slopes        # a ReLU's negative slope per output after the bias, or NULL
 
 
@@ -145,6 +147,53 @@ cdef void run_chunk(const Plan* p, const Window* win, Py_ssize_t step, const flo
                     dst[l] = dst[l] + total
 
 
+cdef inline Py_ssize_t chunk_count(const Plan* p) noexcept nogil:
+    return (p.num + p.chunk - 1) // p.chunk * p.bands
+
+
+cdef Py_ssize_t make_plan(Plan* p, Window* win, geometry, Py_ssize_t group, Py_ssize_t chunk,
+                          Py_ssize_t block, Py_ssize_t bands, Py_ssize_t num,
+                          Py_ssize_t channels, Py_ssize_t outputs, Py_ssize_t k, bint forward,
+                          bint bias, bint weight_diff, bint bias_diff, bint data_diff,
+                          const double* slopes) except -1:
+    """Fill the plan and window of a call; returns the column elements a thread's scratch
+    row holds."""
+    win[0] = window_of(geometry)
+    p.num, p.channels, p.outputs, p.k, p.group = num, channels, outputs, k, group
+    p.per_channels, p.per_group = channels // group, outputs // group
+    p.chunk, p.block, p.bands = chunk, block, bands
+    p.blocks = (p.per_channels + block - 1) // block
+    p.identity = geometry.identity
+    p.forward, p.bias = forward, bias
+    p.weight_diff, p.bias_diff, p.data_diff = weight_diff, bias_diff, data_diff
+    p.slopes = slopes
+    if bands > 1 and (weight_diff or data_diff or win.nd or bands > win.ho):
+        raise ValueError(f"convolve_chunks: {bands} bands of output rows are for a 2-D "
+                         f"forward of at least as many rows")
+    if bias_diff and not weight_diff:
+        raise ValueError("convolve_chunks: the bias gradient comes with the weight gradient")
+    if p.identity and chunk != 1:
+        raise ValueError(f"convolve_chunks: identity patches go one image per chunk, not {chunk}")
+    p.threaded = (chunk_count(p) > 1 and
+                  2.0 * p.outputs * p.k * win.length * p.num >= PARALLEL_FLOPS)
+    cdef Py_ssize_t band_length = (win.ho + bands - 1) // bands * win.wo if bands > 1 else win.length
+    return block * win.kernel_volume * chunk * band_length
+
+
+cdef void run_chunks(const Plan* p, const Window* win, const floating* x,
+                     const floating* weights, const floating* bias, floating* y,
+                     const floating* dy, floating* dx, floating* scratch,
+                     Py_ssize_t row) noexcept nogil:
+    """Every chunk of a call without a weight gradient, the threads taking them as they
+    come; scratch holds a row of `row` elements per thread."""
+    cdef floating* col
+    cdef Py_ssize_t step
+    with parallel(use_threads_if=p.threaded):
+        col = scratch + threadid() * row
+        for step in prange(chunk_count(p), schedule="dynamic"):
+            run_chunk(p, win, step, x, weights, bias, y, dy, dx, col, NULL)
+
+
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def convolve_chunks(geometry, Py_ssize_t group, Py_ssize_t chunk, Py_ssize_t block,
@@ -158,32 +207,19 @@ def convolve_chunks(geometry, Py_ssize_t group, Py_ssize_t chunk, Py_ssize_t blo
     (M,); slopes: None, or per output the negative slope of a ReLU (or PReLU) applied to y
     after the bias (folded into the forward). scratch: a row per thread of the Pipeline's
     scratch."""
-    cdef Window win = window_of(geometry)
+    cdef Window win
     cdef Plan p
-    p.num = dy.shape[0] if dy.shape[0] else x.shape[0]
-    p.channels = dx.shape[1] if dx.shape[0] else x.shape[1]
-    p.outputs, p.k, p.group = weights.shape[0], weights.shape[1], group
-    p.per_channels, p.per_group = p.channels // group, p.outputs // group
-    p.chunk, p.block, p.bands = chunk, block, bands
-    p.blocks = (p.per_channels + block - 1) // block
-    p.identity = geometry.identity
-    p.forward, p.bias = y.shape[0] > 0, bias.shape[0] > 0
-    p.weight_diff, p.bias_diff = weight_diff.shape[0] > 0, bias_diff.shape[0] > 0
-    p.data_diff = dx.shape[0] > 0
-    if slopes is not None and slopes.shape[0] != p.outputs:
-        raise ValueError(f"convolve_chunks: {slopes.shape[0]} slopes for {p.outputs} outputs")
-    p.slopes = &slopes[0] if slopes is not None else NULL
-    if bands > 1 and (p.weight_diff or p.data_diff or win.nd or bands > win.ho):
-        raise ValueError(f"convolve_chunks: {bands} bands of output rows are for a 2-D "
-                         f"forward of at least as many rows")
-    if p.bias_diff and not p.weight_diff:
-        raise ValueError("convolve_chunks: the bias gradient comes with the weight gradient")
-    if p.identity and chunk != 1:
-        raise ValueError(f"convolve_chunks: identity patches go one image per chunk, not {chunk}")
-    cdef Py_ssize_t band_length = (win.ho + bands - 1) // bands * win.wo if bands > 1 else win.length
-    cdef Py_ssize_t columns = block * win.kernel_volume * chunk * band_length
+    if slopes is not None and slopes.shape[0] != weights.shape[0]:
+        raise ValueError(f"convolve_chunks: {slopes.shape[0]} slopes for {weights.shape[0]} "
+                         "outputs")
+    cdef Py_ssize_t columns = make_plan(
+        &p, &win, geometry, group, chunk, block, bands,
+        dy.shape[0] if dy.shape[0] else x.shape[0], dx.shape[1] if dx.shape[0] else x.shape[1],
+        weights.shape[0], weights.shape[1], y.shape[0] > 0, bias.shape[0] > 0,
+        weight_diff.shape[0] > 0, bias_diff.shape[0] > 0, dx.shape[0] > 0,
+        &slopes[0] if slopes is not None else NULL)
     cdef Py_ssize_t sums = p.outputs * (p.k + 1) if p.weight_diff else 0
-    cdef Py_ssize_t threads = max_threads(), chunks = (p.num + chunk - 1) // chunk * bands
+    cdef Py_ssize_t threads = max_threads()
     if scratch.shape[0] < threads or scratch.shape[1] < columns + sums:
         raise ValueError("convolve_chunks: scratch too small")
     cdef const floating* xs = &x[0, 0, 0] if x.shape[0] else NULL
@@ -192,22 +228,18 @@ def convolve_chunks(geometry, Py_ssize_t group, Py_ssize_t chunk, Py_ssize_t blo
     cdef const floating* dys = &dy[0, 0, 0] if dy.shape[0] else NULL
     cdef floating* dxs = &dx[0, 0, 0] if p.data_diff else NULL
     cdef Py_ssize_t step, t, g, i, o
-    cdef bint parallel_run = chunks > 1 and 2.0 * p.outputs * p.k * win.length * p.num >= \
-        PARALLEL_FLOPS
     cdef floating* col
     with nogil:
         if not p.weight_diff:
-            with parallel(use_threads_if=parallel_run):
-                col = &scratch[threadid(), 0]
-                for step in prange(chunks, schedule="dynamic"):
-                    run_chunk(&p, &win, step, xs, &weights[0, 0], bs, ys, dys, dxs, col, NULL)
+            run_chunks(&p, &win, xs, &weights[0, 0], bs, ys, dys, dxs, &scratch[0, 0],
+                       scratch.shape[1])
         else:
             for t in range(threads):
                 for i in range(sums):
                     scratch[t, columns + i] = 0
-            with parallel(use_threads_if=parallel_run):
+            with parallel(use_threads_if=p.threaded):
                 col = &scratch[threadid(), 0]
-                for step in prange(chunks, schedule="static"):
+                for step in prange(chunk_count(&p), schedule="static"):
                     run_chunk(&p, &win, step, xs, &weights[0, 0], bs, ys, dys, dxs, col,
                               col + columns)
             for t in range(threads):
@@ -218,6 +250,45 @@ def convolve_chunks(geometry, Py_ssize_t group, Py_ssize_t chunk, Py_ssize_t blo
                                 scratch[t, columns + (g * p.k + i) * p.per_group + o]
                 for o in range(p.outputs if p.bias_diff else 0):
                     bias_diff[o] += scratch[t, columns + p.outputs * p.k + o]
+
+
+cdef class ForwardStep(Step):
+    """A float32 forward of the pipeline as a net's step: y = W col(x) + bias (then the
+    folded ReLU), everything resolved at construction."""
+
+    cdef Plan p
+    cdef Window win
+    cdef Py_ssize_t row
+    cdef const float* x
+    cdef const float* weights
+    cdef const float* bias
+    cdef float* y
+
+    def __init__(self, pipeline, const float[:, ::1] weights, const float[:, :, ::1] x,
+                 float[:, :, ::1] y, const float[::1] bias, const double[::1] slopes):
+        self.keep += [pipeline.geometry, weights, x, y, bias, slopes]
+        if slopes is not None and slopes.shape[0] != weights.shape[0]:
+            raise ValueError(f"ForwardStep: {slopes.shape[0]} slopes for {weights.shape[0]} "
+                             "outputs")
+        self.row = make_plan(&self.p, &self.win, pipeline.geometry, pipeline.group,
+                             pipeline.band_chunk, pipeline.band_block, pipeline.bands,
+                             x.shape[0], x.shape[1], weights.shape[0], weights.shape[1], True,
+                             bias is not None, False, False, False,
+                             &slopes[0] if slopes is not None else NULL)
+        if (x.shape[2] != self.win.volume or y.shape[0] != x.shape[0] or
+                y.shape[1] != weights.shape[0] or y.shape[2] != self.win.length or
+                bias is not None and bias.shape[0] != weights.shape[0]):
+            raise ValueError("ForwardStep: the arrays do not fit the geometry")
+        self.row = (self.row + 15) // 16 * 16          # rows on 64-byte boundaries
+        self.scratch_bytes = max_threads() * self.row * sizeof(float)
+        self.x, self.weights, self.y = &x[0, 0, 0], &weights[0, 0], &y[0, 0, 0]
+        self.bias = &bias[0] if bias is not None else NULL
+
+    cdef int run(self) except -1:
+        with nogil:
+            run_chunks(&self.p, &self.win, self.x, self.weights, self.bias, self.y,
+                       <const float*>NULL, <float*>NULL, <float*>self.scratch, self.row)
+        return 0
 
 
 @cython.boundscheck(False)
@@ -276,6 +347,14 @@ class Pipeline:
     @staticmethod
     def _planes(images):
         return images.reshape(images.shape[0], images.shape[1], -1)
+
+    def step(self, weights, x, y, bias=None, slopes=None):
+        """The forward of run() as a net's step (kernels/step.pyx), for float32 images
+        whose geometry reads them as they are (no padded copy); None otherwise."""
+        if x.dtype != np.float32 or self.geometry.copies:
+            return None
+        return ForwardStep(self, weights.reshape(self.outputs, -1), self._planes(x),
+                           y.reshape(y.shape[0], self.outputs, -1), bias, slopes)
 
     def run(self, weights, x=None, y=None, bias=None, dy=None, dx=None, weight_diff=None,
             bias_diff=None, slopes=None):

@@ -7,6 +7,7 @@ reads the bytes once, far less than recomputing what they derive.
 """
 cimport cython
 from libc.stdint cimport uint64_t
+from libc.string cimport memcpy
 
 cdef enum:
     LANES = 8
@@ -22,26 +23,32 @@ cdef inline uint64_t mix(uint64_t h) noexcept nogil:
     return h ^ (h >> 31)
 
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
+cdef uint64_t fingerprint_bytes(const unsigned char* raw, Py_ssize_t size) noexcept nogil:
+    """The fingerprint of size bytes at raw."""
+    cdef Py_ssize_t words = size // 8, i, l, blocks = words // LANES
+    cdef const uint64_t* word = <const uint64_t*>raw
+    cdef uint64_t lane[LANES]
+    cdef uint64_t h = mix(<uint64_t>size), tail = 0, value
+    for l in range(LANES):
+        lane[l] = mix(<uint64_t>(l + 1))
+    for i in range(blocks):
+        for l in range(LANES):
+            memcpy(&value, &word[i * LANES + l], 8)     # any alignment
+            lane[l] = (lane[l] ^ value) * MIX1
+    for i in range(blocks * LANES, words):
+        memcpy(&value, &word[i], 8)
+        h = mix(h ^ value)
+    for i in range(words * 8, size):
+        tail = (tail << 8) | raw[i]
+    for l in range(LANES):
+        h = mix(h ^ mix(lane[l]))
+    return mix(h ^ tail)
+
+
 def fingerprint(array):
     """The 64-bit fingerprint of a contiguous array's bytes (and its size)."""
     cdef const unsigned char[::1] raw = memoryview(array).cast("B")
-    cdef Py_ssize_t size = raw.shape[0], words = size // 8, i, l, blocks = words // LANES
-    cdef const uint64_t* word = <const uint64_t*>&raw[0] if size else NULL
-    cdef uint64_t lane[LANES]
-    cdef uint64_t h = mix(<uint64_t>size), tail = 0
-    for l in range(LANES):
-        lane[l] = mix(<uint64_t>(l + 1))
+    cdef uint64_t h
     with nogil:
-        for i in range(blocks):
-            for l in range(LANES):
-                lane[l] = (lane[l] ^ word[i * LANES + l]) * MIX1
-        for i in range(blocks * LANES, words):
-            h = mix(h ^ word[i])
-        for i in range(words * 8, size):
-            tail = (tail << 8) | raw[i]
-        for l in range(LANES):
-            h = mix(h ^ mix(lane[l]))
-        h = mix(h ^ tail)
+        h = fingerprint_bytes(&raw[0] if raw.shape[0] else NULL, raw.shape[0])
     return int(h)

@@ -24,6 +24,7 @@ from libc.math cimport sqrt
 
 from . cimport avx512
 from . import padding
+from .step cimport Step
 from .window cimport Window, window_of
 from .parallel cimport PARALLEL_WORK
 
@@ -93,6 +94,37 @@ cdef inline floating pool_window(Method method, const floating* x, Py_ssize_t wi
     return x[chosen] if chosen >= 0 else 0
 
 
+cdef void pool_planes(Method m, const Window* w, Py_ssize_t planes, const floating* x,
+                      floating* y, int* mask, const floating* u) noexcept nogil:
+    """y (planes, ho, wo) = the method over each window of the source planes x; mask (MAX,
+    STOCHASTIC) gets each window's pixel, u (STOCHASTIC) holds each window's draw."""
+    cdef Py_ssize_t p, i, j, at
+    cdef Py_ssize_t area = w.height * w.width, out = w.ho * w.wo
+    cdef bint vector = (floating is float and w.sw <= 2 and (m == MAX or m == AVE) and
+                        avx512.enabled())
+    cdef int unused
+    cdef int* index = &unused
+    for p in prange(planes, schedule="static",
+                    use_threads_if=planes * out * w.kh * w.kw >= PARALLEL_WORK):
+        if floating is float:
+            if vector and m == MAX:
+                avx512.max_pool_plane(x + p * area, w.height, w.width, y + p * out,
+                                      mask + p * out, w.ho, w.wo, w.kh, w.kw, w.sh, w.sw,
+                                      w.ph, w.pw)
+                continue
+            if vector:
+                avx512.ave_pool_plane(x + p * area, w.height, w.width, y + p * out, w.ho,
+                                      w.wo, w.kh, w.kw, w.sh, w.sw, w.ph, w.pw, w.eh, w.ew)
+                continue
+        for i in range(w.ho):
+            for j in range(w.wo):
+                at = p * out + i * w.wo + j
+                if m == MAX or m == STOCHASTIC:
+                    index = mask + at
+                y[at] = pool_window(m, x + p * area, w.width, window_span(w, i, j),
+                                    u[at] if m == STOCHASTIC else 0, index)
+
+
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def forward(str method, geometry, const floating[:, :, ::1] x, floating[:, :, ::1] y,
@@ -101,33 +133,53 @@ def forward(str method, geometry, const floating[:, :, ::1] x, floating[:, :, ::
     (max, stochastic) gets each window's pixel, u (stochastic) holds each window's draw."""
     cdef Window w = window_of(geometry)
     cdef Method m = METHODS[method]
-    cdef Py_ssize_t planes = x.shape[0], p, i, j
-    cdef bint vector = (floating is float and w.sw <= 2 and (m == MAX or m == AVE) and
-                        avx512.enabled())
-    cdef int unused
-    cdef int* index = &unused
     if (method in ROUTED and mask is None) or (m == STOCHASTIC and u is None):
         raise ValueError(f"pooling.forward: {method} needs a mask" +
                          (" and draws" if m == STOCHASTIC else ""))
+    cdef int* masks = &mask[0, 0, 0] if mask is not None and mask.shape[0] else NULL
+    cdef const floating* draws = &u[0, 0, 0] if u is not None and u.shape[0] else NULL
+    if x.shape[0] == 0:
+        return
     with nogil:
-        for p in prange(planes, schedule="static",
-                        use_threads_if=planes * w.ho * w.wo * w.kh * w.kw >= PARALLEL_WORK):
-            if floating is float:
-                if vector and m == MAX:
-                    avx512.max_pool_plane(&x[p, 0, 0], w.height, w.width, &y[p, 0, 0],
-                                          &mask[p, 0, 0], w.ho, w.wo, w.kh, w.kw, w.sh, w.sw,
-                                          w.ph, w.pw)
-                    continue
-                if vector:
-                    avx512.ave_pool_plane(&x[p, 0, 0], w.height, w.width, &y[p, 0, 0], w.ho,
-                                          w.wo, w.kh, w.kw, w.sh, w.sw, w.ph, w.pw, w.eh, w.ew)
-                    continue
-            for i in range(w.ho):
-                for j in range(w.wo):
-                    if m == MAX or m == STOCHASTIC:
-                        index = &mask[p, i, j]
-                    y[p, i, j] = pool_window(m, &x[p, 0, 0], w.width, window_span(&w, i, j),
-                                             u[p, i, j] if m == STOCHASTIC else 0, index)
+        pool_planes(m, &w, x.shape[0], &x[0, 0, 0], &y[0, 0, 0], masks, draws)
+
+
+cdef class ForwardStep(Step):
+    """A float32 max or average pooling forward as a net's step; its mask is the layer's,
+    or scratch (forward_only)."""
+
+    cdef Method method
+    cdef Window w
+    cdef Py_ssize_t planes
+    cdef const float* x
+    cdef float* y
+    cdef int* mask
+
+    def __init__(self, str method, geometry, const float[:, :, ::1] x, float[:, :, ::1] y,
+                 int[:, :, ::1] mask):
+        if method not in ("max", "ave") or x.shape[0] == 0:
+            raise ValueError(f"pooling.ForwardStep: {method} pooling of {x.shape[0]} planes")
+        self.keep += [geometry, x, y, mask]
+        self.method, self.w, self.planes = METHODS[method], window_of(geometry), x.shape[0]
+        if (x.shape[1] != self.w.height or x.shape[2] != self.w.width or
+                y.shape[0] != x.shape[0] or y.shape[1] != self.w.ho or
+                y.shape[2] != self.w.wo):
+            raise ValueError("pooling.ForwardStep: the arrays do not fit the geometry")
+        self.x, self.y = &x[0, 0, 0], &y[0, 0, 0]
+        if mask is not None:
+            if (mask.shape[0] != y.shape[0] or mask.shape[1] != y.shape[1] or
+                    mask.shape[2] != y.shape[2]):
+                raise ValueError("pooling.ForwardStep: the mask does not fit the output")
+            self.mask = &mask[0, 0, 0]
+        elif self.method == MAX:
+            self.scratch_bytes = self.planes * self.w.ho * self.w.wo * sizeof(int)
+
+    cdef int run(self) except -1:
+        cdef int* mask = self.mask if self.mask != NULL else <int*>self.scratch
+        with nogil:
+            pool_planes(self.method, &self.w, self.planes, self.x, self.y, mask,
+                        <const float*>NULL)
+        return 0
 
 
 @cython.boundscheck(False)

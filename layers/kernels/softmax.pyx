@@ -9,34 +9,74 @@ from libc.math cimport exp
 
 from ..backend import array_module
 from .parallel cimport PARALLEL_WORK, TRANSCENDENTAL
+from .step cimport Step
+
+cdef void softmax_rows(const floating* x, floating* y, floating* scratch, Py_ssize_t outer,
+                       Py_ssize_t channels, Py_ssize_t inner) noexcept nogil:
+    """y = softmax of x (outer, channels, inner) over channels; scratch holds outer * inner;
+    y may be x."""
+    cdef Py_ssize_t i, c, j, row = channels * inner
+    cdef floating* m
+    cdef const floating* xi
+    cdef floating* yi
+    for i in prange(outer, schedule="static",
+                    use_threads_if=outer * row * TRANSCENDENTAL >= PARALLEL_WORK):
+        m, xi, yi = scratch + i * inner, x + i * row, y + i * row
+        for j in range(inner):
+            m[j] = xi[j]
+        for c in range(1, channels):
+            for j in range(inner):
+                if xi[c * inner + j] > m[j]:
+                    m[j] = xi[c * inner + j]
+        for c in range(channels):
+            for j in range(inner):
+                yi[c * inner + j] = <floating>exp(xi[c * inner + j] - m[j])
+        for j in range(inner):
+            m[j] = 0
+        for c in range(channels):
+            for j in range(inner):
+                m[j] += yi[c * inner + j]
+        for c in range(channels):
+            for j in range(inner):
+                yi[c * inner + j] /= m[j]
+
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def softmax_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
                     floating[:, ::1] scratch):
     """y = softmax of x over axis 1; scratch is (outer, inner); y may alias x."""
-    cdef Py_ssize_t i, c, j
-    cdef Py_ssize_t outer = x.shape[0], channels = x.shape[1], inner = x.shape[2]
+    if (y.shape[0] != x.shape[0] or y.shape[1] != x.shape[1] or y.shape[2] != x.shape[2] or
+            scratch.shape[0] < x.shape[0] or scratch.shape[1] != x.shape[2]):
+        raise ValueError("softmax_forward: the arrays do not fit")
+    if x.shape[0] == 0 or x.shape[1] == 0 or x.shape[2] == 0:
+        return
     with nogil:
-        for i in prange(outer, schedule="static",
-                        use_threads_if=outer * channels * inner * TRANSCENDENTAL >= PARALLEL_WORK):
-            for j in range(inner):
-                scratch[i, j] = x[i, 0, j]
-            for c in range(1, channels):
-                for j in range(inner):
-                    if x[i, c, j] > scratch[i, j]:
-                        scratch[i, j] = x[i, c, j]
-            for c in range(channels):
-                for j in range(inner):
-                    y[i, c, j] = <floating>exp(x[i, c, j] - scratch[i, j])
-            for j in range(inner):
-                scratch[i, j] = 0
-            for c in range(channels):
-                for j in range(inner):
-                    scratch[i, j] += y[i, c, j]
-            for c in range(channels):
-                for j in range(inner):
-                    y[i, c, j] /= scratch[i, j]
+        softmax_rows(&x[0, 0, 0], &y[0, 0, 0], &scratch[0, 0], x.shape[0], x.shape[1],
+                     x.shape[2])
+
+
+cdef class ForwardStep(Step):
+    """A float32 softmax over axis 1 of (outer, channels, inner) as a net's step."""
+
+    cdef const float* x
+    cdef float* y
+    cdef Py_ssize_t outer, channels, inner
+
+    def __init__(self, const float[:, :, ::1] x, float[:, :, ::1] y):
+        if (y.shape[0] != x.shape[0] or y.shape[1] != x.shape[1] or y.shape[2] != x.shape[2]
+                or x.shape[0] * x.shape[1] * x.shape[2] == 0):
+            raise ValueError("softmax.ForwardStep: the arrays do not fit")
+        self.keep += [x, y]
+        self.x, self.y = &x[0, 0, 0], &y[0, 0, 0]
+        self.outer, self.channels, self.inner = x.shape[0], x.shape[1], x.shape[2]
+        self.scratch_bytes = self.outer * self.inner * sizeof(float)
+
+    cdef int run(self) except -1:
+        with nogil:
+            softmax_rows(self.x, self.y, <float*>self.scratch, self.outer, self.channels,
+                         self.inner)
+        return 0
 
 
 @cython.boundscheck(False)
