@@ -2,7 +2,8 @@
 
 gemm_rows (cimported by the kernels that multiply inside their own loops) computes a
 row-major product on one thread: cyffe's AVX-512 kernel for float32 where it suits the
-product, scipy's BLAS otherwise. gemm(a, b, c) computes c = alpha op(a) op(b) + beta c like
+product, scipy's BLAS otherwise (found on first use: importing scipy.linalg costs about
+27 MB of memory, which float32 on AVX-512 never needs). gemm(a, b, c) computes c = alpha op(a) op(b) + beta c like
 np.dot(..., out=c), but cuts c into blocks of columns (or of rows, when c is tall) that
 OpenMP threads take one at a time, each with gemm_rows. Threaded OpenBLAS spin-waits:
 beside another process on a 2-core machine its small products became 100-1000x slower.
@@ -11,7 +12,7 @@ Blocks taken on demand also let a thread on a busy core do less of the work.
 cimport cython
 from cython.parallel import prange
 from cython cimport floating
-from scipy.linalg.cython_blas cimport dgemm, sgemm
+from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 
 from . cimport avx512
 
@@ -25,6 +26,49 @@ cdef extern from *:
     #endif
     """
     int omp_max_threads "cyffe_max_threads" () noexcept nogil
+
+
+ctypedef void (*sgemm_f)(char* ta, char* tb, int* m, int* n, int* k, float* alpha, float* a,
+                        int* lda, float* b, int* ldb, float* beta, float* c,
+                        int* ldc) noexcept nogil
+ctypedef void (*dgemm_f)(char* ta, char* tb, int* m, int* n, int* k, double* alpha, double* a,
+                        int* lda, double* b, int* ldb, double* beta, double* c,
+                        int* ldc) noexcept nogil
+cdef sgemm_f sgemm = NULL
+cdef dgemm_f dgemm = NULL
+
+
+cdef bint load_blas() noexcept nogil:
+    """Point sgemm and dgemm at scipy's (scipy.linalg.cython_blas's exported functions);
+    False if they can't be had (then gemm_rows computes plainly)."""
+    global sgemm, dgemm
+    with gil:
+        if dgemm == NULL:
+            try:
+                exported = __import__("scipy.linalg.cython_blas", fromlist=["_"]).__pyx_capi__
+                s, d = exported["sgemm"], exported["dgemm"]
+                sgemm = <sgemm_f>PyCapsule_GetPointer(s, PyCapsule_GetName(s))
+                dgemm = <dgemm_f>PyCapsule_GetPointer(d, PyCapsule_GetName(d))
+            except Exception as err:
+                import warnings
+                warnings.warn(f"cyffe: scipy's BLAS is unavailable ({err}); products it would "
+                              "take run in plain loops", RuntimeWarning)
+        return dgemm != NULL
+
+
+cdef void plain_gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
+                     const floating* a, int lda, const floating* b, int ldb, floating beta,
+                     floating* c, int ldc) noexcept nogil:
+    """c = alpha op(a) op(b) + beta c, row-major, in loops: only without scipy's BLAS."""
+    cdef int i, j, p
+    cdef floating total
+    for i in range(m):
+        for j in range(n):
+            total = 0
+            for p in range(k):
+                total = total + ((a[p * lda + i] if trans_a else a[i * lda + p]) *
+                                 (b[j * ldb + p] if trans_b else b[p * ldb + j]))
+            c[i * ldc + j] = alpha * total + (beta * c[i * ldc + j] if beta != 0 else 0)
 
 
 cdef extern from "dot_rows.h":
@@ -75,15 +119,16 @@ cdef void gemm_rows(bint trans_a, bint trans_b, int m, int n, int k, floating al
     if not trans_a and not trans_b and n == 1 and ldb == 1:
         dot_rows(1, m, k, alpha, b, 0, a, lda, beta, c, 0, ldc)
         return
-    if floating is float:
-        # (the kernel declines, writing nothing, only if its panels could not be allocated)
-        if not avx512.sgemm_suits(trans_b, m) or avx512.sgemm(
-                trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) != 0:
-            sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*>b, &ldb, <float*>a, &lda, &beta, c,
-                  &ldc)
+    # (the AVX-512 kernel declines, writing nothing, only if its panels could not be allocated)
+    if floating is float and avx512.sgemm_suits(trans_b, m) and avx512.sgemm(
+            trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) == 0:
+        return
+    if dgemm == NULL and not load_blas():
+        plain_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    elif floating is float:
+        sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*>b, &ldb, <float*>a, &lda, &beta, c, &ldc)
     else:
-        dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*>b, &ldb, <double*>a, &lda, &beta, c,
-              &ldc)
+        dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*>b, &ldb, <double*>a, &lda, &beta, c, &ldc)
 
 
 cdef enum:

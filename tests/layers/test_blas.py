@@ -168,3 +168,26 @@ def test_mismatched_shapes_name_them():
 def test_rows_must_be_contiguous():
     with pytest.raises(ValueError, match="rows of b must be contiguous"):
         gemm(np.ones((2, 3)), np.ones((3, 8))[:, ::2], np.empty((2, 4)))
+
+
+def test_scipy_is_imported_only_for_a_product_that_takes_its_blas():
+    """scipy.linalg costs about 27 MB: float32 nets on AVX-512 never import it; without it
+    (here: made unimportable) products run in plain loops, with a warning."""
+    code = """if True:
+        import sys, warnings
+        import numpy as np
+        from cyffe.layers.kernels.blas import gemm
+        assert "scipy" not in sys.modules
+        sys.modules["scipy.linalg.cython_blas"] = None
+        rng = np.random.default_rng(5)
+        a, b = rng.standard_normal((9, 30)), rng.standard_normal((40, 30))
+        c = np.ones((9, 40))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            gemm(a, b, c, trans_b=True, alpha=2.0, beta=0.5)
+        assert "plain loops" in str(caught[0].message), caught
+        assert np.allclose(c, 2 * a @ b.T + 0.5), abs(c - 2 * a @ b.T - 0.5).max()
+        print("ok")
+    """
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "ok", out.stderr
