@@ -150,14 +150,15 @@ class Pooling(Layer):
     def _source(self, bottom, take):
         return self._planes(self.geometry.source(np.ascontiguousarray(bottom[0].data), take))
 
-    def _mask_for(self, shape, take):
+    def _mask_for(self, shape, take, index_top=False):
         """Where forward records the pixel each window took (max, stochastic): kept for
-        backward, or scratch in take's frame when there is none (forward_only)."""
+        backward; without one (forward_only), scratch in take's frame for an index top or
+        stochastic pooling, else none (max pooling's values only)."""
         if self.method not in pooling.ROUTED:
             return None
         if self.forward_only:
             self._mask = None
-            return take(shape, np.intc)
+            return take(shape, np.intc) if index_top or self.method != "max" else None
         if self._mask is None or self._mask.shape != shape:
             self._mask = np.empty(shape, np.intc)
         return self._mask
@@ -170,7 +171,7 @@ class Pooling(Layer):
     def forward_cpu(self, bottom, top):
         y = self._planes(top[0].data)
         with arena.scratch() as take:
-            mask = self._mask_for(y.shape, take)
+            mask = self._mask_for(y.shape, take, index_top=len(top) > 1)
             pooling.forward(self.method, self.geometry, self._source(bottom, take), y, mask,
                             self._draws(y.shape))
             if len(top) > 1:

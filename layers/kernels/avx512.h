@@ -440,16 +440,67 @@ CYFFE_INLINE_AVX512 void cyffe_window_rows(const float* x, ptrdiff_t height, ptr
         _mm_prefetch((const char*)(x + (ptrdiff_t)(*h1 + 3 * sh) * width + c), _MM_HINT_T0);
 }
 
+/* Columns of the padded row (and vector-load slack past it) a values-only max pool keeps on
+ * the stack; wider rows take the masked kernel. */
+#define CYFFE_POOL_ROW 4096
+
+/* Max pooling without the mask (a forward nobody backpropagates through): the window rows
+ * of an output row are first reduced to one row of column maxima, whole vectors at a time
+ * (-FLT_MAX in the padding), then each output takes the largest of its kw columns. Fewer
+ * operations than the masked kernel's kh*kw shuffled loads and index updates per output
+ * vector, and the same values: a NaN operand of _mm512_max_ps leaves the running maximum,
+ * so NaNs never win, as in the strict scan (only a zero maximum may carry the other sign).
+ * Returns -1, writing nothing, for a row too wide for its stack buffer. */
+static CYFFE_AVX512 int cyffe_max_pool_values(const float* x, ptrdiff_t height,
+                                              ptrdiff_t width, float* y, int ho, int wo,
+                                              int kh, int kw, int sh, int sw, int ph, int pw)
+{
+    const ptrdiff_t columns = ((ptrdiff_t)(wo + 15) / 16 * 16 * sw + kw + 31) / 16 * 16;
+    if (columns > CYFFE_POOL_ROW)
+        return -1;
+    float maxima[CYFFE_POOL_ROW] __attribute__((aligned(64)));
+    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i even = _mm512_add_epi32(lane, lane);
+    const __m512 lowest = _mm512_set1_ps(-FLT_MAX);
+    int h0, h1;
+    for (int i = 0; i < ho; i++) {
+        cyffe_window_rows(x, height, width, i, kh, sh, ph, &h0, &h1);
+        /* maxima[c] = the largest of column c - pw over rows h0 .. h1 - 1 */
+        for (ptrdiff_t c = 0; c < columns; c += 16) {
+            const __mmask16 in = cyffe_lanes(c - pw, 0, width, width);
+            __m512 m = lowest;
+            for (int h = h0; h < h1; h++)
+                m = _mm512_max_ps(_mm512_mask_loadu_ps(lowest, in, x + h * width + c - pw), m);
+            _mm512_store_ps(maxima + c, m);
+        }
+        for (int j = 0; j < wo; j += 16) {
+            __m512 best = lowest;
+            for (int d = 0; d < kw; d++) {
+                const float* p = maxima + (ptrdiff_t)j * sw + d;
+                const __m512 v = sw == 1 ? _mm512_loadu_ps(p) : _mm512_permutex2var_ps(
+                    _mm512_loadu_ps(p), even, _mm512_loadu_ps(p + 16));
+                best = _mm512_max_ps(v, best);
+            }
+            _mm512_mask_storeu_ps(y + (ptrdiff_t)i * wo + j, cyffe_lanes(j, 0, wo, wo), best);
+        }
+    }
+    return 0;
+}
+
 /* Max pooling of one plane (H x W) into y and mask (ho x wo): each output is the largest
  * in-image value of its window (rows i*sh - ph + [0, kh), columns j*sw - pw + [0, kw)),
  * the first in row-major order among equals; mask is its flat index h*W + w, -1 (and
  * y = -FLT_MAX) when the window holds no pixel. The window is scanned in the scalar
- * loop's order with the same strict comparison, so NaNs never win there either. */
+ * loop's order with the same strict comparison, so NaNs never win there either. Without
+ * a mask (NULL), cyffe_max_pool_values does it where it can. */
 static CYFFE_AVX512 void cyffe_max_pool_plane(const float* x, ptrdiff_t height,
                                               ptrdiff_t width, float* y, int* mask, int ho,
                                               int wo, int kh, int kw, int sh, int sw, int ph,
                                               int pw)
 {
+    if (mask == NULL && cyffe_max_pool_values(x, height, width, y, ho, wo, kh, kw, sh, sw,
+                                              ph, pw) == 0)
+        return;
     const __m512 lowest = _mm512_set1_ps(-FLT_MAX);
     __mmask16 inside;
     __m512i column;
@@ -473,7 +524,8 @@ static CYFFE_AVX512 void cyffe_max_pool_plane(const float* x, ptrdiff_t height,
                 }
             }
             _mm512_mask_storeu_ps(y + (ptrdiff_t)i * wo + j, outputs, best);
-            _mm512_mask_storeu_epi32(mask + (ptrdiff_t)i * wo + j, outputs, where);
+            if (mask != NULL)
+                _mm512_mask_storeu_epi32(mask + (ptrdiff_t)i * wo + j, outputs, where);
         }
     }
 }
@@ -486,6 +538,26 @@ static CYFFE_AVX512 void cyffe_ave_pool_plane(const float* x, ptrdiff_t height,
                                               int kh, int kw, int sh, int sw, int ph, int pw,
                                               int eh, int ew)
 {
+    if (wo < 4) {
+        /* Rows of few outputs (global pooling's one) would leave most lanes idle: each
+         * output's window rows are summed 16 columns at a time instead, then across the
+         * lanes (in another order than the scalar loop's). */
+        for (int i = 0; i < ho; i++)
+            for (int j = 0; j < wo; j++) {
+                const int top = i * sh - ph, left = j * sw - pw;
+                const int h0 = top > 0 ? top : 0, h1 = top + kh < height ? top + kh : (int)height;
+                const int w0 = left > 0 ? left : 0, w1 = left + kw < width ? left + kw : (int)width;
+                const int size = ((top + kh < height + eh ? top + kh : (int)height + eh) - top) *
+                                 ((left + kw < width + ew ? left + kw : (int)width + ew) - left);
+                __m512 total = _mm512_setzero_ps();
+                for (int h = h0; h < h1; h++)
+                    for (int c = w0; c < w1; c += 16)
+                        total = _mm512_add_ps(total, _mm512_maskz_loadu_ps(
+                            cyffe_lanes(c, w0, w1, width), x + (ptrdiff_t)h * width + c));
+                y[(ptrdiff_t)i * wo + j] = size > 0 ? _mm512_reduce_add_ps(total) / size : 0;
+            }
+        return;
+    }
     const __m512 zero = _mm512_setzero_ps();
     __mmask16 inside;
     __m512i column;

@@ -97,7 +97,8 @@ cdef inline floating pool_window(Method method, const floating* x, Py_ssize_t wi
 cdef void pool_planes(Method m, const Window* w, Py_ssize_t planes, const floating* x,
                       floating* y, int* mask, const floating* u) noexcept nogil:
     """y (planes, ho, wo) = the method over each window of the source planes x; mask (MAX,
-    STOCHASTIC) gets each window's pixel, u (STOCHASTIC) holds each window's draw."""
+    STOCHASTIC; MAX may go without: NULL) gets each window's pixel, u (STOCHASTIC) holds
+    each window's draw."""
     cdef Py_ssize_t p, i, j, at
     cdef Py_ssize_t area = w.height * w.width, out = w.ho * w.wo
     cdef bint vector = (floating is float and w.sw <= 2 and (m == MAX or m == AVE) and
@@ -109,8 +110,8 @@ cdef void pool_planes(Method m, const Window* w, Py_ssize_t planes, const floati
         if floating is float:
             if vector and m == MAX:
                 avx512.max_pool_plane(x + p * area, w.height, w.width, y + p * out,
-                                      mask + p * out, w.ho, w.wo, w.kh, w.kw, w.sh, w.sw,
-                                      w.ph, w.pw)
+                                      mask + p * out if mask != NULL else NULL, w.ho, w.wo,
+                                      w.kh, w.kw, w.sh, w.sw, w.ph, w.pw)
                 continue
             if vector:
                 avx512.ave_pool_plane(x + p * area, w.height, w.width, y + p * out, w.ho,
@@ -119,7 +120,7 @@ cdef void pool_planes(Method m, const Window* w, Py_ssize_t planes, const floati
         for i in range(w.ho):
             for j in range(w.wo):
                 at = p * out + i * w.wo + j
-                if m == MAX or m == STOCHASTIC:
+                if (m == MAX or m == STOCHASTIC) and mask != NULL:
                     index = mask + at
                 y[at] = pool_window(m, x + p * area, w.width, window_span(w, i, j),
                                     u[at] if m == STOCHASTIC else 0, index)
@@ -130,12 +131,12 @@ cdef void pool_planes(Method m, const Window* w, Py_ssize_t planes, const floati
 def forward(str method, geometry, const floating[:, :, ::1] x, floating[:, :, ::1] y,
             int[:, :, ::1] mask=None, const floating[:, :, ::1] u=None):
     """y (P, ho, wo) = the method over each window of the source planes x (P, H, W); mask
-    (max, stochastic) gets each window's pixel, u (stochastic) holds each window's draw."""
+    (max, stochastic) gets each window's pixel (max without one: the values only), u
+    (stochastic) holds each window's draw."""
     cdef Window w = window_of(geometry)
     cdef Method m = METHODS[method]
-    if (method in ROUTED and mask is None) or (m == STOCHASTIC and u is None):
-        raise ValueError(f"pooling.forward: {method} needs a mask" +
-                         (" and draws" if m == STOCHASTIC else ""))
+    if m == STOCHASTIC and (mask is None or u is None):
+        raise ValueError(f"pooling.forward: {method} needs a mask and draws")
     cdef int* masks = &mask[0, 0, 0] if mask is not None and mask.shape[0] else NULL
     cdef const floating* draws = &u[0, 0, 0] if u is not None and u.shape[0] else NULL
     if x.shape[0] == 0:
@@ -146,7 +147,7 @@ def forward(str method, geometry, const floating[:, :, ::1] x, floating[:, :, ::
 
 cdef class ForwardStep(Step):
     """A float32 max or average pooling forward as a net's step; its mask is the layer's,
-    or scratch (forward_only)."""
+    or none (forward_only)."""
 
     cdef Method method
     cdef Window w
@@ -171,13 +172,10 @@ cdef class ForwardStep(Step):
                     mask.shape[2] != y.shape[2]):
                 raise ValueError("pooling.ForwardStep: the mask does not fit the output")
             self.mask = &mask[0, 0, 0]
-        elif self.method == MAX:
-            self.scratch_bytes = self.planes * self.w.ho * self.w.wo * sizeof(int)
 
     cdef int run(self) except -1:
-        cdef int* mask = self.mask if self.mask != NULL else <int*>self.scratch
         with nogil:
-            pool_planes(self.method, &self.w, self.planes, self.x, self.y, mask,
+            pool_planes(self.method, &self.w, self.planes, self.x, self.y, self.mask,
                         <const float*>NULL)
         return 0
 

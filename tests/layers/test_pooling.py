@@ -242,3 +242,42 @@ def test_window_past_an_unpadded_edge(method):
         assert bottom[0].diff.sum() == 2 * 4
     np.testing.assert_array_equal(results[0][0], results[1][0])
     np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+def forward_only(layer):
+    layer.forward_only = True
+    return layer
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+@pytest.mark.parametrize("method", [MAX, AVE])
+def test_a_forward_without_backward_gives_the_same_values(name, method):
+    """forward_only max pooling keeps no mask (AVX-512: column maxima first, then rows)."""
+    fields, kernel, stride, pad, ceil_mode, hw = CONFIGS[name]
+    x = distinct_values((2, 3) + hw)
+    expected, _ = reference_pool(x, method, kernel, stride, pad, ceil_mode)
+    _, top = run_layer(forward_only(pooling(np.float32, pool=method, **fields)),
+                       x.astype(np.float32))
+    np.testing.assert_allclose(top[0].data, expected, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("width", [40, 9000])      # past the kernel's row buffer: masked
+def test_max_without_a_mask_passes_over_nan(width):
+    x = np.arange(float(width)).reshape(1, 1, 1, width)
+    x[0, 0, 0, 6:8] = [5.0, np.nan]
+    x[0, 0, 0, 10:12] = np.nan
+    layer = forward_only(pooling(np.float32, pool=MAX, kernel_h=1, kernel_w=2, stride_h=1,
+                                 stride_w=2))
+    _, top = run_layer(layer, x.astype(np.float32))
+    expected = np.arange(1, width, 2, dtype=np.float32)
+    expected[3], expected[5] = 5, -np.finfo(np.float32).max
+    np.testing.assert_array_equal(top[0].data[0, 0, 0], expected)
+
+
+@pytest.mark.parametrize("hw", [(14, 14), (7, 7), (3, 40)])
+def test_global_average_of_float32(hw):
+    """Outputs of one column sum their windows 16 columns at a time (AVX-512)."""
+    x = np.random.default_rng(3).standard_normal((2, 5) + hw).astype(np.float32)
+    _, top = run_layer(pooling(np.float32, pool=AVE, global_pooling=True), x)
+    np.testing.assert_allclose(top[0].data[:, :, 0, 0], x.astype(np.float64).mean(axis=(2, 3)),
+                               rtol=1e-5, atol=1e-6)
