@@ -20,16 +20,25 @@ from .kernels.parallel cimport PARALLEL_WORK
 from .kernels.step cimport Step
 
 
+cdef inline void prelu_plane(const floating* x, const floating* v, floating* out, floating a,
+                             Py_ssize_t dim) noexcept nogil:
+    cdef Py_ssize_t d
+    for d in range(dim):
+        out[d] = v[d] if x[d] > 0 else v[d] * a
+
+
 cdef void prelu_run(const floating* x, const floating* v, floating* out, const floating* slope,
                     bint shared, Py_ssize_t num, Py_ssize_t channels,
                     Py_ssize_t dim) noexcept nogil:
-    cdef Py_ssize_t r, d
-    cdef floating a
-    for r in prange(num * channels, schedule="static",
-                    use_threads_if=num * channels * dim >= PARALLEL_WORK):
-        a = slope[0] if shared else slope[r % channels]
-        for d in range(dim):
-            out[r * dim + d] = v[r * dim + d] if x[r * dim + d] > 0 else v[r * dim + d] * a
+    cdef Py_ssize_t r
+    if num * channels * dim < PARALLEL_WORK:            # not even a team of one
+        for r in range(num * channels):
+            prelu_plane(x + r * dim, v + r * dim, out + r * dim,
+                        slope[0] if shared else slope[r % channels], dim)
+        return
+    for r in prange(num * channels, schedule="static"):
+        prelu_plane(x + r * dim, v + r * dim, out + r * dim,
+                    slope[0] if shared else slope[r % channels], dim)
 
 
 @cython.boundscheck(False)

@@ -1,6 +1,7 @@
 """ReLU: y = max(x, 0) + negative_slope * min(x, 0)  (Caffe's ReLU, leaky when slope != 0)."""
 cimport cython
 from cython.parallel import prange
+from .kernels.blas cimport max_threads
 from cython cimport floating
 
 from .base import NeuronLayer, steppable
@@ -8,12 +9,26 @@ from .kernels.parallel cimport PARALLEL_WORK
 from .kernels.step cimport Step
 
 
-cdef void relu_run(const floating* x, floating* y, Py_ssize_t n, double slope) noexcept nogil:
+cdef inline void relu_span(const floating* x, floating* y, Py_ssize_t n,
+                           double slope) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating v
-    for i in prange(n, schedule="static", use_threads_if=n >= PARALLEL_WORK):
+    for i in range(n):
         v = x[i]
         y[i] = v if v > 0 else <floating>(v * slope)
+
+
+cdef void relu_run(const floating* x, floating* y, Py_ssize_t n, double slope) noexcept nogil:
+    """y = x where x > 0, slope * x elsewhere: on this thread below PARALLEL_WORK (not even a
+    team of one), else in a span per thread."""
+    cdef Py_ssize_t t, threads = max_threads(), span
+    if n < PARALLEL_WORK or threads < 2:
+        relu_span(x, y, n, slope)
+        return
+    span = (n + threads - 1) // threads
+    for t in prange(threads, schedule="static"):
+        if t * span < n:
+            relu_span(x + t * span, y + t * span, min(span, n - t * span), slope)
 
 
 @cython.boundscheck(False)

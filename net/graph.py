@@ -627,20 +627,20 @@ class Net:
         steps (layers/kernels/step.pyx), made once for the blobs' shapes and memory. False,
         having run nothing, when this forward can't: a blob changed since the last forward,
         GPU mode, a TRAIN net, or a layer that reshapes every time."""
-        if self.phase != pb.TEST or gpu_mode() or generation() != self._settled:
+        if self.phase != pb.TEST or generation() != self._settled or gpu_mode():
             return False
-        skipped = self._set_folding(folding)
         key = (self._settled, folding)
         if self._plan_key != key:
             self._plan, self._plan_key = None, key
+            skipped = self._set_folding(folding)
             if all(layer.reshape_by_shapes for layer in self.layers):
                 self._plan = self._make_plan(skipped)
+        elif self._folded != folding:
+            self._set_folding(folding)
         if self._plan is None:
             return False
         items, order = self._plan
-        # Steps on the AVX-512 kernels call no BLAS: then NumPy's BLAS threads can stay.
-        steps_only = avx512.available() and all(type(item) is not int for item in items)
-        with contextlib.nullcontext() if steps_only else one_blas_thread():
+        with contextlib.nullcontext() if self._plan_blas_free else one_blas_thread():
             ran = run_plan(items, self._forward_layer, self._refresh_step)
             if ran < len(items):            # a layer moved blobs: the rest as written
                 self._run(order[ran:], folding)
@@ -668,6 +668,8 @@ class Net:
     def _give_scratch(self, items):
         """One scratch block for every step: the largest single need."""
         steps = [item for item in items if type(item) is not int]
+        # Steps on the AVX-512 kernels call no BLAS: then NumPy's BLAS threads can stay.
+        self._plan_blas_free = avx512.available() and len(steps) == len(items)
         need = max([step.scratch_need for step in steps], default=0)
         if self._plan_scratch is None or self._plan_scratch.size < need:
             self._plan_scratch = aligned(need)
@@ -691,9 +693,8 @@ class Net:
         self._forward_layer(li)
         step = self._step_of(li)
         item = li if step is None else step
-        if step is not None:
-            items[position] = item
-            self._give_scratch(items)
+        items[position] = item
+        self._give_scratch(items)
         return item
 
     def backward_from_to(self, first, last):

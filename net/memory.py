@@ -113,6 +113,8 @@ class BlobSharing:
     def check_start(self, first, last):
         """A NetError if the layers first..last read pooled blobs written before first: the
         runs since may have written over them."""
+        if first == 0:                  # a forward from the start reads nothing written before
+            return
         net = self.net
         stale = dict.fromkeys(name for li in range(first, last + 1)
                               for name, b in zip(net.layers[li].param.bottom, net._bottom[li])

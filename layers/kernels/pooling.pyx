@@ -94,36 +94,47 @@ cdef inline floating pool_window(Method method, const floating* x, Py_ssize_t wi
     return x[chosen] if chosen >= 0 else 0
 
 
+cdef inline void pool_plane(Method m, const Window* w, bint vector, const floating* x,
+                            floating* y, int* mask, const floating* u) noexcept nogil:
+    """One plane of pool_planes: x (height, width) to y, mask, u (ho, wo)."""
+    cdef Py_ssize_t i, j, at
+    cdef int unused
+    cdef int* index = &unused
+    if floating is float:
+        if vector and m == MAX:
+            avx512.max_pool_plane(x, w.height, w.width, y, mask, w.ho, w.wo, w.kh, w.kw, w.sh,
+                                  w.sw, w.ph, w.pw)
+            return
+        if vector:
+            avx512.ave_pool_plane(x, w.height, w.width, y, w.ho, w.wo, w.kh, w.kw, w.sh, w.sw,
+                                  w.ph, w.pw, w.eh, w.ew)
+            return
+    for i in range(w.ho):
+        for j in range(w.wo):
+            at = i * w.wo + j
+            if (m == MAX or m == STOCHASTIC) and mask != NULL:
+                index = mask + at
+            y[at] = pool_window(m, x, w.width, window_span(w, i, j),
+                                u[at] if m == STOCHASTIC else 0, index)
+
+
 cdef void pool_planes(Method m, const Window* w, Py_ssize_t planes, const floating* x,
                       floating* y, int* mask, const floating* u) noexcept nogil:
     """y (planes, ho, wo) = the method over each window of the source planes x; mask (MAX,
     STOCHASTIC; MAX may go without: NULL) gets each window's pixel, u (STOCHASTIC) holds
     each window's draw."""
-    cdef Py_ssize_t p, i, j, at
-    cdef Py_ssize_t area = w.height * w.width, out = w.ho * w.wo
+    cdef Py_ssize_t p, area = w.height * w.width, out = w.ho * w.wo
     cdef bint vector = (floating is float and w.sw <= 2 and (m == MAX or m == AVE) and
                         avx512.enabled())
-    cdef int unused
-    cdef int* index = &unused
-    for p in prange(planes, schedule="static",
-                    use_threads_if=planes * out * w.kh * w.kw >= PARALLEL_WORK):
-        if floating is float:
-            if vector and m == MAX:
-                avx512.max_pool_plane(x + p * area, w.height, w.width, y + p * out,
-                                      mask + p * out if mask != NULL else NULL, w.ho, w.wo,
-                                      w.kh, w.kw, w.sh, w.sw, w.ph, w.pw)
-                continue
-            if vector:
-                avx512.ave_pool_plane(x + p * area, w.height, w.width, y + p * out, w.ho,
-                                      w.wo, w.kh, w.kw, w.sh, w.sw, w.ph, w.pw, w.eh, w.ew)
-                continue
-        for i in range(w.ho):
-            for j in range(w.wo):
-                at = p * out + i * w.wo + j
-                if (m == MAX or m == STOCHASTIC) and mask != NULL:
-                    index = mask + at
-                y[at] = pool_window(m, x + p * area, w.width, window_span(w, i, j),
-                                    u[at] if m == STOCHASTIC else 0, index)
+    if planes * out * w.kh * w.kw < PARALLEL_WORK:      # not even a team of one
+        for p in range(planes):
+            pool_plane(m, w, vector, x + p * area, y + p * out,
+                       mask + p * out if mask != NULL else NULL,
+                       u + p * out if u != NULL else NULL)
+        return
+    for p in prange(planes, schedule="static"):
+        pool_plane(m, w, vector, x + p * area, y + p * out,
+                   mask + p * out if mask != NULL else NULL, u + p * out if u != NULL else NULL)
 
 
 @cython.boundscheck(False)

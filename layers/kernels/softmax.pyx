@@ -11,34 +11,40 @@ from ..backend import array_module
 from .parallel cimport PARALLEL_WORK, TRANSCENDENTAL
 from .step cimport Step
 
+cdef inline void softmax_row(const floating* x, floating* y, floating* m, Py_ssize_t channels,
+                             Py_ssize_t inner) noexcept nogil:
+    """One (channels, inner) block of softmax_rows; m holds inner values."""
+    cdef Py_ssize_t c, j
+    for j in range(inner):
+        m[j] = x[j]
+    for c in range(1, channels):
+        for j in range(inner):
+            if x[c * inner + j] > m[j]:
+                m[j] = x[c * inner + j]
+    for c in range(channels):
+        for j in range(inner):
+            y[c * inner + j] = <floating>exp(x[c * inner + j] - m[j])
+    for j in range(inner):
+        m[j] = 0
+    for c in range(channels):
+        for j in range(inner):
+            m[j] += y[c * inner + j]
+    for c in range(channels):
+        for j in range(inner):
+            y[c * inner + j] /= m[j]
+
+
 cdef void softmax_rows(const floating* x, floating* y, floating* scratch, Py_ssize_t outer,
                        Py_ssize_t channels, Py_ssize_t inner) noexcept nogil:
     """y = softmax of x (outer, channels, inner) over channels; scratch holds outer * inner;
     y may be x."""
-    cdef Py_ssize_t i, c, j, row = channels * inner
-    cdef floating* m
-    cdef const floating* xi
-    cdef floating* yi
-    for i in prange(outer, schedule="static",
-                    use_threads_if=outer * row * TRANSCENDENTAL >= PARALLEL_WORK):
-        m, xi, yi = scratch + i * inner, x + i * row, y + i * row
-        for j in range(inner):
-            m[j] = xi[j]
-        for c in range(1, channels):
-            for j in range(inner):
-                if xi[c * inner + j] > m[j]:
-                    m[j] = xi[c * inner + j]
-        for c in range(channels):
-            for j in range(inner):
-                yi[c * inner + j] = <floating>exp(xi[c * inner + j] - m[j])
-        for j in range(inner):
-            m[j] = 0
-        for c in range(channels):
-            for j in range(inner):
-                m[j] += yi[c * inner + j]
-        for c in range(channels):
-            for j in range(inner):
-                yi[c * inner + j] /= m[j]
+    cdef Py_ssize_t i, row = channels * inner
+    if outer * row * TRANSCENDENTAL < PARALLEL_WORK:    # not even a team of one
+        for i in range(outer):
+            softmax_row(x + i * row, y + i * row, scratch + i * inner, channels, inner)
+        return
+    for i in prange(outer, schedule="static"):
+        softmax_row(x + i * row, y + i * row, scratch + i * inner, channels, inner)
 
 
 @cython.boundscheck(False)
