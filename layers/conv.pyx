@@ -14,7 +14,7 @@ batched matmuls in array-API code (base_conv.py).
 """
 import numpy as np
 
-from .backend import array_module
+from .backend import array_module, gpu_mode
 from .base import steppable
 from .base_conv import BaseConvolution
 from ..proto import cyffe_pb2 as pb
@@ -27,7 +27,8 @@ class Convolution(BaseConvolution):
 
     type = "Convolution"
     # Set by the net for a folded TEST forward (net/fold.py): an object whose params() gives
-    # the weights, bias and per-output ReLU slopes (or None) to use.
+    # folded weights, bias and per-output ReLU slopes (or None), and epilogue() the bias,
+    # per-output scales and slopes to apply after the convolution's own weights.
     fold = None
 
     def setup(self, bottom, top):
@@ -54,21 +55,26 @@ class Convolution(BaseConvolution):
                                               self.group, dtype)
 
     def _forward_params(self):
-        """(weights, bias, ReLU slopes or None) of a forward: the blobs', or the fold's."""
+        """(weights, bias, ReLU slopes or None, scales or None) of a forward: the blobs', or
+        with the fold, the blobs' weights and the fold's epilogue (the depthwise kernels
+        and the GPU: folded weights)."""
         if self.fold is None:
-            return self.blobs[0].data, self.bias, None
-        return self.fold.params()
+            return self.blobs[0].data, self.bias, None, None
+        if self.depthwise or gpu_mode():
+            return self.fold.params() + (None,)
+        bias, scales, slopes = self.fold.epilogue()
+        return self.blobs[0].data, bias, slopes, scales
 
     def forward_cpu(self, bottom, top):
-        weights, bias, slopes = self._forward_params()
+        weights, bias, slopes, scales = self._forward_params()
         for b, t in zip(bottom, top):
             x, y = self.images(b.data), t.data.reshape(self.out_shape)
             if self.depthwise:
                 depthwise.forward(self.geometry, x, weights, bias, y, slopes)
             elif self.winograd is not None:
-                self.winograd.run(weights, x, y, bias, slopes)
+                self.winograd.run(weights, x, y, bias, slopes, scales)
             else:
-                self.pipeline.run(weights, x=x, y=y, bias=bias, slopes=slopes)
+                self.pipeline.run(weights, x=x, y=y, bias=bias, slopes=slopes, scales=scales)
 
     def step(self, bottom, top):
         """The forward as a net's step (kernels/step.pyx): the im2col + GEMM pipeline on one
@@ -77,11 +83,11 @@ class Convolution(BaseConvolution):
         if (len(bottom) != 1 or self.depthwise or self.winograd is not None or
                 not steppable(x, y)):
             return None
-        weights, bias, slopes = self._forward_params()
+        weights, bias, slopes, scales = self._forward_params()
         step = self.pipeline.step(weights, x.reshape(self.image_shape),
-                                  y.reshape(self.out_shape), bias, slopes)
+                                  y.reshape(self.out_shape), bias, slopes, scales)
         if step is not None and self.fold is not None:
-            step.watch(self.fold.sources())
+            step.watch(self.fold.sources(weights=False))
         return step
 
     def backward_cpu(self, top, propagate_down, bottom):
@@ -99,7 +105,7 @@ class Convolution(BaseConvolution):
 
     def forward_gpu(self, bottom, top):
         xp = array_module(bottom[0].data)
-        weights, bias, slopes = self._forward_params()
+        weights, bias, slopes, _ = self._forward_params()
         for b, t in zip(bottom, top):
             out = self.conv_xp(xp, b.data.reshape(self.image_shape), xp.asarray(weights))
             if bias is not None:

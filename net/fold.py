@@ -9,10 +9,11 @@ between), computes per output channel o
     y_o = relu(g_o (w_o * x + b_o) + h_o) = relu((g_o w_o) * x + (g_o b_o + h_o))
 
 with g and h gathered from the statistics, the scales and the biases. The convolution
-runs with those weights and that bias and applies the ReLU in the pass that writes its
-output; the folded layers are skipped. net.params, every layer's blobs and training are
-untouched: the folded weights are the convolution's own copy, made again whenever a
-fingerprint of the blobs they come from changes (a solver step on shared params, net
+runs with its own weights and applies g, the bias and the ReLU in the pass that writes its
+output (epilogue()); the folded layers are skipped. The depthwise kernels and the GPU path
+take folded weights instead, (g_o w_o), the convolution's own copy (params()). net.params,
+every layer's blobs and training are untouched: g, h and any copy are made again whenever
+a fingerprint of the blobs they come from changes (a solver step on shared params, net
 surgery in Python). A forward that is not a whole pass, or a backward, runs the layers
 one by one as written.
 """
@@ -28,27 +29,48 @@ class Fold:
     def __init__(self, conv, norms, relu):
         self.conv, self.norms, self.relu = conv, norms, relu
         self._key, self._params = None, None
+        self._epilogue_key, self._epilogue = None, None
 
     def _sources(self):
         layers = [self.conv] + self.norms + [self.relu] * (self.relu is not None and
                                                          not isinstance(self.relu, float))
         return [layer.blobs for layer in layers]
 
-    def sources(self):
-        """The arrays the folded params are made from."""
-        return [b.data for blobs in self._sources() for b in blobs]
+    def sources(self, weights=True):
+        """The arrays the folded params are made from; weights=False leaves out the
+        convolution's weights (epilogue() does not derive from them)."""
+        arrays = [b.data for blobs in self._sources() for b in blobs]
+        return arrays if weights else arrays[1:]
 
     def params(self):
         """(weights, bias, ReLU slopes per output as float64 or None), the first two as the
         convolution's dtype, made again when a source changed."""
         key = tuple(fingerprint(array) for array in self.sources())
         if key != self._key:
-            self._params, self._key = self._fold(), key
+            scale, bias = self._scale_and_bias()
+            weights = self.conv.blobs[0].data.astype(np.float64)
+            folded = weights * scale.reshape((-1,) + (1,) * (weights.ndim - 1))
+            dtype = self.conv.blobs[0].data.dtype
+            self._params = (np.ascontiguousarray(folded, dtype), bias.astype(dtype),
+                            self._slopes(len(scale)))
+            self._key = key
         return self._params
 
-    def _fold(self):
-        weights = self.conv.blobs[0].data.astype(np.float64)
-        outputs = weights.shape[0]
+    def epilogue(self):
+        """(bias, scales as float64, ReLU slopes or None) for a convolution that keeps its
+        own weights: y = relu(scale * (w * x) + bias). Nothing derived from the weights is
+        kept, so nothing of their size is copied or fingerprinted on each forward."""
+        key = tuple(fingerprint(array) for array in self.sources(weights=False))
+        if key != self._epilogue_key:
+            scale, bias = self._scale_and_bias()
+            self._epilogue = (bias.astype(self.conv.blobs[0].data.dtype), scale,
+                              self._slopes(len(scale)))
+            self._epilogue_key = key
+        return self._epilogue
+
+    def _scale_and_bias(self):
+        """Per output, g and h of the module docstring (float64)."""
+        outputs = self.conv.blobs[0].shape[0]
         bias = (self.conv.blobs[1].data.astype(np.float64) if self.conv.bias_term
                 else np.zeros(outputs))
         scale = np.ones(outputs)
@@ -64,9 +86,7 @@ class Fold:
                     bias = bias + layer.blobs[1].data.astype(np.float64).reshape(-1)
             else:
                 bias = bias + layer.blobs[0].data.astype(np.float64).reshape(-1)
-        dtype = self.conv.blobs[0].data.dtype
-        folded = weights * scale.reshape((-1,) + (1,) * (weights.ndim - 1))
-        return np.ascontiguousarray(folded, dtype), bias.astype(dtype), self._slopes(outputs)
+        return scale, bias
 
     def _slopes(self, outputs):
         if self.relu is None:

@@ -101,3 +101,19 @@ def test_prelu_folds_with_a_slope_per_channel():
         net.forward()
     assert sorted(nets[0]._folds) == [1, 3] and not nets[1]._folds
     np.testing.assert_array_equal(nets[0].blobs["conv2"].data, nets[1].blobs["conv2"].data)
+
+
+def test_a_folded_convolution_keeps_no_copy_of_its_weights():
+    """The fold applies g, h and the ReLU after the convolution's own weights (epilogue):
+    nothing of the weights' size is copied, so a change to them needs no fingerprint."""
+    net = chain()
+    net.forward()
+    net.forward()
+    for fold, _ in net._folds.values():
+        assert fold._params is None
+    net.params["conv1"][0].data[...] *= 2
+    folded = {k: v.copy() for k, v in net.forward().items()}
+    plain = chain("force_backward: true")
+    plain.params["conv1"][0].data[...] *= 2
+    for name, value in plain.forward().items():
+        np.testing.assert_allclose(folded[name], value, rtol=1e-5, atol=1e-6)

@@ -52,6 +52,7 @@ cdef struct Plan:
     bint identity, forward, bias, weight_diff, bias_diff, data_diff
     bint threaded               # worth waking the other threads for
     const double* slopes        # a ReLU's negative slope per output after the bias, or NULL
+    const double* scales        # a factor per output before the bias (a folded BatchNorm)
 
 
 cdef inline const floating* chunk_columns(const floating* x, const Plan* p, Py_ssize_t count,
@@ -88,7 +89,7 @@ cdef void run_chunk(const Plan* p, const Window* win, Py_ssize_t step, const flo
     cdef int per_group = p.per_group, k = p.k, width = images * band.length, rows
     cdef int ld = volume if p.identity else width
     cdef Py_ssize_t g, part, c0, n, o, l, i, plane, out
-    cdef floating one = 1, zero = 0, total, value, slope
+    cdef floating one = 1, zero = 0, total, value, slope, factor
     cdef const floating* source
     cdef const floating* w
     cdef const floating* src
@@ -131,20 +132,22 @@ cdef void run_chunk(const Plan* p, const Window* win, Py_ssize_t step, const flo
                 for i in range(rows // kv):
                     columns_to_plane(col + i * kv * width + n * length, width,
                                      dx + (plane + n * p.channels + i) * volume, win)
-    for n in range(images if p.forward and (p.bias or p.slopes != NULL) else 0):
+    for n in range(images if p.forward and (p.bias or p.slopes != NULL or p.scales != NULL)
+                   else 0):
         for o in range(p.outputs):
             dst = y + ((n0 + n) * p.outputs + o) * length + offset
             total = bias[o] if p.bias else 0
+            factor = <floating>p.scales[o] if p.scales != NULL else 1    # x 1 is exact
             if p.slopes != NULL:
                 # The slope in a local of the output's type (exact: slopes are float32
                 # values or Caffe's float negative_slope), so the loop compiles to blends.
                 slope = <floating>p.slopes[o]
                 for l in range(band.length):
-                    value = dst[l] + total
+                    value = dst[l] * factor + total
                     dst[l] = value if value > 0 else value * slope
             else:
                 for l in range(band.length):
-                    dst[l] = dst[l] + total
+                    dst[l] = dst[l] * factor + total
 
 
 cdef inline Py_ssize_t chunk_count(const Plan* p) noexcept nogil:
@@ -155,7 +158,7 @@ cdef Py_ssize_t make_plan(Plan* p, Window* win, geometry, Py_ssize_t group, Py_s
                           Py_ssize_t block, Py_ssize_t bands, Py_ssize_t num,
                           Py_ssize_t channels, Py_ssize_t outputs, Py_ssize_t k, bint forward,
                           bint bias, bint weight_diff, bint bias_diff, bint data_diff,
-                          const double* slopes) except -1:
+                          const double* slopes, const double* scales) except -1:
     """Fill the plan and window of a call; returns the column elements a thread's scratch
     row holds."""
     win[0] = window_of(geometry)
@@ -166,7 +169,7 @@ cdef Py_ssize_t make_plan(Plan* p, Window* win, geometry, Py_ssize_t group, Py_s
     p.identity = geometry.identity
     p.forward, p.bias = forward, bias
     p.weight_diff, p.bias_diff, p.data_diff = weight_diff, bias_diff, data_diff
-    p.slopes = slopes
+    p.slopes, p.scales = slopes, scales
     if bands > 1 and (weight_diff or data_diff or win.nd or bands > win.ho):
         raise ValueError(f"convolve_chunks: {bands} bands of output rows are for a 2-D "
                          f"forward of at least as many rows")
@@ -188,7 +191,11 @@ cdef void run_chunks(const Plan* p, const Window* win, const floating* x,
     come; scratch holds a row of `row` elements per thread."""
     cdef floating* col
     cdef Py_ssize_t step
-    with parallel(use_threads_if=p.threaded):
+    if not p.threaded:              # not even a team of one: that costs a microsecond
+        for step in range(chunk_count(p)):
+            run_chunk(p, win, step, x, weights, bias, y, dy, dx, scratch, NULL)
+        return
+    with parallel():
         col = scratch + threadid() * row
         for step in prange(chunk_count(p), schedule="dynamic"):
             run_chunk(p, win, step, x, weights, bias, y, dy, dx, col, NULL)
@@ -201,23 +208,26 @@ def convolve_chunks(geometry, Py_ssize_t group, Py_ssize_t chunk, Py_ssize_t blo
                     const floating[:, :, ::1] x, const floating[::1] bias,
                     floating[:, :, ::1] y, const floating[:, :, ::1] dy,
                     floating[:, :, ::1] dx, floating[:, ::1] weight_diff,
-                    floating[::1] bias_diff, const double[::1] slopes=None):
+                    floating[::1] bias_diff, const double[::1] slopes=None,
+                    const double[::1] scales=None):
     """The jobs whose arrays are not empty (see the module docstring), on the source planes:
     x, dx (N, C, V); y, dy (N, M, L); weights, weight_diff (M, C/group*K); bias, bias_diff
     (M,); slopes: None, or per output the negative slope of a ReLU (or PReLU) applied to y
-    after the bias (folded into the forward). scratch: a row per thread of the Pipeline's
+    after the bias; scales: None, or per output a factor applied before the bias (folded
+    into the forward: y = scale (W col(x)) + bias). scratch: a row per thread of the Pipeline's
     scratch."""
     cdef Window win
     cdef Plan p
-    if slopes is not None and slopes.shape[0] != weights.shape[0]:
-        raise ValueError(f"convolve_chunks: {slopes.shape[0]} slopes for {weights.shape[0]} "
-                         "outputs")
+    if (slopes is not None and slopes.shape[0] != weights.shape[0] or
+            scales is not None and scales.shape[0] != weights.shape[0]):
+        raise ValueError(f"convolve_chunks: slopes and scales take a value per output "
+                         f"({weights.shape[0]})")
     cdef Py_ssize_t columns = make_plan(
         &p, &win, geometry, group, chunk, block, bands,
         dy.shape[0] if dy.shape[0] else x.shape[0], dx.shape[1] if dx.shape[0] else x.shape[1],
         weights.shape[0], weights.shape[1], y.shape[0] > 0, bias.shape[0] > 0,
         weight_diff.shape[0] > 0, bias_diff.shape[0] > 0, dx.shape[0] > 0,
-        &slopes[0] if slopes is not None else NULL)
+        &slopes[0] if slopes is not None else NULL, &scales[0] if scales is not None else NULL)
     cdef Py_ssize_t sums = p.outputs * (p.k + 1) if p.weight_diff else 0
     cdef Py_ssize_t threads = max_threads()
     if scratch.shape[0] < threads or scratch.shape[1] < columns + sums:
@@ -265,16 +275,18 @@ cdef class ForwardStep(Step):
     cdef float* y
 
     def __init__(self, pipeline, const float[:, ::1] weights, const float[:, :, ::1] x,
-                 float[:, :, ::1] y, const float[::1] bias, const double[::1] slopes):
-        self.keep += [pipeline.geometry, weights, x, y, bias, slopes]
-        if slopes is not None and slopes.shape[0] != weights.shape[0]:
-            raise ValueError(f"ForwardStep: {slopes.shape[0]} slopes for {weights.shape[0]} "
-                             "outputs")
+                 float[:, :, ::1] y, const float[::1] bias, const double[::1] slopes,
+                 const double[::1] scales):
+        self.keep += [pipeline.geometry, weights, x, y, bias, slopes, scales]
+        if (slopes is not None and slopes.shape[0] != weights.shape[0] or
+                scales is not None and scales.shape[0] != weights.shape[0]):
+            raise ValueError("ForwardStep: a value per output is needed")
         self.row = make_plan(&self.p, &self.win, pipeline.geometry, pipeline.group,
                              pipeline.band_chunk, pipeline.band_block, pipeline.bands,
                              x.shape[0], x.shape[1], weights.shape[0], weights.shape[1], True,
                              bias is not None, False, False, False,
-                             &slopes[0] if slopes is not None else NULL)
+                             &slopes[0] if slopes is not None else NULL,
+                             &scales[0] if scales is not None else NULL)
         if (x.shape[2] != self.win.volume or y.shape[0] != x.shape[0] or
                 y.shape[1] != weights.shape[0] or y.shape[2] != self.win.length or
                 bias is not None and bias.shape[0] != weights.shape[0]):
@@ -348,20 +360,21 @@ class Pipeline:
     def _planes(images):
         return images.reshape(images.shape[0], images.shape[1], -1)
 
-    def step(self, weights, x, y, bias=None, slopes=None):
+    def step(self, weights, x, y, bias=None, slopes=None, scales=None):
         """The forward of run() as a net's step (kernels/step.pyx), for float32 images
         whose geometry reads them as they are (no padded copy); None otherwise."""
         if x.dtype != np.float32 or self.geometry.copies:
             return None
         return ForwardStep(self, weights.reshape(self.outputs, -1), self._planes(x),
-                           y.reshape(y.shape[0], self.outputs, -1), bias, slopes)
+                           y.reshape(y.shape[0], self.outputs, -1), bias, slopes, scales)
 
     def run(self, weights, x=None, y=None, bias=None, dy=None, dx=None, weight_diff=None,
-            bias_diff=None, slopes=None):
+            bias_diff=None, slopes=None, scales=None):
         """The jobs given arrays: x, dx images (N, C, *in); y, dy (N, M, *out) or (N, M, L);
         weights and weight_diff (M, C/group, *kernel) or flat per output; bias, bias_diff
         (M,). dx is written; weight_diff and bias_diff accumulate. slopes: per output the
-        negative slope of a ReLU folded into the forward (float64), or None."""
+        negative slope of a ReLU folded into the forward (float64), or None; scales: per
+        output a factor before the bias (a folded BatchNorm or Scale, float64), or None."""
         empty = self._empty
         geometry = self.geometry
         weights = weights.reshape(self.outputs, -1)
@@ -383,6 +396,6 @@ class Pipeline:
                 if dy is not None else empty[3],
                 self._planes(g) if g is not None else empty[3],
                 weight_diff.reshape(self.outputs, -1) if weight_diff is not None else empty[2],
-                bias_diff if bias_diff is not None else empty[1], slopes)
+                bias_diff if bias_diff is not None else empty[1], slopes, scales)
             if dx is not None:
                 geometry.fold(g, dx)

@@ -93,12 +93,14 @@ CYFFE_CLONES static void cyffe_winograd_input_##S(const T* restrict plane, ptrdi
 }                                                                                             \
                                                                                               \
 /* The 4x4 outputs of tile row `tile_row` of one output plane (ho x wo) from M (element      \
- * (xi, t) at m[xi * step + t]), plus bias, then a ReLU of negative slope `slope` if relu,  \
+ * (xi, t) at m[xi * step + t]), times scale plus bias, then a ReLU of negative slope `slope` \
+ * if relu,                                                                                   \
  * clipped at the plane's edges.                                                              \
  * scratch: 28 * tiles. Along each tile first (M A), then down the columns, a row of tiles    \
  * at a time, then laid into the plane. */                                                    \
 CYFFE_CLONES static void cyffe_winograd_output_##S(const T* restrict m, ptrdiff_t step, \
-                                      ptrdiff_t tiles, T bias, int relu, double slope,        \
+                                      ptrdiff_t tiles, T scale, T bias, int relu,             \
+                                      double slope,                                           \
                                       T* restrict plane, ptrdiff_t ho, ptrdiff_t wo,          \
                                       ptrdiff_t tile_row, T* restrict scratch)                \
 {                                                                                             \
@@ -133,13 +135,13 @@ CYFFE_CLONES static void cyffe_winograd_output_##S(const T* restrict m, ptrdiff_
         if (relu) {            /* the slope as T is exact: a float32 value */               \
             const T s = (T)slope;                                                             \
             for (ptrdiff_t t = 0; t < 4 * tiles; t++) {                                       \
-                const T v = out[t] + bias;                                                    \
+                const T v = out[t] * scale + bias;    /* x 1 is exact */                      \
                 out[t] = v > 0 ? v : v * s;                                                   \
             }                                                                                 \
         }                                                                                     \
         else                                                                                  \
             for (ptrdiff_t t = 0; t < 4 * tiles; t++)                                         \
-                out[t] += bias;                                                               \
+                out[t] = out[t] * scale + bias;                                               \
         T* restrict dst = plane + (4 * tile_row + y) * wo;                                    \
         const ptrdiff_t whole = wo / 4;                                                       \
         for (ptrdiff_t t = 0; t < whole; t++) {                                               \

@@ -111,11 +111,12 @@ cdef extern from "winograd.h":
         Py_ssize_t pw, Py_ssize_t tile_row, Py_ssize_t tiles, double* v, Py_ssize_t step,
         double* rows) noexcept nogil
     void output_f32 "cyffe_winograd_output_f32" (
-        const float* m, Py_ssize_t step, Py_ssize_t tiles, float bias, bint relu,
+        const float* m, Py_ssize_t step, Py_ssize_t tiles, float scale, float bias, bint relu,
         double slope, float* plane, Py_ssize_t ho, Py_ssize_t wo, Py_ssize_t tile_row,
         float* scratch) noexcept nogil
     void output_f64 "cyffe_winograd_output_f64" (
-        const double* m, Py_ssize_t step, Py_ssize_t tiles, double bias, bint relu,
+        const double* m, Py_ssize_t step, Py_ssize_t tiles, double scale, double bias,
+        bint relu,
         double slope, double* plane, Py_ssize_t ho, Py_ssize_t wo, Py_ssize_t tile_row,
         double* scratch) noexcept nogil
 
@@ -131,24 +132,28 @@ cdef inline void input_transform(const floating* plane, const Window* w, Py_ssiz
 
 
 cdef inline void output_transform(const floating* m, Py_ssize_t step, Py_ssize_t tiles,
-                                  floating bias, bint relu, double slope, floating* plane,
-                                  const Window* w, Py_ssize_t tile_row,
+                                  floating scale, floating bias, bint relu, double slope,
+                                  floating* plane, const Window* w, Py_ssize_t tile_row,
                                   floating* scratch) noexcept nogil:
-    """One tile row of one output plane from M (36 rows `step` apart), plus bias (and ReLU)."""
+    """One tile row of one output plane from M (36 rows `step` apart), times scale plus bias
+    (and ReLU)."""
     if floating is float:
-        output_f32(m, step, tiles, bias, relu, slope, plane, w.ho, w.wo, tile_row, scratch)
+        output_f32(m, step, tiles, scale, bias, relu, slope, plane, w.ho, w.wo, tile_row,
+                   scratch)
     else:
-        output_f64(m, step, tiles, bias, relu, slope, plane, w.ho, w.wo, tile_row, scratch)
+        output_f64(m, step, tiles, scale, bias, relu, slope, plane, w.ho, w.wo, tile_row,
+                   scratch)
 
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def forward(geometry, Py_ssize_t group, const floating[:, :, ::1] u,
             const floating[:, :, ::1] x, const floating[::1] bias, floating[:, :, ::1] y,
-            floating[::1] scratch, const double[::1] slopes=None):
+            floating[::1] scratch, const double[::1] slopes=None,
+            const double[::1] scales=None):
     """y (N, K, Ho*Wo) = the convolution of the source planes x (N, C, H*W) by the
-    transformed weights u (36, K, C/group), plus bias (K,; empty: none), then a ReLU of
-    negative slope slopes[k] per output unless slopes is None.
+    transformed weights u (36, K, C/group), times scales[k] unless None, plus bias (K,;
+    empty: none), then a ReLU of negative slope slopes[k] per output unless slopes is None.
 
     scratch: at least scratch_size(...) elements.
     """
@@ -160,6 +165,11 @@ def forward(geometry, Py_ssize_t group, const floating[:, :, ::1] u,
     cdef Py_ssize_t rows_total = num * tile_rows, start, count, size, item, c, n, r, k
     cdef Py_ssize_t xi, g, part, work_size = 48 * (tiles + 1)
     cdef bint has_bias = bias.shape[0] > 0, has_relu = slopes is not None
+    cdef bint has_scales = scales is not None
+    if (slopes is not None and slopes.shape[0] != outputs or
+            scales is not None and scales.shape[0] != outputs):
+        raise ValueError(f"winograd.forward: slopes and scales take a value per output "
+                         f"({outputs})")
     cdef floating* v
     cdef floating* m
     cdef floating* work
@@ -196,6 +206,7 @@ def forward(geometry, Py_ssize_t group, const floating[:, :, ::1] u,
                 r = start + item % count
                 n = r // tile_rows
                 output_transform(m + k * size + (item % count) * tiles, outputs * size, tiles,
+                                 <floating>scales[k] if has_scales else 1,
                                  bias[k] if has_bias else 0, has_relu,
                                  slopes[k] if has_relu else 0, &y[n, k, 0],
                                  &w, r % tile_rows,
@@ -221,9 +232,10 @@ class Winograd:
             self._key = key
         return self._u
 
-    def run(self, weights, x, y, bias=None, slopes=None):
-        """y (N, K, *out) = the convolution of the images x (N, C, *in) plus bias (then a
-        ReLU of negative slope slopes[k] per output, unless None)."""
+    def run(self, weights, x, y, bias=None, slopes=None, scales=None):
+        """y (N, K, *out) = the convolution of the images x (N, C, *in), times scales[k]
+        unless None, plus bias (then a ReLU of negative slope slopes[k] per output, unless
+        None)."""
         with arena.scratch() as take:
             source = self.geometry.source(np.ascontiguousarray(x), take)
             scratch = take(scratch_size(self.geometry, x.shape[1], self.outputs, x.shape[0]),
@@ -231,4 +243,4 @@ class Winograd:
             forward(self.geometry, self.group, self.weights(weights),
                     source.reshape(source.shape[0], source.shape[1], -1),
                     bias if bias is not None else self._no_bias,
-                    y.reshape(y.shape[0], self.outputs, -1), scratch, slopes)
+                    y.reshape(y.shape[0], self.outputs, -1), scratch, slopes, scales)
