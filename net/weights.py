@@ -9,7 +9,7 @@ half-loads. Saving is Caffe's ToProto / ToHDF5, written atomically.
 import os
 
 from ..proto import cyffe_pb2 as pb
-from ..proto import hdf5_format
+from ..proto import caffemodel, hdf5_format
 from ..proto.errors import DataError, ShapeError
 from ..proto.io import (array_to_blobproto, blob_shape_matches, blobproto_shape, blobproto_to_array,
                         read_net_weights, write_binary)
@@ -27,15 +27,40 @@ def load_weights(net, weights, hdf5=None):
     elif hdf5 or hdf5 is None and os.fspath(weights).endswith(".h5"):
         _copy_from_hdf5(net, weights)
     else:
-        _copy_from_net_param(net, read_net_weights(weights), os.fspath(weights))
+        _copy_from_caffemodel(net, os.fspath(weights))
+
+
+def _copy_from_caffemodel(net, path):
+    """A .caffemodel's weights, read layer by layer (proto/caffemodel.py: the values go from
+    the file into the blobs), or whole where the file's format asks for it."""
+    records = caffemodel.layer_records(path)
+    if records is None:
+        _copy_from_net_param(net, read_net_weights(path), path)
+        return
+    copies = _checked_copies(net, records, path)
+    try:
+        with open(path, "rb") as f:
+            for blob, (offset, count) in copies:
+                caffemodel.read_values(f, offset, count, blob.data)
+    except (OSError, EOFError) as e:
+        raise DataError(f"{path}: cannot read weights: {e}") from None
 
 
 def _copy_from_net_param(net, source, where):
     """Caffe's CopyTrainedLayersFrom: every check first, then the copy (never half a load)."""
+    copies = _checked_copies(net, [(lp, lp.blobs) for lp in source.layer], where)
+    for blob, values in [(blob, blobproto_to_array(bp)) for blob, bp in copies]:
+        blob.data[...] = values.reshape(blob.shape)
+
+
+def _checked_copies(net, layers, where):
+    """[(the net's blob, its values in the file)] of (LayerParameter, values per blob)
+    pairs: BlobProtos, or (offset, count) of values left in the file. Every check runs here,
+    before anything is copied."""
     mine = net.layer_dict
-    _check_for_this_net(net, [lp.name for lp in source.layer if lp.blobs], where)
+    _check_for_this_net(net, [lp.name for lp, values in layers if lp.blobs], where)
     copies = []
-    for lp in source.layer:
+    for lp, values in layers:
         layer = mine.get(lp.name)
         if layer is None:
             net_logger.info(f"Ignoring source layer {lp.name}")
@@ -43,18 +68,18 @@ def _copy_from_net_param(net, source, where):
         if len(lp.blobs) != len(layer.blobs):
             raise ShapeError(f"{where}: layer '{lp.name}' has {len(lp.blobs)} blobs in the "
                              f"file but {len(layer.blobs)} in the net")
-        for i, (bp, blob) in enumerate(zip(lp.blobs, layer.blobs)):
+        for i, (bp, blob, value) in enumerate(zip(lp.blobs, layer.blobs, values)):
             if not blob_shape_matches(bp, blob.shape):
                 raise ShapeError(f"{where}: layer '{lp.name}' param {i}: shape "
                                  f"{blobproto_shape(bp)} in the file but {blob.shape} in "
                                  "the net")
-            try:
-                values = blobproto_to_array(bp)
-            except DataError as e:
-                raise DataError(f"{where}: layer '{lp.name}' param {i}: {e}") from None
-            copies.append((blob, values.reshape(blob.shape)))
-    for blob, values in copies:
-        blob.data[...] = values
+            count = value[1] if isinstance(value, tuple) else (len(value.double_data) or
+                                                                len(value.data))
+            if count != blob.count:
+                raise DataError(f"{where}: layer '{lp.name}' param {i}: blob of shape "
+                                f"{blobproto_shape(bp)} holds {count} values")
+            copies.append((blob, value))
+    return copies
 
 
 def _check_for_this_net(net, theirs, where):
