@@ -30,6 +30,7 @@ import math
 import numpy as np
 from cython.parallel import parallel, prange, threadid
 from cython cimport floating
+from libc.string cimport memcpy
 
 from . import arena
 from .blas cimport gemm_rows, max_threads
@@ -44,6 +45,11 @@ CHUNK_ELEMENTS = 1 << 17
 # A forward of less work than this (multiply-adds times 2) stays on one thread: waking
 # another costs more than it saves.
 PARALLEL_FLOPS = 1 << 24
+# Below this many output positions an image's product is too thin to run well alone: a
+# forward multiplies a chunk's images together (MTCNN det1's last 3x3 convolution at batch
+# 16: 62 -> ... us).
+cdef enum:
+    JOINT_LENGTH = 256
 
 
 cdef struct Plan:
@@ -51,6 +57,7 @@ cdef struct Plan:
     Py_ssize_t chunk, block, blocks, bands
     bint identity, forward, bias, weight_diff, bias_diff, data_diff
     bint threaded               # worth waking the other threads for
+    bint joint                  # a forward's images in one product (see run_chunk)
     const double* slopes        # a ReLU's negative slope per output after the bias, or NULL
     const double* scales        # a factor per output before the bias (a folded BatchNorm)
 
@@ -95,6 +102,10 @@ cdef void run_chunk(const Plan* p, const Window* win, Py_ssize_t step, const flo
     cdef const floating* src
     cdef floating* sink
     cdef floating* dst
+    # Small outputs (joint): one product over the chunk's images into the scratch after the
+    # columns, then each image's rows copied out, instead of a thin product per image.
+    cdef bint joint = p.joint and images > 1
+    cdef floating* together = col + p.block * kv * width
     for n in range(images if p.bias_diff else 0):
         for o in range(p.outputs):
             src = dy + ((n0 + n) * p.outputs + o) * length
@@ -113,7 +124,10 @@ cdef void run_chunk(const Plan* p, const Window* win, Py_ssize_t step, const flo
                 source = chunk_columns(x + plane * volume, p, rows // kv, images, col, &band)
                 if p.identity:
                     source = source + offset
-            for n in range(images if p.forward else 0):
+            if joint:
+                gemm_rows(False, False, per_group, width, rows, one, w, k, source, ld,
+                          zero if part == 0 else one, together, width)
+            for n in range(images if p.forward and not joint else 0):
                 gemm_rows(False, False, per_group, band.length, rows, one, w, k,
                           source + n * band.length, ld, zero if part == 0 else one,
                           y + out + n * p.outputs * length, length)
@@ -132,6 +146,10 @@ cdef void run_chunk(const Plan* p, const Window* win, Py_ssize_t step, const flo
                 for i in range(rows // kv):
                     columns_to_plane(col + i * kv * width + n * length, width,
                                      dx + (plane + n * p.channels + i) * volume, win)
+        for n in range(images if joint else 0):
+            for o in range(per_group):
+                memcpy(y + ((n0 + n) * p.outputs + g * per_group + o) * length + offset,
+                       together + o * width + n * band.length, band.length * sizeof(floating))
     for n in range(images if p.forward and (p.bias or p.slopes != NULL or p.scales != NULL)
                    else 0):
         for o in range(p.outputs):
@@ -180,7 +198,9 @@ cdef Py_ssize_t make_plan(Plan* p, Window* win, geometry, Py_ssize_t group, Py_s
     p.threaded = (chunk_count(p) > 1 and
                   2.0 * p.outputs * p.k * win.length * p.num >= PARALLEL_FLOPS)
     cdef Py_ssize_t band_length = (win.ho + bands - 1) // bands * win.wo if bands > 1 else win.length
-    return block * win.kernel_volume * chunk * band_length
+    p.joint = forward and not p.identity and chunk > 1 and win.length < JOINT_LENGTH
+    return (block * win.kernel_volume * chunk * band_length +
+            (p.per_group * chunk * band_length if p.joint else 0))
 
 
 cdef void run_chunks(const Plan* p, const Window* win, const floating* x,
@@ -325,6 +345,10 @@ class Pipeline:
         # image, blocks of a group's channels (as even as they come) instead.
         self.chunk = 1 if geometry.identity else max(1, min(
             CHUNK_ELEMENTS // max(1, channels * per_image), -(-num // threads)))
+        # As many chunks as a multiple of the threads, as even as they come: 16 images in
+        # chunks of 6 kept one thread on two chunks while the other ran one.
+        chunks = -(-num // self.chunk)
+        self.chunk = -(-num // (-(-chunks // threads) * threads)) if chunks > 1 else self.chunk
         self.block = per_channels if geometry.identity else _even_block(
             per_channels, CHUNK_ELEMENTS // max(1, self.chunk * per_image))
         # A forward may cut an image into bands of output rows (2-D) instead: when that
@@ -353,6 +377,8 @@ class Pipeline:
         self.columns = max(self.block * per_image * self.chunk,
                            self.band_block * band_rows * geometry.kernel_volume *
                            (geometry.out_shape[1] if rows else 0) * self.band_chunk)
+        if not geometry.identity and geometry.length < JOINT_LENGTH:
+            self.columns += outputs // group * max(self.chunk, self.band_chunk) * geometry.length
         self.sums = outputs * (per_channels * geometry.kernel_volume + 1)
         self._empty = {d: np.empty((0,) * d, dtype) for d in (1, 2, 3)}
 

@@ -25,6 +25,7 @@ from cython cimport floating
 
 from . import arena
 from .blas cimport gemm_rows, max_threads
+from .convolution import PARALLEL_FLOPS
 from .fingerprint import fingerprint
 from .window cimport Window, window_of
 
@@ -50,6 +51,11 @@ def scratch_size(geometry, channels, outputs, num):
 # slowly): C K / (C + K) per group (the GEMMs' work per transformed element), and tiles.
 MIN_CHANNELS = 32
 MIN_TILES = 16
+# Below this C K / (C + K) the 36 products are thin enough that Winograd also needs
+# MIN_TILES tiles an image and twice that in all: MTCNN det3's 64 -> 64 at 8x8 (batch 16)
+# and SqueezeNet 1.1's 64 -> 256 at 14x14 (batch 1) ran 20-50% faster by im2col; ResNet-50's
+# 512 -> 512 at 7x7 (batch 8) 35% faster by Winograd.
+WIDE_CHANNELS = 64
 
 
 def suits(geometry, num, channels, outputs, group):
@@ -58,7 +64,10 @@ def suits(geometry, num, channels, outputs, group):
             geometry.dilation == (1, 1)):
         return False
     c, k = channels // group, outputs // group
-    tiles = num * -(-geometry.out_shape[0] // 4) * -(-geometry.out_shape[1] // 4)
+    per_image = -(-geometry.out_shape[0] // 4) * -(-geometry.out_shape[1] // 4)
+    tiles = num * per_image
+    if c * k < WIDE_CHANNELS * (c + k) and (per_image < MIN_TILES or tiles < 2 * MIN_TILES):
+        return False                    # narrow products over few tiles: im2col wins
     return c * k >= MIN_CHANNELS * (c + k) and tiles >= MIN_TILES
 
 
@@ -166,6 +175,8 @@ def forward(geometry, Py_ssize_t group, const floating[:, :, ::1] u,
     cdef Py_ssize_t xi, g, part, work_size = 48 * (tiles + 1)
     cdef bint has_bias = bias.shape[0] > 0, has_relu = slopes is not None
     cdef bint has_scales = scales is not None
+    # waking the other threads costs more than a small convolution's whole work
+    cdef bint threaded = 2.0 * outputs * per_channels * 9 * w.length * num >= PARALLEL_FLOPS
     if (slopes is not None and slopes.shape[0] != outputs or
             scales is not None and scales.shape[0] != outputs):
         raise ValueError(f"winograd.forward: slopes and scales take a value per output "
@@ -187,21 +198,21 @@ def forward(geometry, Py_ssize_t group, const floating[:, :, ::1] u,
             start = part * chunk_rows
             count = min(chunk_rows, rows_total - start)
             size = count * tiles
-            for item in prange(channels * count, schedule="static"):
+            for item in prange(channels * count, schedule="static", use_threads_if=threaded):
                 c = item // count
                 r = start + item % count
                 n = r // tile_rows
                 input_transform(&x[n, c, 0], &w, r % tile_rows, tiles,
                                 v + c * size + (item % count) * tiles, channels * size,
                                 work + threadid() * work_size)
-            for item in prange(36 * group, schedule="dynamic"):
+            for item in prange(36 * group, schedule="dynamic", use_threads_if=threaded):
                 xi = item // group
                 g = item % group
                 gemm_rows(False, False, <int>per_group, <int>size, <int>per_channels, one,
                           &u[xi, g * per_group, 0], <int>per_channels,
                           v + (xi * channels + g * per_channels) * size, <int>size, zero,
                           m + (xi * outputs + g * per_group) * size, <int>size)
-            for item in prange(outputs * count, schedule="static"):
+            for item in prange(outputs * count, schedule="static", use_threads_if=threaded):
                 k = item // count
                 r = start + item % count
                 n = r // tile_rows

@@ -114,12 +114,19 @@ def test_only_3x3_stride1_undilated_takes_it(fields):
 def test_small_layers_keep_im2col(monkeypatch):
     monkeypatch.setattr(winograd, "MIN_CHANNELS", 32)
     monkeypatch.setattr(winograd, "MIN_TILES", 16)
-    assert conv_layer(dict(num_output=64, kernel_size=[3], pad=[1]),
-                      np.zeros((1, 64, 16, 16)))[0].winograd is not None
-    assert conv_layer(dict(num_output=64, kernel_size=[3], pad=[1]),
-                      np.zeros((1, 32, 16, 16)))[0].winograd is None
-    assert conv_layer(dict(num_output=64, kernel_size=[3], pad=[1]),
-                      np.zeros((1, 64, 12, 16)))[0].winograd is None
+    monkeypatch.setattr(winograd, "WIDE_CHANNELS", 64)
+
+    def takes_winograd(channels, outputs, num, height, width):
+        return conv_layer(dict(num_output=outputs, kernel_size=[3], pad=[1]),
+                          np.zeros((num, channels, height, width)))[0].winograd is not None
+
+    assert takes_winograd(64, 64, 2, 16, 16)
+    assert not takes_winograd(32, 64, 2, 16, 16)          # too narrow
+    assert not takes_winograd(64, 64, 1, 12, 16)          # too few tiles
+    # narrow products need 16 tiles an image and 32 in all; wide ones 16 in all
+    assert not takes_winograd(64, 64, 1, 16, 16)
+    assert not takes_winograd(64, 64, 4, 8, 8)
+    assert takes_winograd(128, 128, 4, 8, 8)
 
 
 def test_training_forwards_keep_im2col():
