@@ -455,10 +455,14 @@ static CYFFE_AVX512 int cyffe_max_pool_values(const float* x, ptrdiff_t height,
                                               ptrdiff_t width, float* y, int ho, int wo,
                                               int kh, int kw, int sh, int sw, int ph, int pw)
 {
+    /* the windows' columns, and the slack the last vectors' loads read (-FLT_MAX) */
+    const ptrdiff_t used = ((ptrdiff_t)(wo - 1) * sw + kw + 15) / 16 * 16;
     const ptrdiff_t columns = ((ptrdiff_t)(wo + 15) / 16 * 16 * sw + kw + 31) / 16 * 16;
     if (columns > CYFFE_POOL_ROW)
         return -1;
     float maxima[CYFFE_POOL_ROW] __attribute__((aligned(64)));
+    for (ptrdiff_t c = used; c < columns; c += 16)
+        _mm512_store_ps(maxima + c, _mm512_set1_ps(-FLT_MAX));
     const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
     const __m512i even = _mm512_add_epi32(lane, lane);
     const __m512 lowest = _mm512_set1_ps(-FLT_MAX);
@@ -466,7 +470,7 @@ static CYFFE_AVX512 int cyffe_max_pool_values(const float* x, ptrdiff_t height,
     for (int i = 0; i < ho; i++) {
         cyffe_window_rows(x, height, width, i, kh, sh, ph, &h0, &h1);
         /* maxima[c] = the largest of column c - pw over rows h0 .. h1 - 1 */
-        for (ptrdiff_t c = 0; c < columns; c += 16) {
+        for (ptrdiff_t c = 0; c < used; c += 16) {
             const __mmask16 in = cyffe_lanes(c - pw, 0, width, width);
             __m512 m = lowest;
             for (int h = h0; h < h1; h++)
