@@ -628,6 +628,8 @@ class Net:
         having run nothing, when this forward can't: a blob changed since the last forward,
         GPU mode, a TRAIN net, or a layer that reshapes every time."""
         if self.phase != pb.TEST or generation() != self._settled or gpu_mode():
+            # its arrays may be ones no blob has now: let them go
+            self._plan = self._plan_key = self._plan_scratch = None
             return False
         key = (self._settled, folding)
         if self._plan_key != key:
