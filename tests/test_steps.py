@@ -40,6 +40,20 @@ layer { name: "prob" type: "Softmax" bottom: "relu3" top: "prob" }
 """
 
 
+@pytest.fixture(autouse=True)
+def _cpu(mode):
+    """Steps are the CPU's forward: GPU mode (and the gpu-emulated test run) has none."""
+    mode.set_mode_cpu()
+
+
+def test_gpu_mode_runs_no_plan(mode):
+    mode.set_mode_gpu(emulate=True)
+    net = steps_net()
+    for _ in range(2):
+        net.forward()
+    assert net._plan is None
+
+
 def seeded(net, seed=0):
     """net with seeded params (positive BatchNorm statistics) and input; returns it."""
     rng = np.random.default_rng(seed)
