@@ -23,12 +23,33 @@ cdef inline uint64_t mix(uint64_t h) noexcept nogil:
     return h ^ (h >> 31)
 
 
+cdef extern from "fingerprint.h":
+    Py_ssize_t STEP "CYFFE_FINGERPRINT_STEP"
+    uint64_t fingerprint_bulk "cyffe_fingerprint_bulk" (const unsigned char* raw,
+                                                        Py_ssize_t steps) noexcept nogil
+
+# From this many bytes on, the bulk goes through fingerprint.h's wider lanes (whose final
+# folding costs more than small arrays take whole).
+cdef enum:
+    BULK = 16384
+
+
 cdef uint64_t fingerprint_bytes(const unsigned char* raw, Py_ssize_t size) noexcept nogil:
     """The fingerprint of size bytes at raw."""
+    cdef uint64_t h = mix(<uint64_t>size)
+    cdef Py_ssize_t steps = size // STEP if size >= BULK else 0
+    if steps:
+        h = mix(h ^ fingerprint_bulk(raw, steps))
+    return fingerprint_rest(raw + steps * STEP, size - steps * STEP, h)
+
+
+cdef uint64_t fingerprint_rest(const unsigned char* raw, Py_ssize_t size,
+                               uint64_t h) noexcept nogil:
+    """Eight 64-bit lanes over size bytes at raw, folded into h."""
     cdef Py_ssize_t words = size // 8, i, l, blocks = words // LANES
     cdef const uint64_t* word = <const uint64_t*>raw
     cdef uint64_t lane[LANES]
-    cdef uint64_t h = mix(<uint64_t>size), tail = 0, value
+    cdef uint64_t tail = 0, value
     for l in range(LANES):
         lane[l] = mix(<uint64_t>(l + 1))
     for i in range(blocks):
