@@ -42,8 +42,7 @@ def check(args):
     if args.eps <= 0 or args.max_checks < 0:
         raise cyffe.NetError("--eps must be positive and --max_checks at least 0")
     cyffe.set_random_seed(args.seed)
-    net = cyffe.Net(args.proto, getattr(cyffe, args.phase), level=args.level,
-                    stages=cli.stages(args), dtype=np.float64)
+    net = cli.build_net(args, dtype=np.float64)
     random_inputs(net, args.seed)
     reports = check_net_gradients(net, args.eps, args.threshold, args.max_checks or None,
                                   args.seed)

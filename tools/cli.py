@@ -84,6 +84,13 @@ def stages(args):
     return [s for group in args.stage for s in group if s]
 
 
+def build_net(args, **kwargs):
+    """The net of args.proto in the state add_net_state's flags chose; kwargs (weights,
+    dtype) go to cyffe.Net."""
+    return cyffe.Net(args.proto, getattr(cyffe, args.phase), level=args.level,
+                     stages=stages(args), **kwargs)
+
+
 def add_device(parser):
     """--gpu and --cpu: where the net runs (see choose_device)."""
     where = parser.add_mutually_exclusive_group()

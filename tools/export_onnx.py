@@ -36,8 +36,7 @@ def main(argv=None):
 
 
 def export(args):
-    net = cyffe.Net(args.proto, getattr(cyffe, args.phase), weights=args.weights,
-                    level=args.level, stages=cli.stages(args))
+    net = cli.build_net(args, weights=args.weights)
     model = export_onnx(net, args.out, opset=args.opset, dynamic_batch=args.dynamic_batch,
                         outputs=args.output)
     for note in filter(None, model.doc_string.splitlines()):

@@ -46,8 +46,7 @@ def _lines(name, value):
 
 def test(args):
     cli.choose_device(args.prog, args)
-    net = cyffe.Net(args.proto, getattr(cyffe, args.phase), level=args.level,
-                    stages=cli.stages(args))
+    net = cli.build_net(args)
     for weights in args.weights.split(","):
         net.copy_from(weights)
 

@@ -33,8 +33,7 @@ def time_net(args):
     if args.iterations < 1:
         raise cyffe.NetError(f"--iterations must be at least 1, got {args.iterations}")
     cli.choose_device(args.prog, args)
-    net = cyffe.Net(args.proto, getattr(cyffe, args.phase), level=args.level,
-                    stages=cli.stages(args))
+    net = cli.build_net(args)
     print(f"Timing {net.name or args.proto} ({args.phase}): median milliseconds over "
           f"{args.iterations} iterations")
     timings = time_layers(net, args.iterations)
