@@ -96,25 +96,33 @@ def _blob(raw, start, end, offset):
     return b"".join(kept), where
 
 
+def _field(raw, pos, end):
+    """(number, wire type, start of its value, the value's end) of the field whose key is at
+    raw[pos]; its key, and a length or varint value, lie before end."""
+    key, pos = _varint(raw, pos, end)
+    number, wire = key >> 3, key & 7
+    if wire == VARINT:
+        after = _varint(raw, pos, end)[1]
+    elif wire == BYTES:
+        length, pos = _varint(raw, pos, end)
+        after = pos + length
+    elif wire in (FIXED64, FIXED32):
+        after = pos + (8 if wire == FIXED64 else 4)
+    else:
+        raise _Elsewhere()
+    if number == 0:
+        raise _Elsewhere()
+    return number, wire, pos, after
+
+
 def _fields(raw, pos, end):
     """(number, wire type, start of the field, of its value, the value's end) of each
     field in raw[pos:end]."""
     while pos < end:
-        begin = pos
-        key, pos = _varint(raw, pos, end)
-        number, wire = key >> 3, key & 7
-        if wire == VARINT:
-            _, after = _varint(raw, pos, end)
-        elif wire == BYTES:
-            length, pos = _varint(raw, pos, end)
-            after = pos + length
-        elif wire in (FIXED64, FIXED32):
-            after = pos + (8 if wire == FIXED64 else 4)
-        else:
+        number, wire, start, after = _field(raw, pos, end)
+        if after > end:
             raise _Elsewhere()
-        if number == 0 or after > end:
-            raise _Elsewhere()
-        yield number, wire, begin, pos, after
+        yield number, wire, pos, start, after
         pos = after
 
 
@@ -123,24 +131,12 @@ def _file_fields(f, size):
     pos = 0
     while pos < size:
         f.seek(pos)
-        head = f.read(20)
-        key, used = _varint(head, 0, len(head))
-        number, wire = key >> 3, key & 7
-        if wire == BYTES:
-            length, used = _varint(head, used, len(head))
-            start, end = pos + used, pos + used + length
-        elif wire == VARINT:
-            _, after = _varint(head, used, len(head))
-            start, end = pos + used, pos + after
-        elif wire in (FIXED64, FIXED32):
-            start = pos + used
-            end = start + (8 if wire == FIXED64 else 4)
-        else:
+        head = f.read(20)               # a key and a length: at most 15 bytes
+        number, wire, start, end = _field(head, 0, len(head))
+        if pos + end > size:
             raise _Elsewhere()
-        if number == 0 or end > size:
-            raise _Elsewhere()
-        yield number, wire, pos, start, end
-        pos = end
+        yield number, wire, pos, pos + start, pos + end
+        pos += end
 
 
 def _varint(raw, pos, end):

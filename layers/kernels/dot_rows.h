@@ -21,6 +21,11 @@
 
 #define CYFFE_DOT_BYTES 64
 
+/* m = M rows of a, J rows of b at a time (a case of cyffe_dot_rows' switch). */
+#define CYFFE_DOT_CASE(S, M, J)                                                               \
+    case M: cyffe_dot_columns_##S(M, J, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ldc_j);    \
+        break;
+
 #define CYFFE_DOT_ROWS(T, S)                                                                  \
 typedef T cyffe_dot_vec_##S __attribute__((vector_size(CYFFE_DOT_BYTES)));                    \
 enum { CYFFE_DOT_LANES_##S = CYFFE_DOT_BYTES / sizeof(T) };                                   \
@@ -105,25 +110,10 @@ CYFFE_CLONES static void cyffe_dot_rows_##S(int m, int n, int k, T alpha,       
 {                                                                                             \
     /* Fewer rows of a, more rows of b at a time: about eight sums in registers. */           \
     switch (m) {                                                                              \
-    case 1: cyffe_dot_columns_##S(1, 4, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ldc_j);    \
-        break;                                                                                \
-    case 2: cyffe_dot_columns_##S(2, 4, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ldc_j);    \
-        break;                                                                                \
-    case 3: cyffe_dot_columns_##S(3, 2, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ldc_j);    \
-        break;                                                                                \
-    case 4: cyffe_dot_columns_##S(4, 2, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ldc_j);    \
-        break;                                                                                \
-    default:            /* 5 to 8 rows: one row of b at a time */                             \
-        switch (m) {                                                                          \
-        case 5: cyffe_dot_columns_##S(5, 1, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ldc_j);\
-            break;                                                                            \
-        case 6: cyffe_dot_columns_##S(6, 1, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ldc_j);\
-            break;                                                                            \
-        case 7: cyffe_dot_columns_##S(7, 1, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ldc_j);\
-            break;                                                                            \
-        default: cyffe_dot_columns_##S(8, 1, n, k, alpha, a, lda, b, ldb, beta, c, ldc,       \
-                                       ldc_j);                                                \
-        }                                                                                     \
+    CYFFE_DOT_CASE(S, 1, 4) CYFFE_DOT_CASE(S, 2, 4) CYFFE_DOT_CASE(S, 3, 2)                   \
+    CYFFE_DOT_CASE(S, 4, 2) CYFFE_DOT_CASE(S, 5, 1) CYFFE_DOT_CASE(S, 6, 1)                   \
+    CYFFE_DOT_CASE(S, 7, 1)                                                                   \
+    default: cyffe_dot_columns_##S(8, 1, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ldc_j);   \
     }                                                                                         \
 }
 
