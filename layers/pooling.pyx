@@ -185,7 +185,7 @@ class Pooling(Layer):
         if (len(top) > 1 or self.method not in ("max", "ave") or self.geometry.copies or
                 not steppable(x, y)):
             return None
-        mask = None if self.forward_only else self._mask_for(y.shape, None)
+        mask = self._mask_for(y.shape, None)           # none when forward_only
         return pooling.ForwardStep(self.method, self.geometry, self._planes(x),
                                    self._planes(y), self._planes(mask) if mask is not None
                                    else None)

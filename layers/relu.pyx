@@ -1,10 +1,10 @@
 """ReLU: y = max(x, 0) + negative_slope * min(x, 0)  (Caffe's ReLU, leaky when slope != 0)."""
 cimport cython
 from cython.parallel import prange
-from .kernels.blas cimport max_threads
 from cython cimport floating
 
 from .base import NeuronLayer, steppable
+from .kernels.blas cimport max_threads
 from .kernels.parallel cimport PARALLEL_WORK
 from .kernels.step cimport Step
 

@@ -694,10 +694,8 @@ class Net:
         li = order[position]
         self._forward_layer(li)
         step = self._step_of(li)
-        item = li if step is None else step
-        items[position] = item
+        items[position] = li if step is None else step
         self._give_scratch(items)
-        return item
 
     def backward_from_to(self, first, last):
         """Backward through the layers first down to last (run-order indices, both included).

@@ -49,8 +49,8 @@ def _copy_from_caffemodel(net, path):
 def _copy_from_net_param(net, source, where):
     """Caffe's CopyTrainedLayersFrom: every check first, then the copy (never half a load)."""
     copies = _checked_copies(net, [(lp, lp.blobs) for lp in source.layer], where)
-    for blob, values in [(blob, blobproto_to_array(bp)) for blob, bp in copies]:
-        blob.data[...] = values.reshape(blob.shape)
+    for blob, bp in copies:             # checked: each converts (one array at a time)
+        blob.data[...] = blobproto_to_array(bp).reshape(blob.shape)
 
 
 def _checked_copies(net, layers, where):

@@ -47,7 +47,7 @@ CHUNK_ELEMENTS = 1 << 17
 PARALLEL_FLOPS = 1 << 24
 # Below this many output positions an image's product is too thin to run well alone: a
 # forward multiplies a chunk's images together (MTCNN det1's last 3x3 convolution at batch
-# 16: 62 -> ... us).
+# 16: 62 -> 22 us).
 cdef enum:
     JOINT_LENGTH = 256
 

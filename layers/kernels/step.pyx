@@ -80,8 +80,8 @@ cdef class Step:
 def run_plan(list items, forward, refresh):
     """Run a net's plan: each item a Step, or a layer's run-order index for forward(index).
 
-    A step whose watched arrays changed is replaced by refresh(position), which runs its
-    layer another way and returns what to run from then on. forward(index) returning True
+    A step whose watched arrays changed does not run: refresh(position) runs its layer
+    another way and puts what to run from then on in its place. forward(index) returning True
     means blobs changed shape or memory, so the plan's pointers no longer hold: the walk
     stops there. Returns how many items ran.
     """
@@ -93,7 +93,7 @@ def run_plan(list items, forward, refresh):
             if forward(item):
                 return i + 1
         elif (<Step>item).changed():
-            items[i] = refresh(i)
+            refresh(i)
         else:
             (<Step>item).run()
     return n
