@@ -13,10 +13,11 @@
  * The layout follows the usual packed-panel scheme, reduced to one packed operand:
  * op(b) is copied KC rows by NC columns at a time into the thread's panels (32 columns
  * each, zeros past n), and every block of MR rows of c is computed against them by a
- * micro-kernel that keeps an MR x 32 tile in 2*MR vector registers. op(a) is never
- * packed: the micro-kernel broadcasts its elements from wherever they are (a row of a,
- * or a column when a is transposed), MR streams that the prefetchers follow and that
- * stay in L1 across the panels of a block.
+ * micro-kernel that keeps an MR x 32 tile in 2*MR vector registers (MR x 16 in MR for a
+ * strip of at most 16 columns: Winograd's products at 13x13 and 14x14 are 16 wide).
+ * op(a) is never packed: the micro-kernel broadcasts its elements from wherever they are
+ * (a row of a, or a column when a is transposed), MR streams that the prefetchers follow
+ * and that stay in L1 across the panels of a block.
  * Packing a transposed b costs a transpose of each panel, so callers with a transposed
  * b should have many rows of c to spread it over (cyffe_sgemm_suits says when).
  */
@@ -82,11 +83,13 @@ static int cyffe_sgemm_suits(int trans_b, int m)
 #define CYFFE_AVX512 __attribute__((target("avx512f,fma")))
 #define CYFFE_INLINE_AVX512 static inline __attribute__((always_inline, target("avx512f,fma")))
 
-/* The rows x 32 tile of c at c (masks m0, m1 cover the valid columns):
+/* The rows x 32 tile of c at c (masks m0, m1 cover the valid columns), or rows x 16 when
+ * the strip is narrow (m1 empty; half the FMAs):
  * tile = alpha * sum_k a(r, k) panel[k][:] + beta * tile, with a(r, k) at
- * a[r * a_row + k * a_k]. beta == 0 never reads c. `rows` and the strides' pattern
- * (trans) are compile-time constants at every call, so the tile lives in registers. */
-CYFFE_INLINE_AVX512 void cyffe_tile(const int rows, const int trans, int kc,
+ * a[r * a_row + k * a_k]. beta == 0 never reads c. `rows`, `narrow` and the strides'
+ * pattern (trans) are compile-time constants at every call, so the tile lives in
+ * registers. */
+CYFFE_INLINE_AVX512 void cyffe_tile(const int rows, const int trans, const int narrow, int kc,
                                     const float* a, ptrdiff_t lda, const float* panel,
                                     float* c, ptrdiff_t ldc, __mmask16 m0, __mmask16 m1,
                                     float alpha, float beta)
@@ -101,13 +104,14 @@ CYFFE_INLINE_AVX512 void cyffe_tile(const int rows, const int trans, int kc,
 #pragma GCC unroll 4
     for (int k = 0; k < kc; k++) {
         const __m512 b0 = _mm512_load_ps(panel + k * CYFFE_NR);
-        const __m512 b1 = _mm512_load_ps(panel + k * CYFFE_NR + 16);
+        const __m512 b1 = narrow ? b0 : _mm512_load_ps(panel + k * CYFFE_NR + 16);
         const float* ak = a + k * a_k;
 #pragma GCC unroll 8
         for (int r = 0; r < rows; r++) {
             const __m512 v = _mm512_set1_ps(ak[r * a_row]);
             lo[r] = _mm512_fmadd_ps(v, b0, lo[r]);
-            hi[r] = _mm512_fmadd_ps(v, b1, hi[r]);
+            if (!narrow)
+                hi[r] = _mm512_fmadd_ps(v, b1, hi[r]);
         }
     }
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
@@ -117,19 +121,25 @@ CYFFE_INLINE_AVX512 void cyffe_tile(const int rows, const int trans, int kc,
         __m512 x0 = _mm512_mul_ps(va, lo[r]), x1 = _mm512_mul_ps(va, hi[r]);
         if (beta != 0.0f) {
             x0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, cr), x0);
-            x1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, cr + 16), x1);
+            if (!narrow)
+                x1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, cr + 16), x1);
         }
         _mm512_mask_storeu_ps(cr, m0, x0);
-        _mm512_mask_storeu_ps(cr + 16, m1, x1);
+        if (!narrow)
+            _mm512_mask_storeu_ps(cr + 16, m1, x1);
     }
 }
 
 #define CYFFE_TILE_CASE(R)                                                              \
     case R:                                                                             \
-        if (trans)                                                                      \
-            cyffe_tile(R, 1, kc, a, lda, panel, c, ldc, m0, m1, alpha, beta);          \
+        if (trans && narrow)                                                            \
+            cyffe_tile(R, 1, 1, kc, a, lda, panel, c, ldc, m0, m1, alpha, beta);       \
+        else if (trans)                                                                 \
+            cyffe_tile(R, 1, 0, kc, a, lda, panel, c, ldc, m0, m1, alpha, beta);       \
+        else if (narrow)                                                                \
+            cyffe_tile(R, 0, 1, kc, a, lda, panel, c, ldc, m0, m1, alpha, beta);       \
         else                                                                            \
-            cyffe_tile(R, 0, kc, a, lda, panel, c, ldc, m0, m1, alpha, beta);          \
+            cyffe_tile(R, 0, 0, kc, a, lda, panel, c, ldc, m0, m1, alpha, beta);       \
         break;
 
 static CYFFE_AVX512 void cyffe_rows(int rows, int trans, int kc, const float* a,
@@ -137,6 +147,7 @@ static CYFFE_AVX512 void cyffe_rows(int rows, int trans, int kc, const float* a,
                                     ptrdiff_t ldc, __mmask16 m0, __mmask16 m1, float alpha,
                                     float beta)
 {
+    const int narrow = m1 == 0;
     switch (rows) {
         CYFFE_TILE_CASE(8)
         CYFFE_TILE_CASE(7)
