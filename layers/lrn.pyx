@@ -69,6 +69,40 @@ def row_window_sum(const floating[:, :, ::1] src, floating[:, :, ::1] out, int h
                     out[p, h, w] = acc
 
 
+cdef extern from "kernels/lrn.h":
+    enum: LRN_BLOCK "CYFFE_LRN_BLOCK"
+    void lrn_across_f32 "cyffe_lrn_across_f32" (
+        const float* x, float* y, float* scale, Py_ssize_t channels, Py_ssize_t pixels,
+        Py_ssize_t p0, Py_ssize_t p1, int half, float shift, float a, double beta) noexcept nogil
+    void lrn_across_f64 "cyffe_lrn_across_f64" (
+        const double* x, double* y, double* scale, Py_ssize_t channels, Py_ssize_t pixels,
+        Py_ssize_t p0, Py_ssize_t p1, int half, double shift, double a,
+        double beta) noexcept nogil
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def lrn_across(const floating[:, :, ::1] x, floating[:, :, ::1] y, floating[:, :, ::1] scale,
+               int half, double shift, double a, double beta):
+    """y = x (shift + a * window sum of x^2 across the channels)^-beta for x (N, C, H*W),
+    in one pass over blocks of pixels; scale gets the bracket unless it is None."""
+    cdef Py_ssize_t num = x.shape[0], channels = x.shape[1], pixels = x.shape[2]
+    cdef Py_ssize_t blocks = (pixels + LRN_BLOCK - 1) // LRN_BLOCK, item, n, p0, p1
+    cdef bint keep = scale is not None
+    with nogil:
+        for item in prange(num * blocks, schedule="static", use_threads_if=num * channels *
+                           pixels * (2 * half + 1 + TRANSCENDENTAL) >= PARALLEL_WORK):
+            n = item // blocks
+            p0 = item % blocks * LRN_BLOCK
+            p1 = min(p0 + LRN_BLOCK, pixels)
+            if floating is float:
+                lrn_across_f32(&x[n, 0, 0], &y[n, 0, 0], &scale[n, 0, 0] if keep else NULL,
+                               channels, pixels, p0, p1, half, <float>shift, <float>a, beta)
+            else:
+                lrn_across_f64(&x[n, 0, 0], &y[n, 0, 0], &scale[n, 0, 0] if keep else NULL,
+                               channels, pixels, p0, p1, half, shift, a, beta)
+
+
 cdef inline floating power(floating s, double beta) noexcept nogil:
     """s^-beta; beta = 0.75 (AlexNet's, GoogLeNet's) as 1 / sqrt(s sqrt(s)), without pow."""
     if beta == 0.75:
@@ -164,6 +198,13 @@ class LRN(Layer):
 
     def forward_cpu(self, bottom, top):
         x = bottom[0].data
+        if self.across:
+            if not self.forward_only:
+                self.scale = scratch_like(self.scale, x)       # kept for backward
+            lrn_across(x.reshape(self.dims), top[0].data.reshape(self.dims),
+                       None if self.forward_only else self.scale.reshape(self.dims),
+                       self.half, self.shift, self.a, self.beta)
+            return
         with arena.scratch() as take:
             if self.forward_only:
                 scale = take(x.shape, x.dtype)

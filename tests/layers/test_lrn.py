@@ -59,6 +59,23 @@ def test_forward_matches_numpy(dtype, config):
                                rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("forward_only", [False, True])
+def test_planes_wider_than_a_block(forward_only):
+    """Across channels the pixels go in blocks: a plane of 667 crosses a block's edge, and a
+    forward-only layer keeps no scale."""
+    config = (5, 1.0, 0.75, 1.0, ACROSS)
+    x = random(2, 9, 23, 29).astype(np.float32)
+    layer = lrn(*config, dtype=np.float32)
+    layer.forward_only = forward_only
+    bottom = [Blob(x.shape, np.float32)]
+    bottom[0].data[...] = x
+    top = setup_layer(layer, bottom)
+    layer.forward(bottom, top)
+    np.testing.assert_allclose(top[0].data, reference(x.astype(np.float64), *config),
+                               rtol=1e-5, atol=1e-6)
+    assert (layer.scale is None) == forward_only
+
+
 @pytest.mark.parametrize("config", CONFIGS)
 def test_gradient(config):
     layer = lrn(*config)
