@@ -1,6 +1,5 @@
-/* The transforms of Winograd's F(4x4, 3x3) (winograd.pyx has the method), in C so that
- * the compiler may vectorize them: every loop runs over a contiguous run of tiles, and
- * `restrict` tells it that the runs do not overlap. One body per element type
+/* The transforms of Winograd's F(4x4, 3x3) (winograd.pyx has the method), in C on vectors
+ * of tiles: every step runs over a contiguous run of tiles. One body per element type
  * (CYFFE_WINOGRAD(float, f32) and (double, f64) below).
  *
  *   B^T = [4  0 -5  0  1  0]   G = [ 1/4     0     0]   A^T = [1  1  1  1  1  0]
@@ -14,24 +13,117 @@
 #define CYFFE_WINOGRAD_H
 
 #include <stddef.h>
+#include <string.h>
 
 #include "clones.h"
 
-/* out[j] = (B^T d)[j] for the six rows d[0..5] (each n long, `stride` apart). */
-#define CYFFE_WINOGRAD_BT(T, d, stride, out, ostride, n)                                     \
-    for (ptrdiff_t t = 0; t < (n); t++) {                                                     \
-        const T d0 = (d)[t], d1 = (d)[(stride) + t], d2 = (d)[2 * (stride) + t];              \
-        const T d3 = (d)[3 * (stride) + t], d4 = (d)[4 * (stride) + t];                       \
-        const T d5 = (d)[5 * (stride) + t];                                                   \
-        (out)[t] = 4 * d0 - 5 * d2 + d4;                                                      \
-        (out)[(ostride) + t] = -4 * d1 - 4 * d2 + d3 + d4;                                    \
-        (out)[2 * (ostride) + t] = 4 * d1 - 4 * d2 - d3 + d4;                                 \
-        (out)[3 * (ostride) + t] = -2 * d1 - d2 + 2 * d3 + d4;                                \
-        (out)[4 * (ostride) + t] = 2 * d1 - d2 - 2 * d3 + d4;                                 \
-        (out)[5 * (ostride) + t] = 4 * d1 - 5 * d3 + d5;                                      \
+/* The transforms run on vectors along runs of tiles (GCC's vector extension): of 64 bytes
+ * where a run is that long (one AVX-512 register, two AVX2 ones, four SSE ones), else of
+ * 32 or 16 bytes. A run's last vector overlaps the one before it (writing the same values
+ * twice) rather than leaving a scalar tail. The compiler would not vectorize these loops
+ * by itself: it could not tell the scratch rows apart. */
+
+/* o0..o5 = B^T (d0 .. d5): scalars or vectors alike. */
+#define CYFFE_WINOGRAD_BT6(d0, d1, d2, d3, d4, d5, o0, o1, o2, o3, o4, o5)                    \
+    o0 = 4 * (d0) - 5 * (d2) + (d4);                                                          \
+    o1 = -4 * (d1) - 4 * (d2) + (d3) + (d4);                                                  \
+    o2 = 4 * (d1) - 4 * (d2) - (d3) + (d4);                                                   \
+    o3 = -2 * (d1) - (d2) + 2 * (d3) + (d4);                                                  \
+    o4 = 2 * (d1) - (d2) - 2 * (d3) + (d4);                                                   \
+    o5 = 4 * (d1) - 5 * (d3) + (d5);
+
+/* BODY(V, t) for t = 0, L, 2L, ... over [0, n) with the widest vector type V of T whose L
+ * lanes fit in n (the last step at n - L); SCALAR(t) for every t when not even 16 bytes
+ * fit. */
+#define CYFFE_WINOGRAD_RUN(T, n, BODY, SCALAR)                                                \
+    do {                                                                                      \
+        typedef T v64 __attribute__((vector_size(64)));                                       \
+        typedef T v32 __attribute__((vector_size(32)));                                       \
+        typedef T v16 __attribute__((vector_size(16)));                                       \
+        if ((n) >= (ptrdiff_t)(64 / sizeof(T)))                                               \
+            CYFFE_WINOGRAD_STEPS(v64, T, n, BODY)                                             \
+        else if ((n) >= (ptrdiff_t)(32 / sizeof(T)))                                          \
+            CYFFE_WINOGRAD_STEPS(v32, T, n, BODY)                                             \
+        else if ((n) >= (ptrdiff_t)(16 / sizeof(T)))                                          \
+            CYFFE_WINOGRAD_STEPS(v16, T, n, BODY)                                             \
+        else                                                                                  \
+            for (ptrdiff_t t = 0; t < (n); t++)                                               \
+                SCALAR(t)                                                                     \
+    } while (0)
+
+#define CYFFE_WINOGRAD_STEPS(V, T, n, BODY)                                                   \
+    for (ptrdiff_t t = 0, lanes = sizeof(V) / sizeof(T);; t += lanes) {                       \
+        if (t > (n) - lanes)                                                                  \
+            t = (n) - lanes;                                                                  \
+        BODY(V, t)                                                                            \
+        if (t == (n) - lanes)                                                                 \
+            break;                                                                            \
+    }
+
+/* out[k * ostride + t] = (B^T d)[k] where d[m] = in[at[m] + t]: on vectors V at t. */
+#define CYFFE_WINOGRAD_BT_STEP(V, t)                                                          \
+    {                                                                                         \
+        V d[6], o[6];                                                                         \
+        for (int k = 0; k < 6; k++)                                                           \
+            memcpy(&d[k], in + at[k] + (t), sizeof d[k]);       /* unaligned loads */         \
+        CYFFE_WINOGRAD_BT6(d[0], d[1], d[2], d[3], d[4], d[5], o[0], o[1], o[2], o[3], o[4],  \
+                           o[5])                                                              \
+        for (int k = 0; k < 6; k++)                                                           \
+            memcpy(out + k * ostride + (t), &o[k], sizeof o[k]);                              \
+    }
+#define CYFFE_WINOGRAD_BT_SCALAR(t)                                                           \
+    {                                                                                         \
+        CYFFE_WINOGRAD_BT6(in[at[0] + (t)], in[at[1] + (t)], in[at[2] + (t)],                 \
+                           in[at[3] + (t)], in[at[4] + (t)], in[at[5] + (t)], out[t],         \
+                           out[ostride + (t)], out[2 * ostride + (t)],                        \
+                           out[3 * ostride + (t)], out[4 * ostride + (t)],                    \
+                           out[5 * ostride + (t)])                                            \
+    }
+
+/* The output pass's step down the columns: the four outputs y of column x from the six
+ * rows of M A at c (4 * tiles apart), times scale plus bias, then the ReLU, into
+ * o[4 * y * tiles + t]. */
+#define CYFFE_WINOGRAD_AT_STEP(V, t)                                                          \
+    {                                                                                         \
+        V d[6];                                                                               \
+        for (int k = 0; k < 6; k++)                                                           \
+            memcpy(&d[k], c + 4 * k * tiles + (t), sizeof d[k]);                              \
+        V y[4] = {d[0] + d[1] + d[2] + d[3] + d[4], d[1] - d[2] + 2 * d[3] - 2 * d[4],        \
+                  d[1] + d[2] + 4 * d[3] + 4 * d[4], d[1] - d[2] + 8 * d[3] - 8 * d[4] + d[5]};\
+        for (int k = 0; k < 4; k++) {                                                         \
+            V v = y[k] * scale + bias;                       /* x 1 is exact */               \
+            if (relu) {               /* v > 0 ? v : v * s, lane by lane, by the bits */      \
+                const __typeof__(v > 0) positive = v > 0;                                     \
+                const V sloped = v * s;                                                       \
+                v = (V)(((__typeof__(positive))v & positive) |                                \
+                        ((__typeof__(positive))sloped & ~positive));                          \
+            }                                                                                 \
+            memcpy(o + 4 * k * tiles + (t), &v, sizeof v);                                    \
+        }                                                                                     \
+    }
+#define CYFFE_WINOGRAD_AT_SCALAR(t)                                                           \
+    {                                                                                         \
+        __typeof__(c) d = c + (t);                                                            \
+        const __typeof__(scale) y[4] = {d[0] + d[4 * tiles] + d[8 * tiles] + d[12 * tiles] + d[16 * tiles],   \
+                        d[4 * tiles] - d[8 * tiles] + 2 * d[12 * tiles] - 2 * d[16 * tiles],  \
+                        d[4 * tiles] + d[8 * tiles] + 4 * d[12 * tiles] + 4 * d[16 * tiles],  \
+                        d[4 * tiles] - d[8 * tiles] + 8 * d[12 * tiles] - 8 * d[16 * tiles] + \
+                            d[20 * tiles]};                                                   \
+        for (int k = 0; k < 4; k++) {                                                         \
+            const __typeof__(scale) v = y[k] * scale + bias;                                  \
+            o[4 * k * tiles + (t)] = relu && !(v > 0) ? v * s : v;                            \
+        }                                                                                     \
     }
 
 #define CYFFE_WINOGRAD(T, S)                                                                  \
+/* out[k * ostride + t] = (B^T d)[k] for t < n, where d[m] = in[at[m] + t]. */                \
+static inline __attribute__((always_inline)) void cyffe_winograd_bt_##S(                      \
+    const T* restrict in, const ptrdiff_t at[6], T* restrict out, ptrdiff_t ostride,          \
+    ptrdiff_t n)                                                                              \
+{                                                                                             \
+    CYFFE_WINOGRAD_RUN(T, n, CYFFE_WINOGRAD_BT_STEP, CYFFE_WINOGRAD_BT_SCALAR);               \
+}                                                                                             \
+                                                                                              \
 /* V[xi * step + t] for the tiles t < tiles of tile row `tile_row` of one plane (height x    \
  * width, padded by ph rows above and pw columns left; zero outside). rows: scratch of        \
  * 48 * (tiles + 1). The six input rows go in by column phase (column 4t + q at               \
@@ -75,39 +167,33 @@ CYFFE_CLONES static void cyffe_winograd_input_##S(const T* restrict plane, ptrdi
             r[3 * span + t] = s[3];                                                           \
         }                                                                                     \
     }                                                                                         \
-    CYFFE_WINOGRAD_BT(T, rows, 4 * span, down, 4 * span, 4 * span)                            \
-    for (int i = 0; i < 6; i++) {                                                             \
-        const T* restrict r = down + 4 * i * span;                                            \
-        T* restrict out = v + 6 * i * step;                                                   \
-        for (ptrdiff_t t = 0; t < tiles; t++) {                                               \
-            const T d0 = r[t], d1 = r[span + t], d2 = r[2 * span + t];                        \
-            const T d3 = r[3 * span + t], d4 = r[t + 1], d5 = r[span + t + 1];                \
-            out[t] = 4 * d0 - 5 * d2 + d4;                                                    \
-            out[step + t] = -4 * d1 - 4 * d2 + d3 + d4;                                       \
-            out[2 * step + t] = 4 * d1 - 4 * d2 - d3 + d4;                                    \
-            out[3 * step + t] = -2 * d1 - d2 + 2 * d3 + d4;                                   \
-            out[4 * step + t] = 2 * d1 - d2 - 2 * d3 + d4;                                    \
-            out[5 * step + t] = 4 * d1 - 5 * d3 + d5;                                         \
-        }                                                                                     \
-    }                                                                                         \
+    /* down the columns: the six rows into six, every phase at once */                       \
+    const ptrdiff_t ld = 4 * span;                                                            \
+    const ptrdiff_t vertical[6] = {0, ld, 2 * ld, 3 * ld, 4 * ld, 5 * ld};                    \
+    cyffe_winograd_bt_##S(rows, vertical, down, ld, ld);                                      \
+    /* along each row: tile t's columns are phases 0-3 at t and phases 0-1 at t + 1 */        \
+    const ptrdiff_t across[6] = {0, span, 2 * span, 3 * span, 1, span + 1};                   \
+    for (int i = 0; i < 6; i++)                                                               \
+        cyffe_winograd_bt_##S(down + 4 * i * span, across, v + 6 * i * step, step, tiles);    \
 }                                                                                             \
                                                                                               \
 /* The 4x4 outputs of tile row `tile_row` of one output plane (ho x wo) from M (element      \
  * (xi, t) at m[xi * step + t]), times scale plus bias, then a ReLU of negative slope `slope` \
- * if relu,                                                                                   \
- * clipped at the plane's edges.                                                              \
- * scratch: 28 * tiles. Along each tile first (M A), then down the columns, a row of tiles    \
- * at a time, then laid into the plane. */                                                    \
-CYFFE_CLONES static void cyffe_winograd_output_##S(const T* restrict m, ptrdiff_t step, \
+ * if relu, clipped at the plane's edges.                                                     \
+ * scratch: 40 * tiles. Along each tile first (M A, 24 rows of tiles), then down the columns  \
+ * into the 16 rows (y, x) of the tiles' outputs, then laid into the plane row by row. */     \
+CYFFE_CLONES static void cyffe_winograd_output_##S(const T* restrict m, ptrdiff_t step,       \
                                       ptrdiff_t tiles, T scale, T bias, int relu,             \
                                       double slope,                                           \
                                       T* restrict plane, ptrdiff_t ho, ptrdiff_t wo,          \
                                       ptrdiff_t tile_row, T* restrict scratch)                \
 {                                                                                             \
+    const T s = (T)slope;             /* exact: a float32 value */                            \
+    T* restrict across = scratch;                                                             \
     T* restrict out = scratch + 24 * tiles;                                                   \
     for (int i = 0; i < 6; i++) {                                                             \
         const T* restrict r = m + 6 * i * step;                                               \
-        T* restrict o = scratch + 4 * i * tiles;                                              \
+        T* restrict o = across + 4 * i * tiles;                                               \
         for (ptrdiff_t t = 0; t < tiles; t++) {                                               \
             const T m0 = r[t], m1 = r[step + t], m2 = r[2 * step + t];                        \
             const T m3 = r[3 * step + t], m4 = r[4 * step + t], m5 = r[5 * step + t];         \
@@ -117,41 +203,25 @@ CYFFE_CLONES static void cyffe_winograd_output_##S(const T* restrict m, ptrdiff_
             o[3 * tiles + t] = m1 - m2 + 8 * m3 - 8 * m4 + m5;                                \
         }                                                                                     \
     }                                                                                         \
+    /* out[(4y + x) * tiles + t]: output (y, x) of tile t, scaled, biased and rectified */   \
+    for (int x = 0; x < 4; x++) {                                                             \
+        const T* restrict c = across + x * tiles;                                             \
+        T* restrict o = out + x * tiles;                                                      \
+        CYFFE_WINOGRAD_RUN(T, tiles, CYFFE_WINOGRAD_AT_STEP, CYFFE_WINOGRAD_AT_SCALAR);       \
+    }                                                                                         \
     const ptrdiff_t rows = ho - 4 * tile_row < 4 ? ho - 4 * tile_row : 4;                     \
-    const T* restrict o = scratch;                                                            \
-    static const T at[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0},    \
-                               {0, 1, -1, 8, -8, 1}};                                         \
+    const ptrdiff_t whole = wo / 4;                                                           \
     for (ptrdiff_t y = 0; y < rows; y++) {                                                    \
-        const T c0 = at[y][0], c1 = at[y][1], c2 = at[y][2], c3 = at[y][3], c4 = at[y][4];    \
-        const T c5 = at[y][5];                                                                \
-        for (ptrdiff_t a = 0; a < 4; a++) {                                                   \
-            T* restrict row = out + a * tiles;                                                \
-            const T* restrict c = o + a * tiles;                                              \
-            for (ptrdiff_t t = 0; t < tiles; t++)                                             \
-                row[t] = c0 * c[t] + c1 * c[4 * tiles + t] + c2 * c[8 * tiles + t] +          \
-                         c3 * c[12 * tiles + t] + c4 * c[16 * tiles + t] +                    \
-                         c5 * c[20 * tiles + t];                                              \
-        }                                                                                     \
-        if (relu) {            /* the slope as T is exact: a float32 value */               \
-            const T s = (T)slope;                                                             \
-            for (ptrdiff_t t = 0; t < 4 * tiles; t++) {                                       \
-                const T v = out[t] * scale + bias;    /* x 1 is exact */                      \
-                out[t] = v > 0 ? v : v * s;                                                   \
-            }                                                                                 \
-        }                                                                                     \
-        else                                                                                  \
-            for (ptrdiff_t t = 0; t < 4 * tiles; t++)                                         \
-                out[t] = out[t] * scale + bias;                                               \
+        const T* restrict o = out + 4 * y * tiles;                                            \
         T* restrict dst = plane + (4 * tile_row + y) * wo;                                    \
-        const ptrdiff_t whole = wo / 4;                                                       \
         for (ptrdiff_t t = 0; t < whole; t++) {                                               \
-            dst[4 * t] = out[t];                                                              \
-            dst[4 * t + 1] = out[tiles + t];                                                  \
-            dst[4 * t + 2] = out[2 * tiles + t];                                              \
-            dst[4 * t + 3] = out[3 * tiles + t];                                              \
+            dst[4 * t] = o[t];                                                                \
+            dst[4 * t + 1] = o[tiles + t];                                                    \
+            dst[4 * t + 2] = o[2 * tiles + t];                                                \
+            dst[4 * t + 3] = o[3 * tiles + t];                                                \
         }                                                                                     \
         for (ptrdiff_t x = 4 * whole; x < wo; x++)                                            \
-            dst[x] = out[(x % 4) * tiles + x / 4];                                            \
+            dst[x] = o[(x % 4) * tiles + x / 4];                                              \
     }                                                                                         \
 }
 

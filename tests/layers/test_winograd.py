@@ -64,6 +64,27 @@ def test_forward_matches_the_direct_sum(name, shape):
     np.testing.assert_allclose(top[0].data, expected, rtol=1e-11, atol=1e-11)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("width", [37, 70, 64])
+def test_wide_rows_with_scales_bias_and_slopes(dtype, width):
+    """Rows of 10, 18 and 16 tiles: the transforms' vectors of 8 or 16 tiles, the last one
+    overlapping the one before, and the output pass's epilogue (x scale + bias, then a ReLU
+    of a slope per output)."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 3, 9, width))
+    layer, _ = conv_layer(dict(num_output=4, kernel_size=[3], pad=[1]), x, dtype=dtype)
+    scales, slopes = rng.uniform(0.5, 2, 4), np.array([0.0, 0.1, 1.0, -0.5])
+    bias = layer.blobs[1].data
+    y = np.empty((2, 4, 9, width), dtype)
+    layer.winograd.run(layer.blobs[0].data, x.astype(dtype), y, bias, slopes, scales)
+    z = reference_conv(x, layer.blobs[0].data.astype(np.float64), None, (1, 1), (1, 1), (1, 1),
+                       (1, 1))
+    z = z * scales[:, None, None] + bias.astype(np.float64)[:, None, None]
+    expected = np.where(z > 0, z, z * slopes.astype(dtype).astype(np.float64)[:, None, None])
+    tol = 1e-5 if dtype == np.float32 else 1e-11
+    np.testing.assert_allclose(y, expected, rtol=0, atol=tol * np.abs(expected).max())
+
+
 def test_float32_error_is_of_im2cols_order():
     """Against the float64 direct sum: Winograd's float32 error beside im2col's."""
     x = np.random.default_rng(2).standard_normal((2, 32, 17, 19))
