@@ -160,6 +160,39 @@ static CYFFE_AVX512 void cyffe_rows(int rows, int trans, int kc, const float* a,
     }
 }
 
+/* r[k][j] = r[j][k]: a 16 x 16 transpose. Rows pair up by 32-bit elements, then by 64-bit
+ * pairs (after which lane L of s[4i + c] holds column 4L + c of rows 4i .. 4i + 3), then the
+ * four 128-bit lanes of a column come together from the four groups of rows. */
+CYFFE_INLINE_AVX512 void cyffe_transpose16(__m512 r[16])
+{
+    __m512 t[16], s[16];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+        const __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+        s[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        s[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        s[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        s[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) {
+        const __m512 u = _mm512_shuffle_f32x4(s[c], s[4 + c], 0x44);       /* lanes 0, 1 */
+        const __m512 v = _mm512_shuffle_f32x4(s[8 + c], s[12 + c], 0x44);
+        const __m512 w = _mm512_shuffle_f32x4(s[c], s[4 + c], 0xEE);       /* lanes 2, 3 */
+        const __m512 x = _mm512_shuffle_f32x4(s[8 + c], s[12 + c], 0xEE);
+        r[c] = _mm512_shuffle_f32x4(u, v, 0x88);
+        r[4 + c] = _mm512_shuffle_f32x4(u, v, 0xDD);
+        r[8 + c] = _mm512_shuffle_f32x4(w, x, 0x88);
+        r[12 + c] = _mm512_shuffle_f32x4(w, x, 0xDD);
+    }
+}
+
 /* panel[k][0..31] = op(b)[k0 + k][j0 .. j0 + cols - 1], zeros past cols. */
 static CYFFE_AVX512 void cyffe_pack(float* panel, const float* b, ptrdiff_t ldb,
                                     int trans_b, int k0, int kc, int j0, int cols,
@@ -173,17 +206,21 @@ static CYFFE_AVX512 void cyffe_pack(float* panel, const float* b, ptrdiff_t ldb,
         }
         return;
     }
-    /* op(b)[k][j] = b[j][k]: each column of the panel is a contiguous run of a row of b. */
-    for (int j = 0; j < CYFFE_NR; j++) {
-        if (j < cols) {
-            const float* src = b + (ptrdiff_t)(j0 + j) * ldb + k0;
-            for (int k = 0; k < kc; k++)
-                panel[k * CYFFE_NR + j] = src[k];
-        } else {
-            for (int k = 0; k < kc; k++)
-                panel[k * CYFFE_NR + j] = 0.0f;
+    /* op(b)[k][j] = b[j][k]: each half of the panel (16 columns) is 16 rows of b (zeros
+     * past cols), transposed 16 x 16 at a time in registers. */
+    for (int half = 0; half < CYFFE_NR; half += 16)
+        for (int k = 0; k < kc; k += 16) {
+            const int run = kc - k < 16 ? kc - k : 16;
+            const __mmask16 in = (__mmask16)((1u << run) - 1);
+            __m512 r[16];
+#pragma GCC unroll 16
+            for (int j = 0; j < 16; j++)
+                r[j] = half + j < cols ? _mm512_maskz_loadu_ps(
+                    in, b + (ptrdiff_t)(j0 + half + j) * ldb + k0 + k) : _mm512_setzero_ps();
+            cyffe_transpose16(r);
+            for (int q = 0; q < run; q++)
+                _mm512_store_ps(panel + (k + q) * CYFFE_NR + half, r[q]);
         }
-    }
 }
 
 /* The lanes of a strip's two vectors that hold one of its `cols` columns. */
