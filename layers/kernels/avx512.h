@@ -498,7 +498,8 @@ CYFFE_INLINE_AVX512 void cyffe_window_rows(const float* x, ptrdiff_t height, ptr
  * operations than the masked kernel's kh*kw shuffled loads and index updates per output
  * vector, and the same values: a NaN operand of _mm512_max_ps leaves the running maximum,
  * so NaNs never win, as in the strict scan (only a zero maximum may carry the other sign).
- * Returns -1, writing nothing, for a row too wide for its stack buffer. */
+ * Returns -1, writing nothing, for a row too wide for its stack buffer or a window wider
+ * than 16. */
 static CYFFE_AVX512 int cyffe_max_pool_values(const float* x, ptrdiff_t height,
                                               ptrdiff_t width, float* y, int ho, int wo,
                                               int kh, int kw, int sh, int sw, int ph, int pw)
@@ -506,7 +507,7 @@ static CYFFE_AVX512 int cyffe_max_pool_values(const float* x, ptrdiff_t height,
     /* the windows' columns, and the slack the last vectors' loads read (-FLT_MAX) */
     const ptrdiff_t used = ((ptrdiff_t)(wo - 1) * sw + kw + 15) / 16 * 16;
     const ptrdiff_t columns = ((ptrdiff_t)(wo + 15) / 16 * 16 * sw + kw + 31) / 16 * 16;
-    if (columns > CYFFE_POOL_ROW)
+    if (columns > CYFFE_POOL_ROW || kw > 16)
         return -1;
     float maxima[CYFFE_POOL_ROW] __attribute__((aligned(64)));
     for (ptrdiff_t c = used; c < columns; c += 16)
@@ -526,11 +527,22 @@ static CYFFE_AVX512 int cyffe_max_pool_values(const float* x, ptrdiff_t height,
             _mm512_store_ps(maxima + c, m);
         }
         for (int j = 0; j < wo; j += 16) {
+            /* The columns of these 16 outputs' windows, from aligned reloads of the maxima
+             * just stored and shuffles: an unaligned reload waited for the stores to land
+             * (2.5x slower on small planes). Column 2l + d (l + d at stride 1) of m0, m1
+             * and m2 (columns 32 and on). */
+            const float* base = maxima + (ptrdiff_t)j * sw;
+            const __m512 m0 = _mm512_load_ps(base), m1 = _mm512_load_ps(base + 16);
+            const __m512 m2 = sw == 2 ? _mm512_load_ps(base + 32) : m1;
             __m512 best = lowest;
             for (int d = 0; d < kw; d++) {
-                const float* p = maxima + (ptrdiff_t)j * sw + d;
-                const __m512 v = sw == 1 ? _mm512_loadu_ps(p) : _mm512_permutex2var_ps(
-                    _mm512_loadu_ps(p), even, _mm512_loadu_ps(p + 16));
+                const __m512i at = _mm512_add_epi32(sw == 1 ? lane : even, _mm512_set1_epi32(d));
+                __m512 v = _mm512_permutex2var_ps(m0, at, m1);
+                if (sw == 2 && d >= 2)
+                    v = _mm512_mask_blend_ps(
+                        _mm512_cmpge_epi32_mask(at, _mm512_set1_epi32(32)), v,
+                        _mm512_permutex2var_ps(m1, _mm512_sub_epi32(at, _mm512_set1_epi32(16)),
+                                               m2));
                 best = _mm512_max_ps(v, best);
             }
             _mm512_mask_storeu_ps(y + (ptrdiff_t)i * wo + j, cyffe_lanes(j, 0, wo, wo), best);

@@ -66,6 +66,11 @@ CONFIGS = {
     "wide_s1_p1": (dict(kernel_size=3, stride=1, pad=1), (3, 3), (1, 1), (1, 1), True, (4, 37)),
     "wide_s2": (dict(kernel_size=3, stride=2), (3, 3), (2, 2), (0, 0), True, (5, 70)),
     "wide_s3_p1": (dict(kernel_size=4, stride=3, pad=1), (4, 4), (3, 3), (1, 1), True, (5, 52)),
+    # windows up to 16 columns wide take the values-only kernel's shuffles; wider, the mask's
+    "k7_s2_p3": (dict(kernel_size=7, stride=2, pad=3), (7, 7), (2, 2), (3, 3), True, (9, 50)),
+    "k16_s1": (dict(kernel_h=2, kernel_w=16, stride=1), (2, 16), (1, 1), (0, 0), True, (3, 40)),
+    "k17_s2": (dict(kernel_h=1, kernel_w=17, stride_h=1, stride_w=2), (1, 17), (1, 2), (0, 0),
+               True, (2, 60)),
 }
 
 
