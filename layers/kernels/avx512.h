@@ -83,16 +83,26 @@ static int cyffe_sgemm_suits(int trans_b, int m)
 #define CYFFE_AVX512 __attribute__((target("avx512f,fma")))
 #define CYFFE_INLINE_AVX512 static inline __attribute__((always_inline, target("avx512f,fma")))
 
+/* What a product's last pass does to each row r of c before storing it: c = c * scales[r]
+ * + bias[r], then a ReLU of negative slope slopes[r] (a convolution's folded BatchNorm,
+ * bias and ReLU); a NULL array: none of that step. */
+typedef struct {
+    const double* scales;
+    const float* bias;
+    const double* slopes;
+} cyffe_rows_out;
+
 /* The rows x 32 tile of c at c (masks m0, m1 cover the valid columns), or rows x 16 when
  * the strip is narrow (m1 empty; half the FMAs):
  * tile = alpha * sum_k a(r, k) panel[k][:] + beta * tile, with a(r, k) at
- * a[r * a_row + k * a_k]. beta == 0 never reads c. `rows`, `narrow` and the strides'
+ * a[r * a_row + k * a_k], then `out` (NULL: nothing; its rows start at the tile's).
+ * beta == 0 never reads c. `rows`, `narrow` and the strides'
  * pattern (trans) are compile-time constants at every call, so the tile lives in
  * registers. */
 CYFFE_INLINE_AVX512 void cyffe_tile(const int rows, const int trans, const int narrow, int kc,
                                     const float* a, ptrdiff_t lda, const float* panel,
                                     float* c, ptrdiff_t ldc, __mmask16 m0, __mmask16 m1,
-                                    float alpha, float beta)
+                                    float alpha, float beta, const cyffe_rows_out* out)
 {
     const ptrdiff_t a_row = trans ? 1 : lda, a_k = trans ? lda : 1;
     __m512 lo[CYFFE_MR], hi[CYFFE_MR];
@@ -124,6 +134,18 @@ CYFFE_INLINE_AVX512 void cyffe_tile(const int rows, const int trans, const int n
             if (!narrow)
                 x1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, cr + 16), x1);
         }
+        if (out) {
+            const __m512 f = _mm512_set1_ps(out->scales ? (float)out->scales[r] : 1.0f);
+            const __m512 t = _mm512_set1_ps(out->bias ? out->bias[r] : 0.0f);
+            x0 = _mm512_fmadd_ps(x0, f, t);
+            x1 = _mm512_fmadd_ps(x1, f, t);
+            if (out->slopes) {             /* x > 0 ? x : x * slope, NaN staying NaN */
+                const __m512 s = _mm512_set1_ps((float)out->slopes[r]);
+                const __m512 zero = _mm512_setzero_ps();
+                x0 = _mm512_mask_mul_ps(x0, _mm512_cmp_ps_mask(x0, zero, _CMP_NGT_UQ), x0, s);
+                x1 = _mm512_mask_mul_ps(x1, _mm512_cmp_ps_mask(x1, zero, _CMP_NGT_UQ), x1, s);
+            }
+        }
         _mm512_mask_storeu_ps(cr, m0, x0);
         if (!narrow)
             _mm512_mask_storeu_ps(cr + 16, m1, x1);
@@ -133,19 +155,19 @@ CYFFE_INLINE_AVX512 void cyffe_tile(const int rows, const int trans, const int n
 #define CYFFE_TILE_CASE(R)                                                              \
     case R:                                                                             \
         if (trans && narrow)                                                            \
-            cyffe_tile(R, 1, 1, kc, a, lda, panel, c, ldc, m0, m1, alpha, beta);       \
+            cyffe_tile(R, 1, 1, kc, a, lda, panel, c, ldc, m0, m1, alpha, beta, out);       \
         else if (trans)                                                                 \
-            cyffe_tile(R, 1, 0, kc, a, lda, panel, c, ldc, m0, m1, alpha, beta);       \
+            cyffe_tile(R, 1, 0, kc, a, lda, panel, c, ldc, m0, m1, alpha, beta, out);       \
         else if (narrow)                                                                \
-            cyffe_tile(R, 0, 1, kc, a, lda, panel, c, ldc, m0, m1, alpha, beta);       \
+            cyffe_tile(R, 0, 1, kc, a, lda, panel, c, ldc, m0, m1, alpha, beta, out);       \
         else                                                                            \
-            cyffe_tile(R, 0, 0, kc, a, lda, panel, c, ldc, m0, m1, alpha, beta);       \
+            cyffe_tile(R, 0, 0, kc, a, lda, panel, c, ldc, m0, m1, alpha, beta, out);       \
         break;
 
 static CYFFE_AVX512 void cyffe_rows(int rows, int trans, int kc, const float* a,
                                     ptrdiff_t lda, const float* panel, float* c,
                                     ptrdiff_t ldc, __mmask16 m0, __mmask16 m1, float alpha,
-                                    float beta)
+                                    float beta, const cyffe_rows_out* out)
 {
     const int narrow = m1 == 0;
     switch (rows) {
@@ -257,10 +279,12 @@ static float* cyffe_panels(void)
     return (float*)(block + (64 - (uintptr_t)block % 64));
 }
 
-/* Returns 0, or -1 (nothing written) when there is no memory for the panels. */
+/* Returns 0, or -1 (nothing written) when there is no memory for the panels. The last
+ * pass over each block of rows applies `out` (row i of c at scales[i], ...), unless NULL. */
 static CYFFE_AVX512 int cyffe_sgemm(int trans_a, int trans_b, int m, int n, int k,
                                     float alpha, const float* a, int lda, const float* b,
-                                    int ldb, float beta, float* c, int ldc)
+                                    int ldb, float beta, float* c, int ldc,
+                                    const cyffe_rows_out* out)
 {
     float* panels = cyffe_panels();
     __mmask16 m0, m1;
@@ -286,12 +310,18 @@ static CYFFE_AVX512 int cyffe_sgemm(int trans_a, int trans_b, int m, int n, int 
                 const int rows = m - i0 < CYFFE_MR ? m - i0 : CYFFE_MR;
                 const float* ap = trans_a ? a + (ptrdiff_t)k0 * lda + i0
                                           : a + (ptrdiff_t)i0 * lda + k0;
+                cyffe_rows_out here;          /* out, from row i0 on, on the last pass */
+                if (out && k0 + kc == k) {
+                    here.scales = out->scales ? out->scales + i0 : NULL;
+                    here.bias = out->bias ? out->bias + i0 : NULL;
+                    here.slopes = out->slopes ? out->slopes + i0 : NULL;
+                }
                 for (int j0 = 0; j0 < block; j0 += CYFFE_NR) {
                     const int cols = block - j0 < CYFFE_NR ? block - j0 : CYFFE_NR;
                     cyffe_strip_masks(cols, &m0, &m1);
                     cyffe_rows(rows, trans_a, kc, ap, lda, panels + (ptrdiff_t)j0 * CYFFE_KC,
                                c + (ptrdiff_t)i0 * ldc + jb + j0, ldc, m0, m1, alpha,
-                               panel_beta);
+                               panel_beta, out && k0 + kc == k ? &here : NULL);
                 }
             }
             k0 += kc;

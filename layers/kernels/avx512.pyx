@@ -7,9 +7,13 @@ The signatures and what each kernel computes are in avx512.pxd and avx512.h.
 cdef extern from "avx512.h":
     bint c_enabled "cyffe_avx512_enabled" () noexcept nogil
     bint c_sgemm_suits "cyffe_sgemm_suits" (bint trans_b, int m) noexcept nogil
+    ctypedef struct rows_out "cyffe_rows_out":
+        const double* scales
+        const float* bias
+        const double* slopes
     int c_sgemm "cyffe_sgemm" (bint trans_a, bint trans_b, int m, int n, int k, float alpha,
                                const float* a, int lda, const float* b, int ldb, float beta,
-                               float* c, int ldc) noexcept nogil
+                               float* c, int ldc, const rows_out* out) noexcept nogil
     void c_plane_to_columns "cyffe_plane_to_columns" (
         const float* plane, float* col, Py_ssize_t ld, Py_ssize_t height, Py_ssize_t width,
         int kh, int kw, int ph, int pw, int sh, int dh, int dw, int ho, int wo) noexcept nogil
@@ -33,8 +37,12 @@ cdef bint sgemm_suits(bint trans_b, int m) noexcept nogil:
 
 
 cdef int sgemm(bint trans_a, bint trans_b, int m, int n, int k, float alpha, const float* a,
-               int lda, const float* b, int ldb, float beta, float* c, int ldc) noexcept nogil:
-    return c_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+               int lda, const float* b, int ldb, float beta, float* c, int ldc,
+               const double* scales, const float* bias, const double* slopes) noexcept nogil:
+    cdef rows_out out
+    out.scales, out.bias, out.slopes = scales, bias, slopes
+    return c_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                   &out if scales != NULL or bias != NULL or slopes != NULL else NULL)
 
 
 cdef void plane_to_columns(const float* plane, float* col, Py_ssize_t ld, Py_ssize_t height,

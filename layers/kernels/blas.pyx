@@ -103,7 +103,18 @@ cdef inline void dot_rows(int m, int n, int k, floating alpha, const floating* a
 cdef void gemm_rows(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
                     const floating* a, int lda, const floating* b, int ldb, floating beta,
                     floating* c, int ldc) noexcept nogil:
-    """c (m, n) = alpha op(a) op(b) + beta c, all row-major with leading dimensions ld*.
+    """c (m, n) = alpha op(a) op(b) + beta c, all row-major with leading dimensions ld*."""
+    gemm_rows_out(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, NULL, NULL,
+                  NULL)
+
+
+cdef void gemm_rows_out(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
+                        const floating* a, int lda, const floating* b, int ldb, floating beta,
+                        floating* c, int ldc, const double* scales, const floating* bias,
+                        const double* slopes) noexcept nogil:
+    """gemm_rows, then each row i of c: c = c * scales[i] + bias[i], then a ReLU of negative
+    slope slopes[i] (a NULL array: none of that step). The AVX-512 kernel does it as it
+    stores c (a convolution's folded BatchNorm, bias and ReLU); otherwise a pass follows.
 
     A few rows against a transposed b (an InnerProduct on a few images), and a matrix
     times one column, are dot products of rows: dot_rows reads each row once where a GEMM
@@ -115,20 +126,43 @@ cdef void gemm_rows(bint trans_a, bint trans_b, int m, int n, int k, floating al
     cdef char tb = b'T' if trans_b else b'N'
     if not trans_a and trans_b and m < DOT_ROWS:
         dot_rows(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, 1)
-        return
-    if not trans_a and not trans_b and n == 1 and ldb == 1:
+    elif not trans_a and not trans_b and n == 1 and ldb == 1:
         dot_rows(1, m, k, alpha, b, 0, a, lda, beta, c, 0, ldc)
-        return
     # (the AVX-512 kernel declines, writing nothing, only if its panels could not be allocated)
-    if floating is float and avx512.sgemm_suits(trans_b, m) and avx512.sgemm(
-            trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) == 0:
+    elif floating is float and avx512.sgemm_suits(trans_b, m) and avx512.sgemm(
+            trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, scales,
+            <const float*>bias, slopes) == 0:
         return
-    if dgemm == NULL and not load_blas():
+    elif dgemm == NULL and not load_blas():
         plain_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
     elif floating is float:
         sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*>b, &ldb, <float*>a, &lda, &beta, c, &ldc)
     else:
         dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*>b, &ldb, <double*>a, &lda, &beta, c, &ldc)
+    if scales != NULL or bias != NULL or slopes != NULL:
+        rows_out(m, n, c, ldc, scales, bias, slopes)
+
+
+cdef void rows_out(int m, int n, floating* c, int ldc, const double* scales,
+                   const floating* bias, const double* slopes) noexcept nogil:
+    """Each row i of c (m, n): c = c * scales[i] + bias[i], then a ReLU of slope slopes[i]."""
+    cdef int i, j
+    cdef floating factor, shift, slope, value
+    cdef floating* row
+    for i in range(m):
+        row = c + <Py_ssize_t>i * ldc
+        factor = <floating>scales[i] if scales != NULL else 1        # x 1 is exact
+        shift = bias[i] if bias != NULL else 0
+        if slopes != NULL:
+            # The slope in a local of c's type (exact: slopes are float32 values or Caffe's
+            # float negative_slope), so the loop compiles to blends.
+            slope = <floating>slopes[i]
+            for j in range(n):
+                value = row[j] * factor + shift
+                row[j] = value if value > 0 else value * slope
+        else:
+            for j in range(n):
+                row[j] = row[j] * factor + shift
 
 
 cdef enum:

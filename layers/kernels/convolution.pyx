@@ -33,7 +33,7 @@ from cython cimport floating
 from libc.string cimport memcpy
 
 from . import arena
-from .blas cimport gemm_rows, max_threads
+from .blas cimport gemm_rows, gemm_rows_out, max_threads
 from .step cimport Step
 from .im2col cimport columns_to_plane, plane_to_columns
 from .window cimport Window, window_of
@@ -96,12 +96,15 @@ cdef void run_chunk(const Plan* p, const Window* win, Py_ssize_t step, const flo
     cdef int per_group = p.per_group, k = p.k, width = images * band.length, rows
     cdef int ld = volume if p.identity else width
     cdef Py_ssize_t g, part, c0, n, o, l, i, plane, out
-    cdef floating one = 1, zero = 0, total, value, slope, factor
+    cdef floating one = 1, zero = 0, total
+    cdef bint last
+    cdef const double* scales
+    cdef const double* slopes
+    cdef const floating* shift
     cdef const floating* source
     cdef const floating* w
     cdef const floating* src
     cdef floating* sink
-    cdef floating* dst
     # Small outputs (joint): one product over the chunk's images into the scratch after the
     # columns, then each image's rows copied out, instead of a thin product per image.
     cdef bint joint = p.joint and images > 1
@@ -124,13 +127,19 @@ cdef void run_chunk(const Plan* p, const Window* win, Py_ssize_t step, const flo
                 source = chunk_columns(x + plane * volume, p, rows // kv, images, col, &band)
                 if p.identity:
                     source = source + offset
+            # the last block's products apply the scale, bias and ReLU as they store
+            last = part == p.blocks - 1
+            scales = p.scales + g * per_group if last and p.scales != NULL else NULL
+            shift = bias + g * per_group if last and p.bias else NULL
+            slopes = p.slopes + g * per_group if last and p.slopes != NULL else NULL
             if joint:
-                gemm_rows(False, False, per_group, width, rows, one, w, k, source, ld,
-                          zero if part == 0 else one, together, width)
+                gemm_rows_out(False, False, per_group, width, rows, one, w, k, source, ld,
+                              zero if part == 0 else one, together, width, scales, shift,
+                              slopes)
             for n in range(images if p.forward and not joint else 0):
-                gemm_rows(False, False, per_group, band.length, rows, one, w, k,
-                          source + n * band.length, ld, zero if part == 0 else one,
-                          y + out + n * p.outputs * length, length)
+                gemm_rows_out(False, False, per_group, band.length, rows, one, w, k,
+                              source + n * band.length, ld, zero if part == 0 else one,
+                              y + out + n * p.outputs * length, length, scales, shift, slopes)
             for n in range(images if p.weight_diff else 0):
                 gemm_rows(False, True, rows, per_group, length, one, source + n * length, width,
                           dy + out + n * p.outputs * length, length, one,
@@ -150,22 +159,6 @@ cdef void run_chunk(const Plan* p, const Window* win, Py_ssize_t step, const flo
             for o in range(per_group):
                 memcpy(y + ((n0 + n) * p.outputs + g * per_group + o) * length + offset,
                        together + o * width + n * band.length, band.length * sizeof(floating))
-    for n in range(images if p.forward and (p.bias or p.slopes != NULL or p.scales != NULL)
-                   else 0):
-        for o in range(p.outputs):
-            dst = y + ((n0 + n) * p.outputs + o) * length + offset
-            total = bias[o] if p.bias else 0
-            factor = <floating>p.scales[o] if p.scales != NULL else 1    # x 1 is exact
-            if p.slopes != NULL:
-                # The slope in a local of the output's type (exact: slopes are float32
-                # values or Caffe's float negative_slope), so the loop compiles to blends.
-                slope = <floating>p.slopes[o]
-                for l in range(band.length):
-                    value = dst[l] * factor + total
-                    dst[l] = value if value > 0 else value * slope
-            else:
-                for l in range(band.length):
-                    dst[l] = dst[l] * factor + total
 
 
 cdef inline Py_ssize_t chunk_count(const Plan* p) noexcept nogil:

@@ -155,6 +155,28 @@ def test_uneven_channel_blocks(monkeypatch, dtype):
         check_gradient(layer, bottom, top)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("elements, group", [(1 << 30, 1), (2 * 9 * 36, 1), (1 << 30, 2)])
+def test_scales_bias_and_slopes_after_the_last_block(monkeypatch, dtype, elements, group):
+    """A folded forward's y = scale (W col(x)) + bias, then a ReLU of a slope per output: the
+    products apply it as they store the last block of channels (AVX-512), or a pass after.
+    Whole images jointly (small outputs) or channel blocks of 2, 2 and 1, and two groups."""
+    monkeypatch.setattr(pipeline_module, "CHUNK_ELEMENTS", elements)
+    layer = make_conv(dtype=dtype, num_output=4, kernel_size=[3], pad=[1], group=group)
+    x = np.random.default_rng(12).standard_normal((3, 10, 6, 6))
+    bottom, top = run_layer(layer, x.astype(dtype))
+    scales, slopes = np.array([0.5, 2.0, -1.0, 1.5]), np.array([0.0, 0.25, 1.0, -2.0])
+    w, b = (blob.data for blob in layer.blobs)
+    y = np.empty_like(top[0].data)
+    layer.pipeline.run(w, bottom[0].data, y, b, slopes=slopes, scales=scales)
+    z = reference_conv(bottom[0].data.astype(np.float64), w.astype(np.float64), None, (1, 1),
+                       (1, 1), (1, 1), (1, 1), group)
+    z = z * scales[:, None, None] + b.astype(np.float64)[:, None, None]
+    expected = np.where(z > 0, z, z * slopes[:, None, None])
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(y, expected, rtol=tol, atol=tol)
+
+
 def test_backward_recomputes_columns_when_bottom_changed_shape():
     layer = make_conv(num_output=2, kernel_size=[3], pad=[1])
     bottom, top = run_layer(layer, np.random.default_rng(7).standard_normal((2, 2, 5, 5)))
