@@ -56,6 +56,10 @@ MIN_TILES = 16
 # and SqueezeNet 1.1's 64 -> 256 at 14x14 (batch 1) ran 20-50% faster by im2col; ResNet-50's
 # 512 -> 512 at 7x7 (batch 8) 35% faster by Winograd.
 WIDE_CHANNELS = 64
+# Tiles cover whole 4x4 blocks: below this share of their outputs inside the image, the work
+# on the rest costs more than Winograd saves. AlexNet's 13x13 layers (169 of 256) ran 5-10%
+# faster by im2col; VGG-16's 14x14 ones (196 of 256) 25% slower.
+MIN_COVERED = 0.7
 
 
 def suits(geometry, num, channels, outputs, group):
@@ -68,6 +72,8 @@ def suits(geometry, num, channels, outputs, group):
     tiles = num * per_image
     if c * k < WIDE_CHANNELS * (c + k) and (per_image < MIN_TILES or tiles < 2 * MIN_TILES):
         return False                    # narrow products over few tiles: im2col wins
+    if geometry.length < MIN_COVERED * 16 * per_image:
+        return False
     return c * k >= MIN_CHANNELS * (c + k) and tiles >= MIN_TILES
 
 

@@ -16,6 +16,7 @@ def any_size(monkeypatch):
     """Small layers take Winograd too (the size limits are for speed, not correctness)."""
     monkeypatch.setattr(winograd, "MIN_CHANNELS", 0)
     monkeypatch.setattr(winograd, "MIN_TILES", 0)
+    monkeypatch.setattr(winograd, "MIN_COVERED", 0)
 
 
 def test_the_transforms_are_f43():
@@ -148,6 +149,10 @@ def test_small_layers_keep_im2col(monkeypatch):
     assert not takes_winograd(64, 64, 1, 16, 16)
     assert not takes_winograd(64, 64, 4, 8, 8)
     assert takes_winograd(128, 128, 4, 8, 8)
+    # tiles mostly outside the image: 13x13 takes 4x4 tiles of 16, 169 of 256 inside
+    monkeypatch.setattr(winograd, "MIN_COVERED", 0.7)
+    assert not takes_winograd(256, 256, 1, 13, 13)
+    assert takes_winograd(256, 256, 1, 14, 14)
 
 
 def test_training_forwards_keep_im2col():
