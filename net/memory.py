@@ -8,6 +8,11 @@ offset where they overlap no blob placed that lives at the same time ("greedy by
 TensorFlow Lite's planner): on GoogLeNet the block is the most bytes alive at once. Blobs that already share memory count as one: an in-place layer's top, Split's
 tops, Flatten's and Reshape's.
 
+A Concat along an axis with nothing before it but size-1 axes (channels at batch 1) is done
+in place for the bottoms it reads last: each is the slice of the top's memory it would be
+copied to, the top living from the first of them on, and the Concat copies only the others
+(SqueezeNet's and GoogLeNet's blocks copy nothing).
+
 The plan follows the blobs' shapes: when an input changed, Net.forward reshapes every layer
 first, and if that gave a pooled blob memory of its own (a new input size), the pool is
 planned again before any layer runs. A change of backend mode plans it again too. In
@@ -56,11 +61,17 @@ class BlobSharing:
         kept = {id(blob._data) for blob in self.kept}
         self.written_at = {}
         self.mode = mode()
+        shared = not gpu_mode()
+        slices = self._concat_slices(lives, kept) if shared else {}
+        for key, (top, _) in slices.items():      # the top lives from its first bottom on
+            life = lives[id(top._data)]
+            life[0] = min(life[0], lives[key][0])
         places = []                   # [first layer, last layer, blobs, offset in the block]
         for key, (first, last, blobs) in lives.items():
             if key not in kept:
-                places.append([first, last, blobs, 0])
                 self.written_at.update((id(b), first) for b in blobs)
+                if key not in slices:
+                    places.append([first, last, blobs, 0])
         size, placed = 0, []
         for place in sorted(places, key=lambda p: -_nbytes(p[2])):
             first, last, blobs, _ = place
@@ -74,7 +85,6 @@ class BlobSharing:
             place[3] = offset
             placed.append(place)
             size = max(size, offset + need)
-        shared = not gpu_mode()
         self.buffers, self.bindings = [], []
         if shared:
             block = np.empty(size + ALIGN, np.uint8)
@@ -88,11 +98,45 @@ class BlobSharing:
                 root.data = memory.view(dtype).reshape(root.shape)
             else:
                 root.data = np.empty(root.shape, dtype)
-            for blob in blobs[1:]:
-                blob.share_data(root)
-            self.bindings += [(blob, root._data) for blob in blobs]
+            self._bind(blobs, root)
+        for key, (top, offset) in slices.items():
+            blobs = lives[key][2]
+            root = blobs[0]
+            root.data = top.data.reshape(-1)[offset:offset + root.count].reshape(root.shape)
+            self._bind(blobs, root)
         pooled = {id(b) for _, _, blobs, _ in places for b in blobs}
+        pooled.update(id(b) for key in slices for b in lives[key][2])
         self.pooled = {name for name, blob in net.blobs.items() if id(blob) in pooled}
+
+    def _bind(self, blobs, root):
+        """The blobs of one memory take root's, and the plan remembers it."""
+        for blob in blobs[1:]:
+            blob.share_data(root)
+        self.bindings += [(blob, root._data) for blob in blobs]
+
+    def _concat_slices(self, lives, kept):
+        """{key of a bottom's memory: (the top, element offset)} for the Concats that can
+        run in place (see the module docstring). Keys are ids of memory, as in lives:
+        {key: [first layer, last layer, blobs]}."""
+        net, slices, tops = self.net, {}, set()
+        for li, layer in enumerate(net.layers):
+            if layer.type != "Concat":
+                continue
+            top, bottoms = net._top[li][0], net._bottom[li]
+            keys = [id(b._data) for b in bottoms]
+            axis = getattr(layer, "axis", None)
+            if axis is None or any(d != 1 for d in top.shape[:axis]) or id(top._data) in keys:
+                continue
+            offset = 0
+            for key, bottom in zip(keys, bottoms):
+                # a bottom read after the Concat, or twice in it, or kept, is copied
+                if (keys.count(key) == 1 and key not in kept and key not in slices and
+                        key not in tops and lives[key][1] == li and lives[key][0] < li and
+                        bottom._data.dtype == top._data.dtype):
+                    slices[key] = (top, offset)
+                    tops.add(id(top._data))
+                offset += bottom.count
+        return slices
 
     def follow(self):
         """Plan again if a reshape gave a pooled blob memory of its own, or the backend mode

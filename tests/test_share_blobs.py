@@ -213,6 +213,41 @@ def test_gpu_mode_gives_every_blob_memory_of_its_own_and_cpu_mode_shares_again(m
     assert data_nbytes(shared) == shared_bytes
 
 
+def test_a_concat_of_channels_at_batch_1_runs_in_place(mode):
+    """Each bottom of an inception block's Concat is its slice of the top: nothing is copied,
+    the outputs stay the same, and GPU mode (its own memory) copies again."""
+    mode.set_mode_cpu()
+    plain, shared = pair(GOOGLENET_LIKE.replace("dim: 2 dim: 3", "dim: 1 dim: 3"))
+    x = images(plain.blobs["data"].shape)
+    for _ in range(3):                           # the third forward runs the compiled plan
+        assert_same(plain, shared, x)
+    for block in ("a", "b"):
+        top, start = shared.blobs[f"{block}_out"].data, 0
+        for branch in ("1x1", "3x3", "5x5", "poolproj"):
+            part = shared.blobs[f"{block}_{branch}"].data
+            assert part.ctypes.data == top[:, start:].ctypes.data
+            start += part.shape[1]
+    planned = {shared._layer_names[li] for li in shared._plan[1]}
+    assert "a_1x1" in planned and not {"a_out", "b_out"} & planned    # nothing left to run
+    mode.set_mode_gpu(emulate=True)
+    assert_same(plain, shared, x)
+    mode.set_mode_cpu()
+    assert_same(plain, shared, x)
+
+
+def test_a_concat_of_what_others_read_later_copies(mode):
+    """conv1 feeds the Concat and, after it, an Eltwise: it keeps memory of its own."""
+    mode.set_mode_cpu()
+    model = (INPUT % "dim: 1 dim: 2 dim: 5 dim: 5" + conv("conv1", "data", 3)
+             + conv("conv2", "conv1", 3) + layer("cat", "Concat", ["conv2", "conv1"])
+             + conv("conv3", "cat", 3) + layer("sum", "Eltwise", ["conv3", "conv1"]))
+    plain, shared = pair(model)
+    x = images(plain.blobs["data"].shape)
+    assert_same(plain, shared, x)
+    assert not np.shares_memory(shared.blobs["conv1"].data, shared.blobs["cat"].data)
+    assert np.shares_memory(shared.blobs["conv2"].data, shared.blobs["cat"].data)
+
+
 def test_kept_blobs_are_readable_and_pooled_ones_are_refused_by_name():
     plain, shared = pair(BRANCHY, keep=["sum"])
     x = images(plain.blobs["data"].shape)
