@@ -104,11 +104,12 @@
 #define CYFFE_WINOGRAD_AT_SCALAR(t)                                                           \
     {                                                                                         \
         __typeof__(c) d = c + (t);                                                            \
-        const __typeof__(scale) y[4] = {d[0] + d[4 * tiles] + d[8 * tiles] + d[12 * tiles] + d[16 * tiles],   \
-                        d[4 * tiles] - d[8 * tiles] + 2 * d[12 * tiles] - 2 * d[16 * tiles],  \
-                        d[4 * tiles] + d[8 * tiles] + 4 * d[12 * tiles] + 4 * d[16 * tiles],  \
-                        d[4 * tiles] - d[8 * tiles] + 8 * d[12 * tiles] - 8 * d[16 * tiles] + \
-                            d[20 * tiles]};                                                   \
+        const ptrdiff_t r = 4 * tiles;                        /* rows of M A apart */         \
+        const __typeof__(scale) y[4] = {d[0] + d[r] + d[2 * r] + d[3 * r] + d[4 * r],         \
+                                        d[r] - d[2 * r] + 2 * d[3 * r] - 2 * d[4 * r],        \
+                                        d[r] + d[2 * r] + 4 * d[3 * r] + 4 * d[4 * r],        \
+                                        d[r] - d[2 * r] + 8 * d[3 * r] - 8 * d[4 * r] +       \
+                                            d[5 * r]};                                        \
         for (int k = 0; k < 4; k++) {                                                         \
             const __typeof__(scale) v = y[k] * scale + bias;                                  \
             o[4 * k * tiles + (t)] = relu && !(v > 0) ? v * s : v;                            \

@@ -89,11 +89,12 @@ def test_no_propagate_down_leaves_bottom_diff_alone():
 
 @pytest.mark.parametrize("fields", [dict(kernel_size=[3], pad=[1], group=2),
                                     dict(kernel_size=[3], stride=[2]),
-                                    dict(kernel_size=[1])])
+                                    dict(kernel_size=[1]), dict(kernel_size=[1], group=2)])
 @pytest.mark.parametrize("elements, threads", [(1 << 30, 2), (1 << 30, 3), (2000, 1)])
 def test_forward_in_bands_of_output_rows(monkeypatch, fields, elements, threads):
     """One image on several threads, or an image whose columns pass CHUNK_ELEMENTS, goes in
-    bands of output rows: the same forward as the direct sum."""
+    bands of output rows (a 1x1 kernel: of each group's outputs): the same forward as the
+    direct sum."""
     monkeypatch.setattr(pipeline_module, "CHUNK_ELEMENTS", elements)
     monkeypatch.setattr(pipeline_module, "PARALLEL_FLOPS", 0)
     x = np.random.default_rng(9).standard_normal((1, 4, 30, 27))
@@ -107,6 +108,26 @@ def test_forward_in_bands_of_output_rows(monkeypatch, fields, elements, threads)
     expected = reference_conv(x, layer.blobs[0].data, layer.blobs[1].data, stride, (1, 1),
                               pad, pad, fields.get("group", 1))
     np.testing.assert_allclose(top[0].data, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("group, threads", [(1, 2), (2, 3)])
+def test_a_tall_1x1_product_goes_in_bands_of_outputs(monkeypatch, dtype, group, threads):
+    """A 1x1 kernel with more outputs per group than output positions (SqueezeNet's conv10
+    at batch 1) splits each group's outputs between the threads: the direct sum, bias
+    added as the products store."""
+    monkeypatch.setattr(pipeline_module, "PARALLEL_FLOPS", 0)
+    x = np.random.default_rng(13).standard_normal((1, 6, 3, 4)).astype(dtype)
+    with threadpool_limits(threads, "openmp"):
+        layer = make_conv(dtype=dtype, num_output=26, kernel_size=[1], group=group)
+        _, top = run_layer(layer, x)
+    assert layer.pipeline.bands > 1
+    assert pipeline_module.outputs_in_bands(layer.geometry, 26 // group)
+    expected = reference_conv(x.astype(np.float64), layer.blobs[0].data.astype(np.float64),
+                              layer.blobs[1].data.astype(np.float64), (1, 1), (1, 1), (0, 0),
+                              (0, 0), group)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(top[0].data, expected, rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("group", [1, 2])
