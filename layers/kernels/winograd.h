@@ -80,6 +80,28 @@
                            out[5 * ostride + (t)])                                            \
     }
 
+/* The output pass's step along the rows: the four columns x of (M A) at o + x * tiles from
+ * the six elements of M at c (step apart). */
+#define CYFFE_WINOGRAD_MA_STEP(V, t)                                                          \
+    {                                                                                         \
+        V d[6];                                                                               \
+        for (int k = 0; k < 6; k++)                                                           \
+            memcpy(&d[k], c + k * step + (t), sizeof d[k]);                                   \
+        V y[4] = {d[0] + d[1] + d[2] + d[3] + d[4], d[1] - d[2] + 2 * d[3] - 2 * d[4],        \
+                  d[1] + d[2] + 4 * d[3] + 4 * d[4], d[1] - d[2] + 8 * d[3] - 8 * d[4] + d[5]};\
+        for (int x = 0; x < 4; x++)                                                           \
+            memcpy(o + x * tiles + (t), &y[x], sizeof y[x]);                                  \
+    }
+#define CYFFE_WINOGRAD_MA_SCALAR(t)                                                           \
+    {                                                                                         \
+        __typeof__(c) d = c + (t);                                                            \
+        o[t] = d[0] + d[step] + d[2 * step] + d[3 * step] + d[4 * step];                      \
+        o[tiles + (t)] = d[step] - d[2 * step] + 2 * d[3 * step] - 2 * d[4 * step];           \
+        o[2 * tiles + (t)] = d[step] + d[2 * step] + 4 * d[3 * step] + 4 * d[4 * step];       \
+        o[3 * tiles + (t)] = d[step] - d[2 * step] + 8 * d[3 * step] - 8 * d[4 * step] +      \
+                             d[5 * step];                                                     \
+    }
+
 /* The output pass's step down the columns: the four outputs y of column x from the six
  * rows of M A at c (4 * tiles apart), times scale plus bias, then the ReLU, into
  * o[4 * y * tiles + t]. */
@@ -193,16 +215,9 @@ CYFFE_CLONES static void cyffe_winograd_output_##S(const T* restrict m, ptrdiff_
     T* restrict across = scratch;                                                             \
     T* restrict out = scratch + 24 * tiles;                                                   \
     for (int i = 0; i < 6; i++) {                                                             \
-        const T* restrict r = m + 6 * i * step;                                               \
+        const T* restrict c = m + 6 * i * step;                                               \
         T* restrict o = across + 4 * i * tiles;                                               \
-        for (ptrdiff_t t = 0; t < tiles; t++) {                                               \
-            const T m0 = r[t], m1 = r[step + t], m2 = r[2 * step + t];                        \
-            const T m3 = r[3 * step + t], m4 = r[4 * step + t], m5 = r[5 * step + t];         \
-            o[t] = m0 + m1 + m2 + m3 + m4;                                                    \
-            o[tiles + t] = m1 - m2 + 2 * m3 - 2 * m4;                                         \
-            o[2 * tiles + t] = m1 + m2 + 4 * m3 + 4 * m4;                                     \
-            o[3 * tiles + t] = m1 - m2 + 8 * m3 - 8 * m4 + m5;                                \
-        }                                                                                     \
+        CYFFE_WINOGRAD_RUN(T, tiles, CYFFE_WINOGRAD_MA_STEP, CYFFE_WINOGRAD_MA_SCALAR);       \
     }                                                                                         \
     /* out[(4y + x) * tiles + t]: output (y, x) of tile t, scaled, biased and rectified */   \
     for (int x = 0; x < 4; x++) {                                                             \
