@@ -20,7 +20,7 @@ split over the OpenMP threads, so one image keeps every core busy.
 """
 cimport cython
 import numpy as np
-from cython.parallel import prange, threadid
+from cython.parallel import parallel, prange, threadid
 from cython cimport floating
 
 from . import arena
@@ -31,20 +31,34 @@ from .window cimport Window, window_of
 
 # Elements of V and M a chunk of tiles may hold (each): 2^20 floats, 4 MiB.
 CHUNK_ELEMENTS = 1 << 20
+# Transformed weights of at most this many elements (4 MiB of float32) are read by every
+# thread for blocks of tiles of its own, each thread running the three steps on its blocks
+# alone; the steps of a chunk the threads share wait for each other, and every wait wakes
+# a sleeping thread (50-60 us here: VGG-16's conv1_2 crossed 21 of them). Larger weights
+# are read once, the threads sharing each chunk's 36 products.
+OWN_WEIGHTS = 1 << 20
 
 
-def chunk_tile_rows(geometry, channels, outputs, num):
-    """Tile rows per chunk: as many as keep V and M within CHUNK_ELEMENTS each."""
+def layout(geometry, channels, outputs, num, group):
+    """(own, rows): whether each thread takes blocks of tiles of its own, and the tile rows
+    of a block (own) or chunk, which keep V and M within CHUNK_ELEMENTS each (a thread's
+    share of it, own)."""
     tiles = -(-geometry.out_shape[1] // 4)
     rows = num * -(-geometry.out_shape[0] // 4)
-    return max(1, min(rows, CHUNK_ELEMENTS // (36 * max(channels, outputs) * tiles)))
+    fit = max(1, CHUNK_ELEMENTS // (36 * max(channels, outputs) * tiles))
+    threads = max_threads()
+    if threads > 1 and 36 * outputs * (channels // group) <= OWN_WEIGHTS:
+        return True, max(1, min(fit // threads, -(-rows // threads)))
+    return False, min(rows, fit)
 
 
-def scratch_size(geometry, channels, outputs, num):
-    """Elements of scratch forward() needs: V and M of a chunk, and a row buffer a thread."""
+def scratch_size(geometry, channels, outputs, num, group):
+    """Elements of scratch forward() needs: V and M of a chunk (of a block a thread, own),
+    and a row buffer a thread."""
     tiles = -(-geometry.out_shape[1] // 4)
-    rows = chunk_tile_rows(geometry, channels, outputs, num)
-    return 36 * (channels + outputs) * rows * tiles + max_threads() * 48 * (tiles + 1)
+    own, rows = layout(geometry, channels, outputs, num, group)
+    return ((max_threads() if own else 1) * 36 * (channels + outputs) * rows * tiles +
+            max_threads() * 48 * (tiles + 1))
 
 
 # Below these sizes the transforms cost more than the 36 GEMMs save (and thin GEMMs run
@@ -160,6 +174,43 @@ cdef inline void output_transform(const floating* m, Py_ssize_t step, Py_ssize_t
                    scratch)
 
 
+cdef inline void input_item(const floating* x, Py_ssize_t plane, const Window* w,
+                            Py_ssize_t channels, Py_ssize_t tiles, Py_ssize_t tile_rows,
+                            Py_ssize_t start, Py_ssize_t count, Py_ssize_t item, floating* v,
+                            floating* work) noexcept nogil:
+    """V of item `item` (a channel's tile row) of the chunk of `count` tile rows from
+    `start` (all images' rows in a row)."""
+    cdef Py_ssize_t c = item // count, r = start + item % count, size = count * tiles
+    input_transform(x + (r // tile_rows * channels + c) * plane, w, r % tile_rows, tiles,
+                    v + c * size + (item % count) * tiles, channels * size, work)
+
+
+cdef inline void output_item(const floating* m, floating* y, Py_ssize_t plane,
+                             const Window* w, Py_ssize_t outputs, Py_ssize_t tiles,
+                             Py_ssize_t tile_rows, Py_ssize_t start, Py_ssize_t count,
+                             Py_ssize_t item, const double* scales, const floating* bias,
+                             const double* slopes, floating* work) noexcept nogil:
+    """The outputs of item `item` (an output's tile row) of the chunk from M."""
+    cdef Py_ssize_t k = item // count, r = start + item % count, size = count * tiles
+    output_transform(m + k * size + (item % count) * tiles, outputs * size, tiles,
+                     <floating>scales[k] if scales != NULL else 1,
+                     bias[k] if bias != NULL else 0, slopes != NULL,
+                     slopes[k] if slopes != NULL else 0,
+                     y + (r // tile_rows * outputs + k) * plane, w, r % tile_rows, work)
+
+
+cdef inline void product(const floating* u, const floating* v, floating* m, Py_ssize_t item,
+                         Py_ssize_t group, Py_ssize_t channels, Py_ssize_t outputs,
+                         Py_ssize_t size) noexcept nogil:
+    """M[xi] = U[xi] V[xi] of one group: item = xi * group + g."""
+    cdef Py_ssize_t xi = item // group, g = item % group
+    cdef Py_ssize_t per_group = outputs // group, per_channels = channels // group
+    gemm_rows(False, False, <int>per_group, <int>size, <int>per_channels, <floating>1,
+              u + (xi * outputs + g * per_group) * per_channels, <int>per_channels,
+              v + (xi * channels + g * per_channels) * size, <int>size, <floating>0,
+              m + (xi * outputs + g * per_group) * size, <int>size)
+
+
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def forward(geometry, Py_ssize_t group, const floating[:, :, ::1] u,
@@ -175,59 +226,68 @@ def forward(geometry, Py_ssize_t group, const floating[:, :, ::1] u,
     cdef Window w = window_of(geometry)
     cdef Py_ssize_t num = x.shape[0], channels = x.shape[1], outputs = y.shape[1]
     cdef Py_ssize_t tiles = (w.wo + 3) // 4, tile_rows = (w.ho + 3) // 4
-    cdef Py_ssize_t per_channels = channels // group, per_group = outputs // group
-    cdef Py_ssize_t chunk_rows = chunk_tile_rows(geometry, channels, outputs, num)
-    cdef Py_ssize_t rows_total = num * tile_rows, start, count, size, item, c, n, r, k
-    cdef Py_ssize_t xi, g, part, work_size = 48 * (tiles + 1)
-    cdef bint has_bias = bias.shape[0] > 0, has_relu = slopes is not None
-    cdef bint has_scales = scales is not None
+    cdef Py_ssize_t per_channels = channels // group
+    cdef Py_ssize_t rows_total = num * tile_rows, start, count, size, item, part, t
+    cdef Py_ssize_t work_size = 48 * (tiles + 1), threads = max_threads()
     # waking the other threads costs more than a small convolution's whole work
     cdef bint threaded = 2.0 * outputs * per_channels * 9 * w.length * num >= PARALLEL_FLOPS
     if (slopes is not None and slopes.shape[0] != outputs or
             scales is not None and scales.shape[0] != outputs):
         raise ValueError(f"winograd.forward: slopes and scales take a value per output "
                          f"({outputs})")
-    cdef floating* v
-    cdef floating* m
-    cdef floating* work
-    cdef floating one = 1, zero = 0
-    if scratch.shape[0] < scratch_size(geometry, channels, outputs, num):
+    if scratch.shape[0] < scratch_size(geometry, channels, outputs, num, group):
         raise ValueError("winograd.forward: scratch too small")
     if u.shape[0] != 36 or u.shape[1] != outputs or u.shape[2] != per_channels:
         raise ValueError(f"winograd.forward: u has shape {tuple(u.shape)[:3]}, expected "
                          f"(36, {outputs}, {per_channels})")
-    v = &scratch[0]
+    cdef bint own
+    cdef Py_ssize_t chunk_rows
+    own, chunk_rows = layout(geometry, channels, outputs, num, group)
+    cdef Py_ssize_t parts = (rows_total + chunk_rows - 1) // chunk_rows
+    cdef Py_ssize_t vm = 36 * (channels + outputs) * chunk_rows * tiles   # V and M
+    cdef floating* base = &scratch[0]
+    cdef floating* rows = base + (threads if own else 1) * vm     # a row buffer a thread
+    cdef floating* v
+    cdef floating* m
+    cdef const floating* us = &u[0, 0, 0]
+    cdef const floating* xs = &x[0, 0, 0]
+    cdef floating* ys = &y[0, 0, 0]
+    cdef const floating* bs = &bias[0] if bias.shape[0] else NULL
+    cdef const double* scale = &scales[0] if scales is not None else NULL
+    cdef const double* slope = &slopes[0] if slopes is not None else NULL
+    if own:
+        with nogil, parallel(use_threads_if=threaded):
+            t = threadid()
+            v = base + t * vm
+            m = v + 36 * channels * chunk_rows * tiles
+            for part in prange(parts, schedule="dynamic"):
+                start = part * chunk_rows
+                count = min(chunk_rows, rows_total - start)
+                size = count * tiles
+                for item in range(channels * count):
+                    input_item(xs, x.shape[2], &w, channels, tiles, tile_rows, start, count,
+                               item, v, rows + t * work_size)
+                for item in range(36 * group):
+                    product(us, v, m, item, group, channels, outputs, size)
+                for item in range(outputs * count):
+                    output_item(m, ys, y.shape[2], &w, outputs, tiles, tile_rows, start, count,
+                                item, scale, bs, slope, rows + t * work_size)
+        return
+    v = base
     m = v + 36 * channels * chunk_rows * tiles
-    work = m + 36 * outputs * chunk_rows * tiles
     with nogil:
-        for part in range((rows_total + chunk_rows - 1) // chunk_rows):
+        for part in range(parts):
             start = part * chunk_rows
             count = min(chunk_rows, rows_total - start)
             size = count * tiles
             for item in prange(channels * count, schedule="static", use_threads_if=threaded):
-                c = item // count
-                r = start + item % count
-                n = r // tile_rows
-                input_transform(&x[n, c, 0], &w, r % tile_rows, tiles,
-                                v + c * size + (item % count) * tiles, channels * size,
-                                work + threadid() * work_size)
+                input_item(xs, x.shape[2], &w, channels, tiles, tile_rows, start, count, item,
+                           v, rows + threadid() * work_size)
             for item in prange(36 * group, schedule="dynamic", use_threads_if=threaded):
-                xi = item // group
-                g = item % group
-                gemm_rows(False, False, <int>per_group, <int>size, <int>per_channels, one,
-                          &u[xi, g * per_group, 0], <int>per_channels,
-                          v + (xi * channels + g * per_channels) * size, <int>size, zero,
-                          m + (xi * outputs + g * per_group) * size, <int>size)
+                product(us, v, m, item, group, channels, outputs, size)
             for item in prange(outputs * count, schedule="static", use_threads_if=threaded):
-                k = item // count
-                r = start + item % count
-                n = r // tile_rows
-                output_transform(m + k * size + (item % count) * tiles, outputs * size, tiles,
-                                 <floating>scales[k] if has_scales else 1,
-                                 bias[k] if has_bias else 0, has_relu,
-                                 slopes[k] if has_relu else 0, &y[n, k, 0],
-                                 &w, r % tile_rows,
-                                 work + threadid() * work_size)
+                output_item(m, ys, y.shape[2], &w, outputs, tiles, tile_rows, start, count,
+                            item, scale, bs, slope, rows + threadid() * work_size)
 
 
 class Winograd:
@@ -255,8 +315,8 @@ class Winograd:
         None)."""
         with arena.scratch() as take:
             source = self.geometry.source(np.ascontiguousarray(x), take)
-            scratch = take(scratch_size(self.geometry, x.shape[1], self.outputs, x.shape[0]),
-                           x.dtype)
+            scratch = take(scratch_size(self.geometry, x.shape[1], self.outputs, x.shape[0],
+                                        self.group), x.dtype)
             forward(self.geometry, self.group, self.weights(weights),
                     source.reshape(source.shape[0], source.shape[1], -1),
                     bias if bias is not None else self._no_bias,

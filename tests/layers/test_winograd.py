@@ -50,9 +50,11 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("own_weights", [1 << 20, 0])      # blocks of its own a thread, or not
 @pytest.mark.parametrize("name", sorted(CASES))
 @pytest.mark.parametrize("shape", [(1, 4, 8, 8), (3, 4, 7, 10), (2, 2, 3, 5), (1, 8, 13, 1)])
-def test_forward_matches_the_direct_sum(name, shape):
+def test_forward_matches_the_direct_sum(monkeypatch, name, shape, own_weights):
+    monkeypatch.setattr(winograd, "OWN_WEIGHTS", own_weights)
     fields, pad = CASES[name]
     x = np.random.default_rng(1).standard_normal(shape)
     if shape[3] + 2 * pad[1] < 3:
@@ -65,12 +67,14 @@ def test_forward_matches_the_direct_sum(name, shape):
     np.testing.assert_allclose(top[0].data, expected, rtol=1e-11, atol=1e-11)
 
 
+@pytest.mark.parametrize("own_weights", [1 << 20, 0])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("width", [37, 70, 64])
-def test_wide_rows_with_scales_bias_and_slopes(dtype, width):
+def test_wide_rows_with_scales_bias_and_slopes(monkeypatch, dtype, width, own_weights):
     """Rows of 10, 18 and 16 tiles: the transforms' vectors of 8 or 16 tiles, the last one
     overlapping the one before, and the output pass's epilogue (x scale + bias, then a ReLU
     of a slope per output)."""
+    monkeypatch.setattr(winograd, "OWN_WEIGHTS", own_weights)
     rng = np.random.default_rng(7)
     x = rng.standard_normal((2, 3, 9, width))
     layer, _ = conv_layer(dict(num_output=4, kernel_size=[3], pad=[1]), x, dtype=dtype)
