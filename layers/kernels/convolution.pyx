@@ -345,8 +345,7 @@ def _even_block(channels, fitting):
 class Pipeline:
     """The pipeline of one geometry, image count, channel count (C), output count (M) and
     group: how it cuts the work (chunk of images, block of channels, bands of output rows or
-    of a 1x1 kernel's outputs)
-    and its per-thread scratch."""
+    of a 1x1 kernel's outputs) and its per-thread scratch."""
 
     def __init__(self, geometry, num, channels, outputs, group, dtype):
         self.geometry, self.group, self.outputs = geometry, group, outputs
