@@ -32,6 +32,13 @@
     o4 = 2 * (d1) - (d2) - 2 * (d3) + (d4);                                                   \
     o5 = 4 * (d1) - 5 * (d3) + (d5);
 
+/* y0..y3 = A^T (d0 .. d5): scalars or vectors alike. */
+#define CYFFE_WINOGRAD_AT4(d0, d1, d2, d3, d4, d5, y0, y1, y2, y3)                            \
+    y0 = (d0) + (d1) + (d2) + (d3) + (d4);                                                    \
+    y1 = (d1) - (d2) + 2 * (d3) - 2 * (d4);                                                   \
+    y2 = (d1) + (d2) + 4 * (d3) + 4 * (d4);                                                   \
+    y3 = (d1) - (d2) + 8 * (d3) - 8 * (d4) + (d5);
+
 /* BODY(V, t) for t = 0, L, 2L, ... over [0, n) with the widest vector type V of T whose L
  * lanes fit in n (the last step at n - L); SCALAR(t) for every t when not even 16 bytes
  * fit. */
@@ -84,22 +91,18 @@
  * the six elements of M at c (step apart). */
 #define CYFFE_WINOGRAD_MA_STEP(V, t)                                                          \
     {                                                                                         \
-        V d[6];                                                                               \
+        V d[6], y[4];                                                                         \
         for (int k = 0; k < 6; k++)                                                           \
             memcpy(&d[k], c + k * step + (t), sizeof d[k]);                                   \
-        V y[4] = {d[0] + d[1] + d[2] + d[3] + d[4], d[1] - d[2] + 2 * d[3] - 2 * d[4],        \
-                  d[1] + d[2] + 4 * d[3] + 4 * d[4], d[1] - d[2] + 8 * d[3] - 8 * d[4] + d[5]};\
+        CYFFE_WINOGRAD_AT4(d[0], d[1], d[2], d[3], d[4], d[5], y[0], y[1], y[2], y[3])        \
         for (int x = 0; x < 4; x++)                                                           \
             memcpy(o + x * tiles + (t), &y[x], sizeof y[x]);                                  \
     }
 #define CYFFE_WINOGRAD_MA_SCALAR(t)                                                           \
     {                                                                                         \
         __typeof__(c) d = c + (t);                                                            \
-        o[t] = d[0] + d[step] + d[2 * step] + d[3 * step] + d[4 * step];                      \
-        o[tiles + (t)] = d[step] - d[2 * step] + 2 * d[3 * step] - 2 * d[4 * step];           \
-        o[2 * tiles + (t)] = d[step] + d[2 * step] + 4 * d[3 * step] + 4 * d[4 * step];       \
-        o[3 * tiles + (t)] = d[step] - d[2 * step] + 8 * d[3 * step] - 8 * d[4 * step] +      \
-                             d[5 * step];                                                     \
+        CYFFE_WINOGRAD_AT4(d[0], d[step], d[2 * step], d[3 * step], d[4 * step], d[5 * step], \
+                           o[t], o[tiles + (t)], o[2 * tiles + (t)], o[3 * tiles + (t)])      \
     }
 
 /* The output pass's step down the columns: the four outputs y of column x from the six
@@ -107,11 +110,10 @@
  * o[4 * y * tiles + t]. */
 #define CYFFE_WINOGRAD_AT_STEP(V, t)                                                          \
     {                                                                                         \
-        V d[6];                                                                               \
+        V d[6], y[4];                                                                         \
         for (int k = 0; k < 6; k++)                                                           \
             memcpy(&d[k], c + 4 * k * tiles + (t), sizeof d[k]);                              \
-        V y[4] = {d[0] + d[1] + d[2] + d[3] + d[4], d[1] - d[2] + 2 * d[3] - 2 * d[4],        \
-                  d[1] + d[2] + 4 * d[3] + 4 * d[4], d[1] - d[2] + 8 * d[3] - 8 * d[4] + d[5]};\
+        CYFFE_WINOGRAD_AT4(d[0], d[1], d[2], d[3], d[4], d[5], y[0], y[1], y[2], y[3])        \
         for (int k = 0; k < 4; k++) {                                                         \
             V v = y[k] * scale + bias;                       /* x 1 is exact */               \
             if (relu) {               /* v > 0 ? v : v * s, lane by lane, by the bits */      \
@@ -127,11 +129,9 @@
     {                                                                                         \
         __typeof__(c) d = c + (t);                                                            \
         const ptrdiff_t r = 4 * tiles;                        /* rows of M A apart */         \
-        const __typeof__(scale) y[4] = {d[0] + d[r] + d[2 * r] + d[3 * r] + d[4 * r],         \
-                                        d[r] - d[2 * r] + 2 * d[3 * r] - 2 * d[4 * r],        \
-                                        d[r] + d[2 * r] + 4 * d[3 * r] + 4 * d[4 * r],        \
-                                        d[r] - d[2 * r] + 8 * d[3 * r] - 8 * d[4 * r] +       \
-                                            d[5 * r]};                                        \
+        __typeof__(scale) y[4];                                                               \
+        CYFFE_WINOGRAD_AT4(d[0], d[r], d[2 * r], d[3 * r], d[4 * r], d[5 * r], y[0], y[1],    \
+                           y[2], y[3])                                                        \
         for (int k = 0; k < 4; k++) {                                                         \
             const __typeof__(scale) v = y[k] * scale + bias;                                  \
             o[4 * k * tiles + (t)] = relu && !(v > 0) ? v * s : v;                            \
@@ -152,7 +152,7 @@ static inline __attribute__((always_inline)) void cyffe_winograd_bt_##S(        
  * 48 * (tiles + 1). The six input rows go in by column phase (column 4t + q at               \
  * rows[(4i + q) * span + t]), so a tile's six columns are phases 0-3 of tile t and 0-1 of     \
  * tile t + 1: contiguous runs, all of them. */                                                \
-CYFFE_CLONES static void cyffe_winograd_input_##S(const T* restrict plane, ptrdiff_t height,              \
+CYFFE_CLONES static void cyffe_winograd_input_##S(const T* restrict plane, ptrdiff_t height, \
                                      ptrdiff_t width, ptrdiff_t ph, ptrdiff_t pw,             \
                                      ptrdiff_t tile_row, ptrdiff_t tiles, T* restrict v,      \
                                      ptrdiff_t step, T* restrict rows)                        \
