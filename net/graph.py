@@ -689,13 +689,16 @@ class Net:
 
     def _refresh_step(self, position):
         """Item `position` of the plan, a step whose layer's params changed: the layer runs
-        as written (deriving what it derives from them again) and gives a new step."""
+        as written (deriving what it derives from them again) and gives a new step. True,
+        as _forward_layer, when a blob changed shape or memory meanwhile."""
         items, order = self._plan
         li = order[position]
-        self._forward_layer(li)
+        if self._forward_layer(li):
+            return True
         step = self._step_of(li)
         items[position] = li if step is None else step
         self._give_scratch(items)
+        return False
 
     def backward_from_to(self, first, last):
         """Backward through the layers first down to last (run-order indices, both included).

@@ -159,3 +159,13 @@ def test_a_step_refuses_too_little_scratch():
     assert step.scratch_need == 2 * 4 * 4
     with pytest.raises(ValueError, match="scratch"):
         step.bind(np.empty(step.scratch_need - 1, np.uint8))
+
+
+def test_a_step_watches_the_arrays_themselves():
+    """A copy would never change: a watched array must be C-contiguous (edits to params in
+    place are seen: test_params_changed_in_place_are_seen_folded_or_not)."""
+    weights = np.ones((4, 6), np.float32)
+    for view in (weights[:, ::2], weights.T):
+        with pytest.raises(ValueError, match="C-contiguous"):
+            Step().watch([view])
+    assert isinstance(Step().watch([weights]), Step)

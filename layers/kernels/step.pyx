@@ -15,8 +15,6 @@ through Python instead (which derives them again) and asks it for a new step.
 """
 from libc.stdlib cimport free, malloc
 
-import numpy as np
-
 from .fingerprint cimport fingerprint_bytes
 
 
@@ -54,13 +52,19 @@ cdef class Step:
         """Refuse to run once any of these arrays' bytes differ from what they are now."""
         cdef Py_ssize_t i, count = len(arrays)
         cdef const unsigned char[::1] raw
+        free(self.watch_data)               # (a second watch replaces the first)
+        free(self.watch_size)
+        free(self.watch_key)
+        self.watched = 0
         self.watch_data = <const unsigned char**>malloc(max(1, count) * sizeof(void*))
         self.watch_size = <Py_ssize_t*>malloc(max(1, count) * sizeof(Py_ssize_t))
         self.watch_key = <uint64_t*>malloc(max(1, count) * sizeof(uint64_t))
         if not (self.watch_data and self.watch_size and self.watch_key):
             raise MemoryError()
         for i in range(count):
-            array = np.ascontiguousarray(arrays[i])
+            array = arrays[i]
+            if not array.flags.c_contiguous:    # a copy would never change: watch the array
+                raise ValueError("Step.watch: the arrays must be C-contiguous")
             self.keep.append(array)
             raw = memoryview(array).cast("B")
             self.watch_size[i] = raw.shape[0]
@@ -81,9 +85,9 @@ def run_plan(list items, forward, refresh):
     """Run a net's plan: each item a Step, or a layer's run-order index for forward(index).
 
     A step whose watched arrays changed does not run: refresh(position) runs its layer
-    another way and puts what to run from then on in its place. forward(index) returning True
-    means blobs changed shape or memory, so the plan's pointers no longer hold: the walk
-    stops there. Returns how many items ran.
+    another way and puts what to run from then on in its place. forward(index) or refresh
+    returning True means blobs changed shape or memory, so the plan's pointers no longer
+    hold: the walk stops there. Returns how many items ran.
     """
     cdef Py_ssize_t i, n = len(items)
     cdef object item
@@ -93,7 +97,8 @@ def run_plan(list items, forward, refresh):
             if forward(item):
                 return i + 1
         elif (<Step>item).changed():
-            refresh(i)
+            if refresh(i):
+                return i + 1
         else:
             (<Step>item).run()
     return n
