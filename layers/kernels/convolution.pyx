@@ -184,9 +184,13 @@ cdef Py_ssize_t make_plan(Plan* p, Window* win, geometry, Py_ssize_t group, Py_s
                           Py_ssize_t block, Py_ssize_t bands, Py_ssize_t num,
                           Py_ssize_t channels, Py_ssize_t outputs, Py_ssize_t k, bint forward,
                           bint bias, bint weight_diff, bint bias_diff, bint data_diff,
-                          const double* slopes, const double* scales) except -1:
+                          const double[::1] slopes, const double[::1] scales) except -1:
     """Fill the plan and window of a call; returns the column elements a thread's scratch
-    row holds."""
+    row holds. slopes and scales (None: none) must outlive the plan."""
+    if (slopes is not None and slopes.shape[0] != outputs or
+            scales is not None and scales.shape[0] != outputs):
+        raise ValueError(f"convolve_chunks: slopes and scales take a value per output "
+                         f"({outputs})")
     win[0] = window_of(geometry)
     p.num, p.channels, p.outputs, p.k, p.group = num, channels, outputs, k, group
     p.per_channels, p.per_group = channels // group, outputs // group
@@ -195,7 +199,8 @@ cdef Py_ssize_t make_plan(Plan* p, Window* win, geometry, Py_ssize_t group, Py_s
     p.identity = geometry.identity
     p.forward, p.bias = forward, bias
     p.weight_diff, p.bias_diff, p.data_diff = weight_diff, bias_diff, data_diff
-    p.slopes, p.scales = slopes, scales
+    p.slopes = &slopes[0] if slopes is not None else NULL
+    p.scales = &scales[0] if scales is not None else NULL
     p.band_outputs = bands > 1 and outputs_in_bands(geometry, p.per_group)
     if bands > 1 and (weight_diff or data_diff or win.nd or
                       bands > (p.per_group if p.band_outputs else win.ho)):
@@ -249,16 +254,11 @@ def convolve_chunks(geometry, Py_ssize_t group, Py_ssize_t chunk, Py_ssize_t blo
     scratch."""
     cdef Window win
     cdef Plan p
-    if (slopes is not None and slopes.shape[0] != weights.shape[0] or
-            scales is not None and scales.shape[0] != weights.shape[0]):
-        raise ValueError(f"convolve_chunks: slopes and scales take a value per output "
-                         f"({weights.shape[0]})")
     cdef Py_ssize_t columns = make_plan(
         &p, &win, geometry, group, chunk, block, bands,
         dy.shape[0] if dy.shape[0] else x.shape[0], dx.shape[1] if dx.shape[0] else x.shape[1],
         weights.shape[0], weights.shape[1], y.shape[0] > 0, bias.shape[0] > 0,
-        weight_diff.shape[0] > 0, bias_diff.shape[0] > 0, dx.shape[0] > 0,
-        &slopes[0] if slopes is not None else NULL, &scales[0] if scales is not None else NULL)
+        weight_diff.shape[0] > 0, bias_diff.shape[0] > 0, dx.shape[0] > 0, slopes, scales)
     cdef Py_ssize_t sums = p.outputs * (p.k + 1) if p.weight_diff else 0
     cdef Py_ssize_t threads = max_threads()
     if scratch.shape[0] < threads or scratch.shape[1] < columns + sums:
@@ -309,15 +309,10 @@ cdef class ForwardStep(Step):
                  float[:, :, ::1] y, const float[::1] bias, const double[::1] slopes,
                  const double[::1] scales):
         self.keep += [pipeline.geometry, weights, x, y, bias, slopes, scales]
-        if (slopes is not None and slopes.shape[0] != weights.shape[0] or
-                scales is not None and scales.shape[0] != weights.shape[0]):
-            raise ValueError("ForwardStep: a value per output is needed")
         self.row = make_plan(&self.p, &self.win, pipeline.geometry, pipeline.group,
                              pipeline.band_chunk, pipeline.band_block, pipeline.bands,
                              x.shape[0], x.shape[1], weights.shape[0], weights.shape[1], True,
-                             bias is not None, False, False, False,
-                             &slopes[0] if slopes is not None else NULL,
-                             &scales[0] if scales is not None else NULL)
+                             bias is not None, False, False, False, slopes, scales)
         if (x.shape[2] != self.win.volume or y.shape[0] != x.shape[0] or
                 y.shape[1] != weights.shape[0] or y.shape[2] != self.win.length or
                 bias is not None and bias.shape[0] != weights.shape[0]):
