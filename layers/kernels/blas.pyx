@@ -3,9 +3,9 @@
 gemm_rows (cimported by the kernels that multiply inside their own loops) computes a
 row-major product on one thread: cyffe's AVX-512 kernel for float32 where it suits the
 product, scipy's BLAS otherwise (found on first use: importing scipy.linalg costs about
-27 MB of memory, which float32 on AVX-512 never needs). gemm(a, b, c) computes c = alpha op(a) op(b) + beta c like
-np.dot(..., out=c), but cuts c into blocks of columns (or of rows, when c is tall) that
-OpenMP threads take one at a time, each with gemm_rows. Threaded OpenBLAS spin-waits:
+27 MB of memory, which float32 on AVX-512 never needs). gemm(a, b, c) computes
+c = alpha op(a) op(b) + beta c like np.dot(..., out=c), but cuts c into blocks of columns
+(or of rows, when c is tall) that OpenMP threads take one at a time, each with gemm_rows. Threaded OpenBLAS spin-waits:
 beside another process on a 2-core machine its small products became 100-1000x slower.
 Blocks taken on demand also let a thread on a busy core do less of the work.
 """
